@@ -1,0 +1,37 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class User(AbstractUser):
+    """A person using RacePhoto. The role decides which staff pages they may open."""
+
+    class Role(models.TextChoices):
+        RUNNER = "runner", _("Runner")
+        PHOTOGRAPHER = "photographer", _("Photographer")
+        ORGANISER = "organiser", _("Organiser")
+        ADMIN = "admin", _("Administrator")
+
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.RUNNER)
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def save(self, *args, **kwargs):
+        # Superusers can do everything; keep the role label honest about it.
+        if self.is_superuser:
+            self.role = self.Role.ADMIN
+        super().save(*args, **kwargs)
+
+    @property
+    def is_photographer(self) -> bool:
+        return self.role == self.Role.PHOTOGRAPHER
+
+    @property
+    def is_organiser(self) -> bool:
+        return self.role == self.Role.ORGANISER
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.role == self.Role.ADMIN or self.is_superuser

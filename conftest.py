@@ -1,0 +1,92 @@
+"""Project-wide test set-up.
+
+Tests run against the real embedded PostgreSQL (pytest-django creates
+``test_racephoto`` on it) and the embedded Valkey. The environment defaults
+for tests are in ``racephoto/testing.py``, loaded before Django starts.
+"""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    """Every test writes files under its own temp dir, never into var/."""
+    media = tmp_path / "media"
+    private = tmp_path / "private"
+    settings.MEDIA_ROOT = media
+    settings.PRIVATE_MEDIA_ROOT = private
+    settings.INDEX_DIR = tmp_path / "indexes"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(media), "base_url": "/media/"},
+        },
+        "private": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(private), "base_url": None},
+        },
+    }
+
+
+# --- Browser tests -----------------------------------------------------------------
+# Playwright drives Debian's Chromium (never a browser Playwright downloads).
+# Outside CI, a machine without Chromium skips these tests and says so loudly
+# at the end of the run; in CI a missing Chromium is a failure.
+
+from pathlib import Path  # noqa: E402
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+_skipped_browser_tests: list[str] = []
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config, items):
+    if CHROMIUM.exists() or _in_ci():
+        return
+    reason = f"Chromium not found at {CHROMIUM} (install Debian's chromium package as root)"
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+            _skipped_browser_tests.append(item.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _skipped_browser_tests:
+        return
+    terminalreporter.write_sep("!", "BROWSER TESTS SKIPPED", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{len(_skipped_browser_tests)} browser test(s) did not run because Chromium is missing "
+        f"at {CHROMIUM}. Install it with: apt-get install chromium", red=True)
+    for nodeid in _skipped_browser_tests:
+        terminalreporter.write_line(f"  skipped: {nodeid}", red=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"CI must run the browser tests but {CHROMIUM} is missing.")
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls
+    # made by the test itself are still synchronous and safe.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone first
+    tab = context.new_page()
+    yield tab
+    context.close()

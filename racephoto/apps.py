@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class RacePhotoConfig(AppConfig):
+    """The project package is an app too: it owns health, metrics and the run command."""
+
+    name = "racephoto"
+    verbose_name = "RacePhoto"
+
+    def ready(self):
+        from racephoto import observability  # noqa: F401  (connects Celery signal handlers)

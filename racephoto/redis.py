@@ -1,0 +1,20 @@
+"""One shared Redis client per process, with short timeouts.
+
+Short timeouts matter for /healthz: a dead broker must show up as
+"unhealthy" within a second, not hang the probe.
+"""
+
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+
+@lru_cache(maxsize=None)
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1,
+                                decode_responses=True)
+
+
+def get_redis() -> redis.Redis:
+    return _client(settings.REDIS_URL)

@@ -1,0 +1,91 @@
+"""`manage.py run` (what `make run` calls) on a fresh data dir: serve, survive kill -9, stop cleanly."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from racephoto.embedded import EmbeddedPostgres, EmbeddedValkey
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_page(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"run exited early ({process.returncode}): {log_path.read_text()[-3000:]}")
+        # Only this run's server counts, not one still winding down from the last run.
+        if not log_path.exists() or "RacePhoto is starting" not in log_path.read_text():
+            time.sleep(0.5)
+            continue
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.read().decode()
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    pytest.fail(f"{url} was not served within {timeout}s")
+
+
+@pytest.fixture
+def run_env(tmp_path):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
+    env.update(DEBUG="1", RACEPHOTO_VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
+    yield env
+    EmbeddedPostgres(tmp_path / "var").stop()
+    EmbeddedValkey(tmp_path / "var").stop()
+
+
+def start_run(env, port, log_path, *, through_shell: bool):
+    """Start `run` as `make` would. With ``through_shell`` a parent shell stays in between,
+    so killing that shell with -9 leaves `run` and its children orphaned."""
+    command = f"{sys.executable} manage.py run --port {port} --web-workers 1 >> {log_path} 2>&1"
+    # "; true" stops the shell from exec-ing the command in its place.
+    return subprocess.Popen(["sh", "-c", f"{command}; true" if through_shell else f"exec {command}"],
+                            cwd=ROOT, env=env)
+
+
+def test_it_serves_the_demo_event_survives_kill_9_and_stops_everything(run_env, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/fr/events/demo-10k-lyon/"
+    first_log = tmp_path / "first.log"
+
+    first = start_run(run_env, port, first_log, through_shell=True)
+    assert "10 km de Lyon" in wait_for_page(url, first, first_log)
+    first_output = first_log.read_text()
+    assert "user: admin" in first_output and url in first_output
+
+    # kill -9 the parent (as when `make` is killed): `run` and its children live on.
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+
+    second_log = tmp_path / "second.log"
+    second = start_run(run_env, port, second_log, through_shell=False)
+    assert "10 km de Lyon" in wait_for_page(url, second, second_log)
+    second_output = second_log.read_text()
+    assert "left by an earlier run" in second_output
+    password_line = [line for line in first_output.splitlines() if "password:" in line]
+    assert password_line and password_line[0] in second_output  # same admin credentials
+
+    os.kill(second.pid, signal.SIGINT)  # no shell in between: this is Ctrl-C
+    assert second.wait(timeout=60) == 0
+    assert "Stopped." in second_log.read_text()
+    var = Path(run_env["RACEPHOTO_VAR_DIR"])
+    assert not EmbeddedPostgres(var).is_running()
+    assert not EmbeddedValkey(var).is_running()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url, timeout=2)

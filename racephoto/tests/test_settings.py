@@ -1,0 +1,102 @@
+"""Settings come from the environment; bad values must fail at start-up with a clear message."""
+
+import runpy
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from racephoto.env import env_bool, env_int, env_list, parse_database_url, validate_redis_url
+
+# runpy re-executes the settings module that pytest-django already imported; that is the point.
+pytestmark = pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
+
+# External services named explicitly, so loading the settings starts nothing.
+PRODUCTION_ENV = {
+    "DEBUG": "0",
+    "SECRET_KEY": "a-real-secret",
+    "ALLOWED_HOSTS": "photos.example.org",
+    "DATABASE_URL": "postgres://racephoto:pw@db.internal:5432/racephoto",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+}
+
+
+def load_settings(monkeypatch, **overrides):
+    for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
+                 "SEARCH_BACKEND", "STORAGE_BACKEND", "S3_BUCKET", "STRIPE_SECRET_KEY",
+                 "STRIPE_WEBHOOK_SECRET", "EMAIL_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {**PRODUCTION_ENV, **overrides}.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    return runpy.run_module("racephoto.settings")
+
+
+def test_it_loads_production_settings_with_safe_defaults(monkeypatch):
+    settings = load_settings(monkeypatch)
+    assert settings["DEBUG"] is False
+    assert settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["CSRF_COOKIE_SECURE"] is True
+    assert settings["SECURE_SSL_REDIRECT"] is True
+    assert settings["SECURE_HSTS_SECONDS"] > 0
+    assert settings["DATABASES"]["default"]["HOST"] == "db.internal"
+    assert settings["DATABASES"]["default"]["NAME"] == "racephoto"
+    assert settings["CELERY_BROKER_URL"] == "redis://redis.internal:6379/0"
+    assert settings["SEARCH_BACKEND"] == "hnswlib"
+    assert settings["STORAGES"]["private"]["OPTIONS"]["base_url"] is None
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"SECRET_KEY": None}, "SECRET_KEY must be set"),
+    ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS must be set"),
+    ({"DEBUG": "maybe"}, "DEBUG must be a boolean"),
+    ({"DATABASE_URL": "sqlite:///db.sqlite3"}, "DATABASE_URL must be a postgres://"),
+    ({"DATABASE_URL": "postgres://host:5432/"}, "DATABASE_URL must name a database"),
+    ({"DATABASE_URL": "postgres://host:port/db"}, "DATABASE_URL has an invalid port"),
+    ({"REDIS_URL": "http://redis:6379"}, "REDIS_URL must be a redis://"),
+    ({"SEARCH_BACKEND": "faiss"}, "SEARCH_BACKEND must be one of hnswlib, pgvector"),
+    ({"STORAGE_BACKEND": "s3"}, "STORAGE_BACKEND=s3 needs S3_BUCKET"),
+    ({"STRIPE_SECRET_KEY": "pk_test_123"}, "STRIPE_SECRET_KEY must start with"),
+    ({"STRIPE_SECRET_KEY": "sk_live_123"}, "STRIPE_WEBHOOK_SECRET is required"),
+    ({"EMAIL_PORT": "twenty-five"}, "EMAIL_PORT must be an integer"),
+])
+def test_it_rejects_bad_settings_with_a_clear_message(monkeypatch, overrides, message):
+    with pytest.raises(ImproperlyConfigured, match=message):
+        load_settings(monkeypatch, **overrides)
+
+
+def test_it_uses_s3_for_public_and_private_files_when_configured(monkeypatch):
+    settings = load_settings(monkeypatch, STORAGE_BACKEND="s3", S3_BUCKET="race-photos")
+    assert settings["STORAGES"]["default"]["BACKEND"] == "storages.backends.s3.S3Storage"
+    private = settings["STORAGES"]["private"]["OPTIONS"]
+    assert private["default_acl"] == "private"
+    assert private["querystring_auth"] is True
+    assert settings["STORAGES"]["default"]["OPTIONS"]["location"] != private["location"]
+
+
+def test_it_speaks_kombus_dialect_for_a_unix_socket_broker(monkeypatch):
+    settings = load_settings(monkeypatch, REDIS_URL="unix:///run/valkey.sock")
+    assert settings["CELERY_BROKER_URL"] == "redis+socket:///run/valkey.sock"
+    assert settings["CACHES"]["default"]["LOCATION"] == "unix:///run/valkey.sock"
+
+
+def test_it_parses_booleans_integers_and_lists(monkeypatch):
+    monkeypatch.setenv("X_BOOL", "Yes")
+    monkeypatch.setenv("X_INT", " 42 ")
+    monkeypatch.setenv("X_LIST", "a.example, b.example,,")
+    assert env_bool("X_BOOL") is True
+    assert env_int("X_INT", 0) == 42
+    assert env_list("X_LIST") == ["a.example", "b.example"]
+    assert env_bool("X_MISSING", True) is True
+    monkeypatch.setenv("X_INT", "-1")
+    with pytest.raises(ImproperlyConfigured, match="X_INT must be at least 0"):
+        env_int("X_INT", 5, minimum=0)
+
+
+def test_it_reads_a_socket_database_url_with_options():
+    parsed = parse_database_url("postgresql://u:p%40ss@/racephoto?host=/var/run/pg&sslmode=disable")
+    assert parsed["HOST"] == "/var/run/pg"
+    assert parsed["PASSWORD"] == "p@ss"
+    assert parsed["OPTIONS"] == {"sslmode": "disable"}
+    assert validate_redis_url("rediss://cache:6380/1") == "rediss://cache:6380/1"
