@@ -90,3 +90,19 @@ def page(browser):
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture
+def service_root():
+    """A data dir for a test's own embedded servers, outside pytest's tmp tree.
+
+    As root, PostgreSQL runs as an unprivileged user that must traverse the
+    parent dirs; pytest resets /tmp/pytest-of-root to 0700 whenever a session
+    starts, which would lock a running server out of its own files.
+    """
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="racephoto-test-"))
+    yield root / "var"
+    shutil.rmtree(root, ignore_errors=True)

@@ -25,15 +25,15 @@ def query_one(server: EmbeddedPostgres, sql: str):
 
 
 @pytest.fixture
-def postgres(tmp_path):
-    server = EmbeddedPostgres(tmp_path / "var")
+def postgres(service_root):
+    server = EmbeddedPostgres(service_root)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def valkey(tmp_path):
-    server = EmbeddedValkey(tmp_path / "var")
+def valkey(service_root):
+    server = EmbeddedValkey(service_root)
     yield server
     server.stop()
 

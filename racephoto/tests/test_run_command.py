@@ -41,13 +41,13 @@ def wait_for_page(url: str, process: subprocess.Popen, log_path: Path, timeout: 
 
 
 @pytest.fixture
-def run_env(tmp_path):
+def run_env(service_root):
     env = {key: value for key, value in os.environ.items()
            if key not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
-    env.update(DEBUG="1", RACEPHOTO_VAR_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
+    env.update(DEBUG="1", RACEPHOTO_VAR_DIR=str(service_root), PYTHONUNBUFFERED="1")
     yield env
-    EmbeddedPostgres(tmp_path / "var").stop()
-    EmbeddedValkey(tmp_path / "var").stop()
+    EmbeddedPostgres(service_root).stop()
+    EmbeddedValkey(service_root).stop()
 
 
 def start_run(env, port, log_path, *, through_shell: bool):

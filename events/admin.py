@@ -1,0 +1,129 @@
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from events.models import Event, Race, StartListEntry
+
+# A start list can hold thousands of runners: editing them all inline would
+# render a page nobody can use and exceed DATA_UPLOAD_MAX_NUMBER_FIELDS on save.
+START_LIST_INLINE_LIMIT = 50
+
+
+def _edited_object_id(request):
+    """Primary key of the object on an admin change page, None on an add page."""
+    object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+    return unquote(object_id) if object_id else None
+
+
+class RaceInline(admin.TabularInline):
+    model = Race
+    extra = 0
+    fields = ("name", "distance_km", "start_time")
+
+
+class StartListFormSet(BaseInlineFormSet):
+    def get_queryset(self):
+        if not hasattr(self, "_bounded_queryset"):
+            self._bounded_queryset = super().get_queryset()[:START_LIST_INLINE_LIMIT]
+        return self._bounded_queryset
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        # Every row would otherwise query the event's races again for its <select>.
+        if "race" in form.fields:
+            if not hasattr(self, "_race_choices"):
+                self._race_choices = list(form.fields["race"].choices)
+            form.fields["race"].choices = self._race_choices
+
+
+class StartListEntryInline(admin.TabularInline):
+    model = StartListEntry
+    formset = StartListFormSet
+    extra = 0
+    fields = ("bib", "first_name", "last_name", "race")
+    verbose_name_plural = _(
+        "start list (first runners by bib; the full list is under Start list entries)"
+    )
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "race":
+            # Only this event's races make sense; an event being added has none yet.
+            event_id = _edited_object_id(request)
+            kwargs["queryset"] = (Race.objects.filter(event_id=event_id) if event_id
+                                  else Race.objects.none())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("name", "date", "location", "is_published", "runner_count")
+    list_filter = ("is_published", "date")
+    search_fields = ("name", "slug", "location")
+    date_hierarchy = "date"
+    prepopulated_fields = {"slug": ("name",)}
+    filter_horizontal = ("organisers", "photographers")
+    readonly_fields = ("start_list_summary",)
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "date", "location", "description", "is_published")}),
+        (_("People"), {"fields": ("organisers", "photographers")}),
+        (_("Start list"), {"fields": ("start_list_summary",)}),
+    )
+    inlines = (RaceInline, StartListEntryInline)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(runner_count=Count("start_list"))
+
+    @admin.display(description=_("runners"), ordering="runner_count")
+    def runner_count(self, event):
+        return event.runner_count
+
+    @admin.display(description=_("start list"))
+    def start_list_summary(self, event):
+        if not event.pk:
+            return _("Save the event first, then add its start list.")
+        url = reverse("admin:events_startlistentry_changelist") + f"?event__id__exact={event.pk}"
+        count = event.start_list.count()
+        return format_html(
+            '<a href="{}">{}</a>', url,
+            ngettext("%(count)d runner: see and search the full start list",
+                     "%(count)d runners: see and search the full start list",
+                     count) % {"count": count},
+        )
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        # The user table is mostly runners: offer only people with the matching
+        # role, plus whoever is already assigned so saving never drops them.
+        User = get_user_model()
+        roles = {
+            "organisers": (User.Role.ORGANISER, User.Role.ADMIN),
+            "photographers": (User.Role.PHOTOGRAPHER, User.Role.ADMIN),
+        }.get(db_field.name)
+        if roles:
+            allowed = Q(role__in=roles)
+            event_id = _edited_object_id(request)
+            if event_id:
+                allowed |= Q(**{f"{db_field.remote_field.related_name}__id": event_id})
+            kwargs["queryset"] = User.objects.filter(allowed).distinct().order_by("username")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+@admin.register(StartListEntry)
+class StartListEntryAdmin(admin.ModelAdmin):
+    list_display = ("bib", "first_name", "last_name", "event", "race")
+    list_filter = ("event",)
+    search_fields = ("bib", "first_name", "last_name")
+    list_select_related = ("event", "race")
+    autocomplete_fields = ("event",)
+    fields = ("event", "race", "bib", "first_name", "last_name")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "race":
+            # Race.__str__ names its event: fetch both at once.
+            kwargs["queryset"] = Race.objects.select_related("event")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -1,0 +1,84 @@
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class Event(models.Model):
+    """A race day: the unit that photos, start lists, indexes and prices belong to."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=200, unique=True)
+    date = models.DateField(_("date"))
+    location = models.CharField(_("location"), max_length=200, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    is_published = models.BooleanField(
+        _("published"), default=False,
+        help_text=_("Only published events appear on the public site."),
+    )
+    organisers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",
+        verbose_name=_("organisers"),
+    )
+    photographers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="photographed_events",
+        verbose_name=_("photographers"),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-date", "name"]
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("events:detail", kwargs={"slug": self.slug})
+
+
+class Race(models.Model):
+    """One distance run at an event (10 km, semi-marathon...)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="races",
+                              verbose_name=_("event"))
+    name = models.CharField(_("name"), max_length=100)
+    distance_km = models.DecimalField(_("distance (km)"), max_digits=6, decimal_places=2,
+                                      null=True, blank=True)
+    start_time = models.TimeField(_("start time"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["event", "distance_km", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "name"], name="unique_race_name_per_event"),
+        ]
+        verbose_name = _("race")
+        verbose_name_plural = _("races")
+
+    def __str__(self):
+        return f"{self.event} – {self.name}"
+
+
+class StartListEntry(models.Model):
+    """Who wears which bib: lets OCR reject numbers nobody wears and names runners."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="start_list",
+                              verbose_name=_("event"))
+    race = models.ForeignKey(Race, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="entries", verbose_name=_("race"))
+    bib = models.CharField(_("bib"), max_length=12)
+    first_name = models.CharField(_("first name"), max_length=100, blank=True)
+    last_name = models.CharField(_("last name"), max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["event", "bib"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "bib"], name="unique_bib_per_event"),
+        ]
+        verbose_name = _("start list entry")
+        verbose_name_plural = _("start list entries")
+
+    def __str__(self):
+        return f"{self.bib} {self.first_name} {self.last_name}".strip()
