@@ -16,6 +16,14 @@ class Event(models.Model):
         _("published"), default=False,
         help_text=_("Only published events appear on the public site."),
     )
+    watermark_text = models.CharField(
+        _("watermark text"), max_length=80, blank=True,
+        help_text=_("Printed across public previews. Empty: the event name."),
+    )
+    watermark_logo = models.ImageField(
+        _("watermark logo"), upload_to="watermarks/", blank=True,
+        help_text=_("Optional PNG with transparency, tiled over public previews."),
+    )
     organisers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",
         verbose_name=_("organisers"),

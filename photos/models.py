@@ -28,9 +28,24 @@ class Photo(models.Model):
     photographer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                      null=True, blank=True, related_name="photos",
                                      verbose_name=_("photographer"))
-    original = models.FileField(_("original"), storage=_private_storage, upload_to="originals/")
+    original = models.FileField(_("original"), storage=_private_storage, upload_to="originals/",
+                                max_length=255)
     original_name = models.CharField(_("original file name"), max_length=255, blank=True)
     content_hash = models.CharField(_("content hash"), max_length=64)
+    file_size = models.PositiveBigIntegerField(_("file size (bytes)"), null=True, blank=True)
+    image_format = models.CharField(_("format"), max_length=10, blank=True)
+    width = models.PositiveIntegerField(_("width"), null=True, blank=True)
+    height = models.PositiveIntegerField(_("height"), null=True, blank=True)
+    captured_at = models.DateTimeField(_("captured at"), null=True, blank=True, db_index=True)
+    camera = models.CharField(_("camera"), max_length=120, blank=True)
+    # Public derivatives (default storage). Only these are ever shown on public pages.
+    web = models.FileField(_("web version"), upload_to="web/", max_length=255, blank=True)
+    preview = models.FileField(_("watermarked preview"), upload_to="previews/", max_length=255,
+                               blank=True)
+    thumbnail = models.FileField(_("thumbnail"), upload_to="thumbnails/", max_length=255,
+                                 blank=True)
+    sharpness = models.FloatField(_("sharpness"), null=True, blank=True,
+                                  help_text=_("Higher is sharper; blurry shots can be ranked lower."))
     state = models.CharField(_("state"), max_length=20, choices=State.choices,
                              default=State.UPLOADED, db_index=True)
     failure_reason = models.TextField(_("failure reason"), blank=True)
@@ -48,3 +63,31 @@ class Photo(models.Model):
 
     def __str__(self):
         return self.original_name or f"photo {self.pk}"
+
+
+class PhotoStep(models.Model):
+    """One processing step of one photo, recorded so a restart resumes instead of redoing it."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="steps",
+                              verbose_name=_("photo"))
+    step = models.CharField(_("step"), max_length=20)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["photo", "step"], name="unique_step_per_photo"),
+        ]
+        verbose_name = _("processing step")
+        verbose_name_plural = _("processing steps")
+
+    def __str__(self):
+        return f"{self.photo_id}:{self.step} {self.status}"
