@@ -19,9 +19,10 @@ install: $(STAMP) messages
 # The stamp's name carries a hash of the requirements, so editing them reinstalls.
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
-	# facenet-pytorch pins ancient torch versions; its real needs are in requirements.txt.
-	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	@echo "Installing pinned dependencies into $(VENV) (a few minutes the first time)…"
+	$(PY) -m pip install -qq -r requirements.txt
+	@# facenet-pytorch pins ancient torch versions; its real needs are in requirements.txt.
+	$(PY) -m pip install -qq --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -102,6 +102,13 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL")
 REDIS_URL = env_str("REDIS_URL")
+# Embedded servers are for a laptop or CI. In production a forgotten variable
+# must stop start-up, not quietly put the data in a local directory.
+if not DEBUG and not (DATABASE_URL and REDIS_URL):
+    raise ImproperlyConfigured(
+        "DATABASE_URL and REDIS_URL must be set when DEBUG is off (production); "
+        "the embedded PostgreSQL and Valkey are only started in development (DEBUG=1)."
+    )
 
 if DATABASE_URL:
     DATABASES = {"default": parse_database_url(DATABASE_URL)}
@@ -159,6 +166,12 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 INDEX_DIR = Path(env_str("INDEX_DIR", str(VAR_DIR / "indexes")))
 MODELS_DIR = Path(env_str("MODELS_DIR", str(VAR_DIR / "models")))
+
+# Upload limits: a race photo is a few MB; anything far larger is a mistake or an attack.
+PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 60 * 1024 * 1024, minimum=1)
+PHOTO_MAX_PIXELS = env_int("PHOTO_MAX_PIXELS", 80_000_000, minimum=1)
+PHOTO_ZIP_MAX_TOTAL_BYTES = env_int("PHOTO_ZIP_MAX_TOTAL_BYTES", 20 * 1024**3, minimum=1)
+PHOTO_ZIP_MAX_MEMBERS = env_int("PHOTO_ZIP_MAX_MEMBERS", 20_000, minimum=1)
 
 STORAGE_BACKEND = env_choice("STORAGE_BACKEND", ("filesystem", "s3"), "filesystem")
 if STORAGE_BACKEND == "s3":

@@ -49,6 +49,8 @@ def test_it_loads_production_settings_with_safe_defaults(monkeypatch):
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"SECRET_KEY": None}, "SECRET_KEY must be set"),
+    ({"DATABASE_URL": None}, "DATABASE_URL and REDIS_URL must be set when DEBUG is off"),
+    ({"REDIS_URL": None}, "DATABASE_URL and REDIS_URL must be set when DEBUG is off"),
     ({"ALLOWED_HOSTS": None}, "ALLOWED_HOSTS must be set"),
     ({"DEBUG": "maybe"}, "DEBUG must be a boolean"),
     ({"DATABASE_URL": "sqlite:///db.sqlite3"}, "DATABASE_URL must be a postgres://"),
