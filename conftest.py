@@ -11,7 +11,7 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path):
+def _media_in_tmp(settings, tmp_path, monkeypatch):
     """Every test writes files under its own temp dir, never into var/."""
     media = tmp_path / "media"
     private = tmp_path / "private"
@@ -29,6 +29,14 @@ def _media_in_tmp(settings, tmp_path):
             "OPTIONS": {"location": str(private), "base_url": None},
         },
     }
+    # Private file fields resolve their (callable) storage once, when models load,
+    # so the new STORAGES above would not reach it on their own.
+    from django.core.files.storage import storages
+
+    from photos.models import Photo
+
+    for field in ("original", "web"):
+        monkeypatch.setattr(Photo._meta.get_field(field), "storage", storages["private"])
 
 
 # --- Browser tests -----------------------------------------------------------------

@@ -46,6 +46,23 @@ class Event(models.Model):
     def get_absolute_url(self):
         return reverse("events:detail", kwargs={"slug": self.slug})
 
+    def can_upload(self, user) -> bool:
+        """Photographers assigned to the event, its organisers and admins may add photos."""
+        if not user.is_authenticated or not user.is_active:
+            return False
+        if user.is_superuser or getattr(user, "is_platform_admin", False):
+            return True
+        return (self.photographers.filter(pk=user.pk).exists()
+                or self.organisers.filter(pk=user.pk).exists())
+
+    def can_manage(self, user) -> bool:
+        """Organisers of the event and admins manage processing (retries, tagging, prices)."""
+        if not user.is_authenticated or not user.is_active:
+            return False
+        if user.is_superuser or getattr(user, "is_platform_admin", False):
+            return True
+        return self.organisers.filter(pk=user.pk).exists()
+
 
 class Race(models.Model):
     """One distance run at an event (10 km, semi-marathon...)."""

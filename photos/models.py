@@ -38,8 +38,10 @@ class Photo(models.Model):
     height = models.PositiveIntegerField(_("height"), null=True, blank=True)
     captured_at = models.DateTimeField(_("captured at"), null=True, blank=True, db_index=True)
     camera = models.CharField(_("camera"), max_length=120, blank=True)
-    # Public derivatives (default storage). Only these are ever shown on public pages.
-    web = models.FileField(_("web version"), upload_to="web/", max_length=255, blank=True)
+    # The web version is a clean, full-quality 1600 px copy: worth buying, so it is
+    # private like the original. Only the watermarked preview and thumbnail are public.
+    web = models.FileField(_("web version"), storage=_private_storage, upload_to="web/",
+                           max_length=255, blank=True)
     preview = models.FileField(_("watermarked preview"), upload_to="previews/", max_length=255,
                                blank=True)
     thumbnail = models.FileField(_("thumbnail"), upload_to="thumbnails/", max_length=255,
@@ -91,3 +93,29 @@ class PhotoStep(models.Model):
 
     def __str__(self):
         return f"{self.photo_id}:{self.step} {self.status}"
+
+
+class DropFolderFile(models.Model):
+    """A file seen in an event's drop folder, so a restarted watcher never imports it twice."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="drop_folder_files",
+                              verbose_name=_("event"))
+    path = models.CharField(_("path in the folder"), max_length=1024)
+    size = models.PositiveBigIntegerField(_("size"))
+    mtime_ns = models.BigIntegerField(_("modification time (ns)"))
+    status = models.CharField(_("result"), max_length=10)  # accepted | duplicate | rejected
+    reason = models.TextField(_("reason"), blank=True)
+    photo = models.ForeignKey(Photo, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+", verbose_name=_("photo"))
+    imported_at = models.DateTimeField(_("imported at"), auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "path", "size", "mtime_ns"],
+                                    name="unique_drop_folder_file_version"),
+        ]
+        verbose_name = _("drop-folder file")
+        verbose_name_plural = _("drop-folder files")
+
+    def __str__(self):
+        return self.path

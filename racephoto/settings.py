@@ -80,6 +80,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "racephoto.urls"
 WSGI_APPLICATION = "racephoto.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TEMPLATES = [

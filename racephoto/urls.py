@@ -16,4 +16,7 @@ urlpatterns = [
 # engines index both versions and a shared link opens in the sender's language.
 urlpatterns += i18n_patterns(
     path("", include("events.urls")),
+    path("", include("photos.urls")),
+    # Plain Django login until allauth arrives with the accounts work.
+    path("accounts/", include("django.contrib.auth.urls")),
 )

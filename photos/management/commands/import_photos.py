@@ -1,0 +1,86 @@
+"""`manage.py import_photos EVENT DIR [--watch]`: the drop-folder way in.
+
+Without --watch: imports every image and ZIP under DIR once and exits.
+With --watch: keeps polling DIR and imports each new file once it is
+completely written; stop with Ctrl-C. Restarting never imports a file twice.
+"""
+
+import signal
+import time
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management import BaseCommand, CommandError
+
+from events.models import Event
+from photos.dropfolder import import_once
+
+
+class Command(BaseCommand):
+    help = "Import photos (JPEG, PNG, WebP or ZIP) from a folder into an event, once or continuously."
+
+    def add_arguments(self, parser):
+        parser.add_argument("event", help="event slug or id")
+        parser.add_argument("directory", type=Path)
+        parser.add_argument("--watch", action="store_true", help="keep watching for new files")
+        parser.add_argument("--interval", type=float, default=2.0,
+                            help="seconds between scans when watching (default 2)")
+        parser.add_argument("--settle", type=float, default=5.0,
+                            help="seconds a file must stay unchanged before it is imported "
+                                 "when watching (default 5)")
+        parser.add_argument("--photographer", help="username credited for the photos")
+
+    def handle(self, *args, **options):
+        event = self._event(options["event"])
+        directory = options["directory"]
+        if not directory.is_dir():
+            raise CommandError(f"{directory} is not a directory.")
+        photographer = self._photographer(options["photographer"])
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+
+        def report(result):
+            counts[result.status] += 1
+            line = f"{result.status:9} {result.name}"
+            if result.reason:
+                line += f" – {result.reason}"
+            style = self.style.SUCCESS if result.status == "accepted" else (
+                self.style.WARNING if result.status == "duplicate" else self.style.ERROR)
+            self.stdout.write(style(line))
+
+        if not options["watch"]:
+            import_once(event, directory, photographer=photographer, report=report)
+            self._summary(counts)
+            return
+
+        self.stdout.write(f"Watching {directory} for {event.name} (Ctrl-C to stop)…")
+        stop = {"now": False}
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        seen: dict = {}
+        try:
+            while not stop["now"]:
+                import_once(event, directory, photographer=photographer,
+                            settle_seconds=options["settle"], seen=seen, report=report)
+                time.sleep(options["interval"])
+        except KeyboardInterrupt:
+            pass
+        self._summary(counts)
+
+    def _event(self, key: str) -> Event:
+        event = Event.objects.filter(slug=key).first()
+        if event is None and key.isdigit():
+            event = Event.objects.filter(pk=int(key)).first()
+        if event is None:
+            raise CommandError(f"No event with slug or id {key!r}.")
+        return event
+
+    def _photographer(self, username):
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user named {username!r}.")
+        return user
+
+    def _summary(self, counts):
+        self.stdout.write(f"{counts['accepted']} accepted, {counts['duplicate']} duplicates, "
+                          f"{counts['rejected']} rejected.")

@@ -1,0 +1,43 @@
+import hashlib
+
+import factory
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+
+from events.tests.factories import EventFactory
+from photos.models import Photo
+from photos.tests.images import jpeg
+
+
+class PhotoFactory(factory.django.DjangoModelFactory):
+    """A Photo row; its original is only a name unless ``with_original=True``, which writes
+    a real JPEG (use the ``private_storage`` fixture so it lands in the test's temp dir)."""
+
+    class Meta:
+        model = Photo
+
+    class Params:
+        seed = factory.Sequence(int)  # varies names, hash and pixels from photo to photo
+        with_original = factory.Trait(
+            original=factory.LazyAttribute(
+                lambda photo: ContentFile(jpeg(seed=photo.seed), name=f"{photo.seed}.jpg")),
+            content_hash=factory.LazyAttribute(
+                lambda photo: hashlib.sha256(jpeg(seed=photo.seed)).hexdigest()),
+        )
+
+    event = factory.SubFactory(EventFactory)
+    original = factory.LazyAttribute(lambda photo: f"originals/test/{photo.seed}.jpg")
+    original_name = factory.LazyAttribute(lambda photo: f"IMG_{photo.seed:04d}.JPG")
+    content_hash = factory.LazyAttribute(
+        lambda photo: hashlib.sha256(f"photo {photo.seed}".encode()).hexdigest())
+    image_format = "JPEG"
+    width = 48
+    height = 32
+    state = Photo.State.UPLOADED
+
+
+@pytest.fixture
+def private_storage():
+    """This test's private storage (the root conftest points Photo.original at it)."""
+    return storages["private"]

@@ -1,0 +1,116 @@
+"""Staff pages for getting photos in: the upload page, its upload endpoint, live processing status."""
+
+import logging
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from events.models import Event
+from photos import pipeline, services
+from photos.models import Photo
+
+logger = logging.getLogger(__name__)
+
+ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "multipart/x-zip"}
+
+
+def _event_for_upload(request, slug) -> Event:
+    event = get_object_or_404(Event, slug=slug)
+    if not event.can_upload(request.user):
+        # 404 rather than 403 would hide that the event exists, but unpublished
+        # events are already hidden publicly; staff deserve a clear answer.
+        raise PermissionDenied(_("You are not a photographer or organiser of this event."))
+    return event
+
+
+@login_required
+@require_GET
+def upload_page(request, slug):
+    event = _event_for_upload(request, slug)
+    return render(request, "photos/upload.html", {
+        "event": event,
+        "can_manage": event.can_manage(request.user),
+        "upload_messages": _upload_messages(),
+        **_status_context(event),
+    })
+
+
+def _upload_messages() -> dict:
+    """Words the upload script shows, translated here so the script needs no catalogue."""
+    return {
+        "waiting": _("waiting"),
+        "uploading": _("uploading"),
+        "accepted": _("accepted"),
+        "duplicate": _("duplicate: already uploaded"),
+        "rejected": _("rejected"),
+        "error": _("upload failed"),
+        "retrying": _("retrying"),
+        "summary": _("%(done)s of %(total)s files sent: %(accepted)s accepted, "
+                     "%(duplicate)s duplicates, %(rejected)s rejected, %(failed)s failed."),
+    }
+
+
+@login_required
+@require_POST
+def upload_file(request, slug):
+    """One file per request (the page sends several in parallel): an image or a ZIP of images."""
+    event = _event_for_upload(request, slug)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return JsonResponse({"error": _("No file was sent (expected a form field named “file”).")},
+                            status=400)
+    name = upload.name or "upload"
+    if name.lower().endswith(".zip") or upload.content_type in ZIP_CONTENT_TYPES:
+        results = services.ingest_zip(event, upload, photographer=request.user)
+    else:
+        results = [services.ingest_file(event, upload, name=name, photographer=request.user)]
+    return JsonResponse({"results": [
+        {"name": result.name, "status": result.status, "reason": str(result.reason or ""),
+         "photo": result.photo.pk if result.photo else None}
+        for result in results
+    ]})
+
+
+def _status_context(event) -> dict:
+    counts = pipeline.event_state_counts(event)
+    failures = (Photo.objects.filter(event=event, state=Photo.State.FAILED)
+                .order_by("-updated_at")[:50])
+    total = sum(counts.values())
+    return {
+        "state_counts": [(state, label, counts.get(state, 0)) for state, label in Photo.State.choices],
+        "total": total,
+        "ready": counts.get(Photo.State.READY, 0),
+        "failed": counts.get(Photo.State.FAILED, 0),
+        "in_progress": total - counts.get(Photo.State.READY, 0) - counts.get(Photo.State.FAILED, 0),
+        "failures": failures,
+    }
+
+
+@login_required
+@require_GET
+def processing_status(request, slug):
+    """The live counts panel; the upload page polls it with htmx."""
+    event = _event_for_upload(request, slug)
+    return render(request, "photos/_processing_status.html", {
+        "event": event, "can_manage": event.can_manage(request.user), **_status_context(event),
+    })
+
+
+@login_required
+@require_POST
+def retry_failed(request, slug):
+    event = get_object_or_404(Event, slug=slug)
+    if not event.can_manage(request.user):
+        raise PermissionDenied(_("Only the event's organisers can retry processing."))
+    failed = list(Photo.objects.filter(event=event, state=Photo.State.FAILED).values_list("pk", flat=True))
+    for photo_id in failed:
+        pipeline.reset_failed(photo_id)
+        services.enqueue_processing(photo_id)
+    logger.info("retrying failed photos", extra={"event_id": event.pk, "count": len(failed)})
+    return render(request, "photos/_processing_status.html", {
+        "event": event, "can_manage": True, "retried": len(failed), **_status_context(event),
+    })

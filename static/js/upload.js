@@ -1,0 +1,170 @@
+// Bulk upload: sends files a few at a time, one request per file, with a
+// progress bar per file and overall, and retries files whose upload failed
+// (network error or server error) without sending the good ones again.
+(function () {
+  "use strict";
+  const form = document.getElementById("upload-form");
+  if (!form) return;
+  const input = document.getElementById("upload-input");
+  const list = document.getElementById("upload-list");
+  const section = document.getElementById("upload-progress");
+  const overall = document.getElementById("overall-progress");
+  const summary = document.getElementById("overall-summary");
+  const retryButton = document.getElementById("retry-uploads");
+  const messages = JSON.parse(document.getElementById("upload-messages").textContent);
+  const endpoint = form.dataset.endpoint;
+  const parallel = parseInt(form.dataset.parallel, 10) || 3;
+  const maxRetries = parseInt(form.dataset.maxRetries, 10) || 3;
+  const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
+
+  const items = [];   // {file, row, bar, status, loaded, attempts, state}
+  let running = 0;
+
+  function format(template, values) {
+    return template.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
+  }
+
+  function addFiles(files) {
+    for (const file of files) {
+      const row = document.createElement("li");
+      row.className = "upload-item";
+      const name = document.createElement("span");
+      name.className = "upload-name";
+      name.textContent = file.name;
+      const bar = document.createElement("progress");
+      bar.max = 100;
+      bar.value = 0;
+      const status = document.createElement("span");
+      status.className = "upload-status";
+      status.textContent = messages.waiting;
+      row.append(name, bar, status);
+      list.append(row);
+      items.push({file, row, bar, status, loaded: 0, attempts: 0, state: "waiting", results: []});
+    }
+    section.hidden = false;
+    pump();
+  }
+
+  function pump() {
+    while (running < parallel) {
+      const next = items.find((item) => item.state === "waiting");
+      if (!next) break;
+      send(next);
+    }
+    refresh();
+  }
+
+  function send(item) {
+    running += 1;
+    item.state = "uploading";
+    item.attempts += 1;
+    item.row.dataset.state = "uploading";
+    item.status.textContent = messages.uploading;
+    const body = new FormData();
+    body.append("file", item.file, item.file.name);
+    const request = new XMLHttpRequest();
+    request.open("POST", endpoint);
+    request.setRequestHeader("X-CSRFToken", csrf);
+    request.upload.onprogress = (event) => {
+      if (event.lengthComputable) {
+        item.loaded = event.loaded / event.total;
+        item.bar.value = Math.round(item.loaded * 100);
+        refresh();
+      }
+    };
+    request.onload = () => {
+      if (request.status >= 200 && request.status < 300) {
+        finish(item, JSON.parse(request.responseText).results);
+      } else {
+        let reason = messages.error + " (HTTP " + request.status + ")";
+        try { reason = JSON.parse(request.responseText).error || reason; } catch (e) { /* HTML error page */ }
+        fail(item, reason, request.status >= 500 || request.status === 0);
+      }
+    };
+    request.onerror = () => fail(item, messages.error, true);
+    request.send(body);
+  }
+
+  function finish(item, results) {
+    running -= 1;
+    item.results = results;
+    item.loaded = 1;
+    item.bar.value = 100;
+    const rejected = results.filter((r) => r.status === "rejected");
+    const accepted = results.filter((r) => r.status === "accepted").length;
+    const duplicates = results.filter((r) => r.status === "duplicate").length;
+    item.state = "done";
+    if (results.length === 1) {
+      const result = results[0];
+      item.row.dataset.state = result.status;
+      item.status.textContent = messages[result.status] + (result.reason ? ": " + result.reason : "");
+    } else {
+      // A ZIP: one line for the archive, one sub-line per rejected entry.
+      item.row.dataset.state = rejected.length ? "partial" : "accepted";
+      item.status.textContent = `${accepted} ${messages.accepted}, ${duplicates} ${messages.duplicate}, ${rejected.length} ${messages.rejected}`;
+      if (rejected.length) {
+        const details = document.createElement("ul");
+        for (const r of rejected) {
+          const li = document.createElement("li");
+          li.textContent = `${r.name}: ${r.reason}`;
+          details.append(li);
+        }
+        item.row.append(details);
+      }
+    }
+    pump();
+  }
+
+  function fail(item, reason, retryable) {
+    running -= 1;
+    if (retryable && item.attempts < maxRetries) {
+      item.state = "waiting";
+      item.status.textContent = messages.retrying;
+      // Back off a little so a restarting server is not hammered.
+      setTimeout(pump, 500 * item.attempts);
+      return;
+    }
+    item.state = "failed";
+    item.row.dataset.state = "failed";
+    item.status.textContent = reason;
+    pump();
+  }
+
+  function refresh() {
+    const total = items.length;
+    const progress = items.reduce((sum, item) => sum + (item.state === "done" || item.state === "failed" ? 1 : item.loaded), 0);
+    overall.value = total ? Math.round((progress / total) * 100) : 0;
+    const results = items.flatMap((item) => item.results);
+    summary.textContent = format(messages.summary, {
+      done: items.filter((i) => i.state === "done" || i.state === "failed").length,
+      total,
+      accepted: results.filter((r) => r.status === "accepted").length,
+      duplicate: results.filter((r) => r.status === "duplicate").length,
+      rejected: results.filter((r) => r.status === "rejected").length,
+      failed: items.filter((i) => i.state === "failed").length,
+    });
+    retryButton.hidden = !items.some((i) => i.state === "failed");
+  }
+
+  retryButton.addEventListener("click", () => {
+    for (const item of items) {
+      if (item.state === "failed") {
+        item.state = "waiting";
+        item.attempts = 0;
+        item.loaded = 0;
+        item.bar.value = 0;
+        item.status.textContent = messages.waiting;
+      }
+    }
+    pump();
+  });
+
+  input.addEventListener("change", () => { addFiles(input.files); input.value = ""; });
+  form.addEventListener("dragover", (event) => { event.preventDefault(); form.classList.add("dragging"); });
+  form.addEventListener("dragleave", () => form.classList.remove("dragging"));
+  form.addEventListener("drop", (event) => {
+    event.preventDefault();
+    form.classList.remove("dragging");
+    addFiles(event.dataTransfer.files);
+  });
+})();
