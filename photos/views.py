@@ -45,10 +45,12 @@ def _upload_messages() -> dict:
         "waiting": _("waiting"),
         "uploading": _("uploading"),
         "accepted": _("accepted"),
-        "duplicate": _("duplicate: already uploaded"),
+        "duplicate": _("duplicate"),
         "rejected": _("rejected"),
         "error": _("upload failed"),
         "retrying": _("retrying"),
+        "login": _("Your session has ended: reload the page, log in again and send the "
+                   "files that failed once more."),
         "summary": _("%(done)s of %(total)s files sent: %(accepted)s accepted, "
                      "%(duplicate)s duplicates, %(rejected)s rejected, %(failed)s failed."),
     }
@@ -66,6 +68,9 @@ def upload_file(request, slug):
     name = upload.name or "upload"
     if name.lower().endswith(".zip") or upload.content_type in ZIP_CONTENT_TYPES:
         results = services.ingest_zip(event, upload, photographer=request.user)
+        if not results:  # only folders and system clutter: say so rather than answer nothing
+            results = [services.IngestResult.rejected(
+                name, _("This ZIP archive contains no photo."), "empty_archive")]
     else:
         results = [services.ingest_file(event, upload, name=name, photographer=request.user)]
     return JsonResponse({"results": [

@@ -36,7 +36,8 @@ def test_it_reprocesses_failed_photos_from_the_admin(admin_client, settings,
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post("/admin/photos/photo/", {
-            "action": "reprocess", "_selected_action": [photo.pk]}, follow=True)
+            "action": "reprocess", "_selected_action": [photo.pk]}, follow=True,
+            HTTP_ACCEPT_LANGUAGE="en")
 
     photo.refresh_from_db()
     assert response.status_code == 200

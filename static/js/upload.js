@@ -13,11 +13,12 @@
   const retryButton = document.getElementById("retry-uploads");
   const messages = JSON.parse(document.getElementById("upload-messages").textContent);
   const endpoint = form.dataset.endpoint;
+  const endpointPath = new URL(endpoint, window.location.href).pathname;
   const parallel = parseInt(form.dataset.parallel, 10) || 3;
   const maxRetries = parseInt(form.dataset.maxRetries, 10) || 3;
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
 
-  const items = [];   // {file, row, bar, status, loaded, attempts, state}
+  const items = [];   // {file, row, bar, status, loaded, attempts, state, retryAt, results}
   let running = 0;
 
   function format(template, values) {
@@ -39,15 +40,18 @@
       status.textContent = messages.waiting;
       row.append(name, bar, status);
       list.append(row);
-      items.push({file, row, bar, status, loaded: 0, attempts: 0, state: "waiting", results: []});
+      items.push({file, row, bar, status, loaded: 0, attempts: 0, state: "waiting", retryAt: 0,
+                  results: []});
     }
     section.hidden = false;
     pump();
   }
 
   function pump() {
+    const now = performance.now();
     while (running < parallel) {
-      const next = items.find((item) => item.state === "waiting");
+      // A file waiting for a retry only goes once its back-off is over.
+      const next = items.find((item) => item.state === "waiting" && item.retryAt <= now);
       if (!next) break;
       send(next);
     }
@@ -73,13 +77,20 @@
       }
     };
     request.onload = () => {
-      if (request.status >= 200 && request.status < 300) {
-        finish(item, JSON.parse(request.responseText).results);
-      } else {
-        let reason = messages.error + " (HTTP " + request.status + ")";
-        try { reason = JSON.parse(request.responseText).error || reason; } catch (e) { /* HTML error page */ }
-        fail(item, reason, request.status >= 500 || request.status === 0);
+      // Redirected (to the login page, when the session has ended): the answer is a page,
+      // not ours, and sending again will not help until the photographer logs in.
+      if (request.responseURL && new URL(request.responseURL).pathname !== endpointPath) {
+        fail(item, messages.login, false);
+        return;
       }
+      let data = null;
+      try { data = JSON.parse(request.responseText); } catch (e) { /* an HTML error page */ }
+      if (request.status >= 200 && request.status < 300 && data && Array.isArray(data.results)) {
+        finish(item, data.results);
+        return;
+      }
+      const reason = (data && data.error) || messages.error + " (HTTP " + request.status + ")";
+      fail(item, reason, request.status >= 500 || request.status === 0);
     };
     request.onerror = () => fail(item, messages.error, true);
     request.send(body);
@@ -119,9 +130,13 @@
     running -= 1;
     if (retryable && item.attempts < maxRetries) {
       item.state = "waiting";
+      item.row.dataset.state = "retrying";
       item.status.textContent = messages.retrying;
       // Back off a little so a restarting server is not hammered.
-      setTimeout(pump, 500 * item.attempts);
+      const delay = 500 * item.attempts;
+      item.retryAt = performance.now() + delay;
+      setTimeout(pump, delay + 20);  // a little late rather than early: it must find it due
+      pump();  // the slot this file used can take another one meanwhile
       return;
     }
     item.state = "failed";
@@ -151,6 +166,7 @@
       if (item.state === "failed") {
         item.state = "waiting";
         item.attempts = 0;
+        item.retryAt = 0;
         item.loaded = 0;
         item.bar.value = 0;
         item.status.textContent = messages.waiting;
