@@ -10,11 +10,12 @@ taken again.
 
 import logging
 import os
-import time
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic  # imported by name so tests can set this module's clock alone
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 
 from photos import services
 from photos.models import DropFolderFile
@@ -44,14 +45,24 @@ def scan(directory: Path) -> list[Candidate]:
             if name.startswith(".") or suffix in IN_PROGRESS_SUFFIXES:
                 continue
             try:
-                stat = path.stat()
+                info = path.stat()
             except OSError:
                 continue  # vanished between listing and stat
-            if not path.is_file():
+            if not stat.S_ISREG(info.st_mode):
                 continue
-            found.append(Candidate(path, str(path.relative_to(directory)), stat.st_size,
-                                   stat.st_mtime_ns))
+            found.append(Candidate(path, str(path.relative_to(directory)), info.st_size,
+                                   info.st_mtime_ns))
     return found
+
+
+def _signature(candidate: Candidate) -> tuple[str, int, int]:
+    return candidate.relative, candidate.size, candidate.mtime_ns
+
+
+def _ledger(event) -> set[tuple[str, int, int]]:
+    """Every file version already taken for ``event``: one query per scan, not one per file,
+    since a watched folder holds a whole event's photos and is scanned every few seconds."""
+    return set(DropFolderFile.objects.filter(event=event).values_list("path", "size", "mtime_ns"))
 
 
 def _already_taken(event, candidate: Candidate) -> bool:
@@ -68,16 +79,24 @@ def import_candidate(event, candidate: Candidate, *, photographer=None) -> list[
         else:
             results = [services.ingest_file(event, handle, name=candidate.relative,
                                             photographer=photographer)]
+    if not results:
+        # A ZIP holding only folders or clutter: say so, or the file would vanish silently.
+        # Operator-facing like the rest of the command's output: not in the catalogues.
+        results = [services.IngestResult.rejected(
+            candidate.relative, "The archive holds no photos.", code="empty_archive")]
     accepted = next((r for r in results if r.photo is not None), None)
     statuses = {r.status for r in results}
     status = "accepted" if "accepted" in statuses else ("duplicate" if "duplicate" in statuses
                                                          else "rejected")
     try:
-        DropFolderFile.objects.create(
-            event=event, path=candidate.relative, size=candidate.size, mtime_ns=candidate.mtime_ns,
-            status=status, photo=accepted.photo if accepted else None,
-            reason="; ".join(f"{r.name}: {r.reason}" for r in results if r.reason)[:5000],
-        )
+        # A savepoint: when called inside a transaction, a lost race must not break it.
+        with transaction.atomic():
+            DropFolderFile.objects.create(
+                event=event, path=candidate.relative, size=candidate.size,
+                mtime_ns=candidate.mtime_ns, status=status,
+                photo=accepted.photo if accepted else None,
+                reason="; ".join(f"{r.name}: {r.reason}" for r in results if r.reason)[:5000],
+            )
     except IntegrityError:
         pass  # another watcher took it at the same moment; the content hash kept one photo
     return results
@@ -91,10 +110,16 @@ def import_once(event, directory: Path, *, photographer=None, settle_seconds: fl
     settled when it looked the same ``settle_seconds`` ago.
     """
     seen = {} if seen is None else seen
-    now = time.monotonic()
+    now = monotonic()
+    candidates = scan(directory)
+    # Files deleted before they settled would otherwise stay in a long watch's memory.
+    present = {candidate.relative for candidate in candidates}
+    for relative in [relative for relative in seen if relative not in present]:
+        del seen[relative]
+    ledger = _ledger(event)
     taken = 0
-    for candidate in scan(directory):
-        if _already_taken(event, candidate):
+    for candidate in candidates:
+        if _signature(candidate) in ledger:
             continue
         signature = (candidate.size, candidate.mtime_ns)
         first_seen = seen.get(candidate.relative)
@@ -104,9 +129,23 @@ def import_once(event, directory: Path, *, photographer=None, settle_seconds: fl
                 continue
         elif now - first_seen[1] < settle_seconds:
             continue
-        results = import_candidate(event, candidate, photographer=photographer)
         seen.pop(candidate.relative, None)
-        taken += 1
+        # Checked again just before the work: another watcher may have taken it since the scan.
+        if _already_taken(event, candidate):
+            continue
+        try:
+            results = import_candidate(event, candidate, photographer=photographer)
+        except OSError as error:
+            # Deleted or moved since the scan, unreadable, or storage full: nothing was
+            # recorded, so the file is tried again once it is back and settled. One bad
+            # file must not stop the others, nor end a watch.
+            logger.warning("drop folder: could not import %s: %s", candidate.relative, error)
+            results = [services.IngestResult.rejected(
+                candidate.relative,
+                f"Not imported this time, it will be tried again: {error.strerror or error}",
+                code="unreadable")]
+        else:
+            taken += 1
         if report:
             for result in results:
                 report(result)

@@ -5,15 +5,19 @@ With --watch: keeps polling DIR and imports each new file once it is
 completely written; stop with Ctrl-C. Restarting never imports a file twice.
 """
 
+import logging
 import signal
 import time
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from events.models import Event
 from photos.dropfolder import import_once
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -35,6 +39,10 @@ class Command(BaseCommand):
         directory = options["directory"]
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
+        if options["interval"] <= 0:
+            raise CommandError("--interval must be more than 0 seconds.")
+        if options["settle"] < 0:
+            raise CommandError("--settle cannot be negative.")
         photographer = self._photographer(options["photographer"])
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
 
@@ -54,15 +62,27 @@ class Command(BaseCommand):
 
         self.stdout.write(f"Watching {directory} for {event.name} (Ctrl-C to stop)…")
         stop = {"now": False}
-        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        # SIGTERM (docker stop, systemd) lets the file being imported finish, then stops.
+        previous_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
         seen: dict = {}
         try:
             while not stop["now"]:
-                import_once(event, directory, photographer=photographer,
-                            settle_seconds=options["settle"], seen=seen, report=report)
+                # As between two requests: drops a connection that is too old or broken,
+                # so a database restart costs at most one failed scan.
+                close_old_connections()
+                try:
+                    import_once(event, directory, photographer=photographer,
+                                settle_seconds=options["settle"], seen=seen, report=report)
+                except (OperationalError, InterfaceError) as error:
+                    # A database restart must not end a watch left running all race day:
+                    # what was not recorded is simply taken on a later scan.
+                    logger.warning("drop folder scan failed, retrying: %s", error)
+                    self.stderr.write(f"Database unavailable, will retry: {error}")
                 time.sleep(options["interval"])
         except KeyboardInterrupt:
             pass
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)  # called from code, not only a shell
         self._summary(counts)
 
     def _event(self, key: str) -> Event:

@@ -1,0 +1,172 @@
+"""Photos per second through ingestion and derivatives, in-process, on a throwaway database.
+
+    python bench/ingest.py DIR [--event-slug SLUG] [--limit N] [--full] [--var-dir DIR]
+
+Every JPEG, PNG or WebP under DIR is ingested (``ingest_file``: read, hash,
+validate, decode, store the private original, create the Photo), then each
+accepted photo is processed synchronously in this process: the ``derivatives``
+step alone, or with ``--full`` every step registered (``process_photo``).
+Both phases are timed separately and together.
+
+The embedded PostgreSQL and Valkey run in a fresh temp dir (or --var-dir), never
+the developer's var/, and are stopped at the end; a temp dir is deleted too.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path, help="folder of photos (searched recursively)")
+    parser.add_argument("--event-slug", default="bench-ingest",
+                        help="slug of the event created for the run (default bench-ingest)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many files")
+    parser.add_argument("--full", action="store_true",
+                        help="run every registered processing step, not only derivatives")
+    parser.add_argument("--var-dir", type=Path, default=None,
+                        help="data dir for the embedded servers (default: a new temp dir, "
+                             "deleted afterwards); never point it at your real var/")
+    args = parser.parse_args()
+
+    if not args.directory.is_dir():
+        parser.error(f"{args.directory} is not a directory")
+    files = sorted(path for path in args.directory.rglob("*")
+                   if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())[:args.limit]
+    if not files:
+        parser.error(f"no JPEG, PNG or WebP file under {args.directory}")
+
+    temp_root = None
+    if args.var_dir is None:
+        temp_root = Path(tempfile.mkdtemp(prefix="racephoto-bench-"))
+        var_dir = temp_root / "var"
+    else:
+        var_dir = args.var_dir.resolve()
+        if var_dir == (ROOT / "var").resolve():
+            parser.error("--var-dir must not be the project's own var/")
+    _isolate(var_dir)
+
+    try:
+        return _bench(args, files, var_dir)
+    finally:
+        _stop_servers(var_dir)
+        if temp_root is not None:
+            shutil.rmtree(temp_root, ignore_errors=True)
+
+
+def _isolate(var_dir: Path) -> None:
+    """Point settings at the throwaway data dir. Must run before django.setup()."""
+    # Settings use DATABASE_URL/REDIS_URL when set: a bench must never write there.
+    # MEDIA_ROOT and friends would send the files outside the throwaway dir.
+    for key in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "PRIVATE_MEDIA_ROOT", "INDEX_DIR",
+                "MODELS_DIR"):
+        os.environ.pop(key, None)
+    os.environ.update(DEBUG="1", RACEPHOTO_VAR_DIR=str(var_dir), CELERY_TASK_ALWAYS_EAGER="0",
+                      DJANGO_SETTINGS_MODULE="racephoto.settings")
+    sys.path.insert(0, str(ROOT))
+
+
+def _stop_servers(var_dir: Path) -> None:
+    if "django" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()  # a fast shutdown would otherwise wait on nothing, but be tidy
+    from racephoto.embedded import EmbeddedPostgres, EmbeddedValkey
+
+    EmbeddedPostgres(var_dir).stop()
+    EmbeddedValkey(var_dir).stop()
+
+
+def _bench(args, files: list[Path], var_dir: Path) -> int:
+    import django
+
+    django.setup()
+    import datetime
+    import logging
+
+    from django.core.management import call_command
+
+    from events.models import Event
+    from photos import pipeline, services
+    from photos.models import Photo
+
+    call_command("migrate", interactive=False, verbosity=0)
+    # One INFO line per photo and step would cost time and bury the figures.
+    logging.getLogger("photos").setLevel(logging.WARNING)
+    event = Event.objects.create(name=f"Bench {args.event_slug}", slug=args.event_slug,
+                                 date=datetime.date.today())
+
+    # ingest_file hands each new photo to enqueue_processing once its row is
+    # committed, which would push a Celery message to the (throwaway) broker and
+    # leave the work to a worker that is not running. The bench processes the
+    # photos itself, in this process, to time that work on its own: so the hook
+    # only collects the ids. Eager Celery is no substitute: it would run the
+    # derivatives inside the ingest timing.
+    enqueued: list[int] = []
+    services.enqueue_processing = enqueued.append
+
+    steps = [step.name for step in pipeline.STEPS]
+    print(f"var dir: {var_dir}")
+    print(f"registered processing steps: {', '.join(steps) or '(none)'}")
+    print(f"timing: ingest_file, then "
+          + ("process_photo (every registered step)" if args.full
+             else "the derivatives step alone (run_step 'derivatives')"))
+
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    input_bytes = 0
+    started = time.perf_counter()
+    for path in files:
+        with path.open("rb") as handle:
+            result = services.ingest_file(event, handle,
+                                          name=str(path.relative_to(args.directory)))
+        counts[result.status] += 1
+        input_bytes += path.stat().st_size
+        if result.status == "rejected":
+            print(f"  rejected {result.name}: {result.reason}")
+    ingest_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for photo_id in enqueued:
+        if args.full:
+            pipeline.process_photo(photo_id)
+        else:
+            pipeline.run_step(photo_id, "derivatives")
+    process_seconds = time.perf_counter() - started
+
+    photos = Photo.objects.filter(event=event)
+    states = {}
+    for state in photos.values_list("state", flat=True):
+        states[state] = states.get(state, 0) + 1
+    sizes = [width * height for width, height in photos.values_list("width", "height")
+             if width and height]
+    processed = len(enqueued)
+    total = ingest_seconds + process_seconds
+
+    def rate(count, seconds):
+        return f"{count / seconds:6.2f} photos/s" if seconds > 0 else "     - photos/s"
+
+    print(f"files: {len(files)} ({input_bytes / len(files) / 1e6:.2f} MB mean)")
+    print(f"accepted: {counts['accepted']}  duplicate: {counts['duplicate']}  "
+          f"rejected: {counts['rejected']}")
+    if sizes:
+        mean = sum(sizes) / len(sizes)
+        print(f"mean image size: {mean:,.0f} pixels ({mean / 1e6:.2f} megapixels)")
+    print(f"photo states after: {', '.join(f'{k} {v}' for k, v in sorted(states.items()))}")
+    # Ingest counts every file (a rejection is work too); the rest count the photos processed.
+    print(f"ingest:              {ingest_seconds:7.2f} s  {rate(len(files), ingest_seconds)}")
+    print(f"{'full pipeline:' if args.full else 'derivatives:':20} {process_seconds:7.2f} s  "
+          f"{rate(processed, process_seconds)}")
+    print(f"both:                {total:7.2f} s  {rate(processed, total)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
