@@ -10,11 +10,13 @@ upload moving at 10+ photos a second on a small machine.
 without a database; :func:`make_derivatives` is the storage side.
 """
 
+import importlib.util
 import io
 import logging
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -210,8 +212,25 @@ def _decode(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
 # --- Watermark ----------------------------------------------------------------------
 
 
+# Pillow's built-in font has no accented letters ("10 km de Lyon (démo)" would
+# show a box), so the watermark uses Lato (SIL Open Font License) from the
+# font-lato package, which covers French and the rest of Latin Extended.
+def _watermark_font_path() -> Path | None:
+    spec = importlib.util.find_spec("font_lato")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "files" / "Lato-Bold.ttf"
+    return path if path.is_file() else None
+
+
 @lru_cache(maxsize=64)
 def _font(size: int):
+    path = _watermark_font_path()
+    if path is not None:
+        try:
+            return ImageFont.truetype(str(path), size=size)
+        except OSError:  # Pillow without FreeType
+            pass
     return ImageFont.load_default(size=size)
 
 

@@ -379,3 +379,18 @@ def test_it_says_when_the_original_is_missing():
 
     with pytest.raises(InvalidImage):
         make_derivatives(photo)
+
+
+def test_it_draws_accented_event_names_in_the_watermark():
+    from photos.derivatives import _font
+
+    font = _font(40)
+    def glyph(text):
+        mask = font.getmask(text)
+        return mask.size, bytes(mask)
+
+    missing_glyph = glyph("\ue000")  # private use: drawn as the "no glyph" box
+
+    assert font.getname()[0] == "Lato"
+    for letter in "éèàçôÉ":
+        assert glyph(letter) != missing_glyph, letter
