@@ -4,6 +4,15 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 
+class EventQuerySet(models.QuerySet):
+    def by_slug_or_id(self, key: str) -> "Event | None":
+        """The event a command-line argument names: its slug, or its id."""
+        event = self.filter(slug=key).first()
+        if event is None and key.isdigit():
+            event = self.filter(pk=int(key)).first()
+        return event
+
+
 class Event(models.Model):
     """A race day: the unit that photos, start lists, indexes and prices belong to."""
 
@@ -34,6 +43,8 @@ class Event(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-date", "name"]

@@ -1,4 +1,5 @@
 import hashlib
+from pathlib import Path
 
 import factory
 import pytest
@@ -41,3 +42,12 @@ class PhotoFactory(factory.django.DjangoModelFactory):
 def private_storage():
     """This test's private storage (the root conftest points Photo.original at it)."""
     return storages["private"]
+
+
+def derivative_files(settings) -> list[str]:
+    """Every derivative written: public ones in MEDIA_ROOT, the web version with the originals."""
+    found = []
+    for root in (Path(settings.MEDIA_ROOT), Path(settings.PRIVATE_MEDIA_ROOT)):
+        found += [str(path.relative_to(root)) for path in root.rglob("*")
+                  if path.is_file() and path.relative_to(root).parts[0] != "originals"]
+    return sorted(found)

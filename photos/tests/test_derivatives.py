@@ -1,7 +1,6 @@
 import hashlib
 import io
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from events.tests.factories import EventFactory
 from photos import derivatives
 from photos.derivatives import InvalidImage, make_derivatives, render
 from photos.models import Photo
+from photos.tests.factories import derivative_files
 
 # --- Helpers: real images, made in memory ---------------------------------------------
 
@@ -54,14 +54,6 @@ def make_photo(event, data: bytes, name="IMG_0001.JPG") -> Photo:
     return Photo.objects.create(event=event, content_hash=hashlib.sha256(data).hexdigest(),
                                 original=ContentFile(data, name=name), original_name=name)
 
-
-def media_files(settings) -> list[str]:
-    """Every derivative written: public ones in MEDIA_ROOT, the web version with the originals."""
-    found = []
-    for root in (Path(settings.MEDIA_ROOT), Path(settings.PRIVATE_MEDIA_ROOT)):
-        found += [str(path.relative_to(root)) for path in root.rglob("*")
-                  if path.is_file() and path.relative_to(root).parts[0] != "originals"]
-    return sorted(found)
 
 
 def changed_fraction(a: np.ndarray, b: np.ndarray, threshold=12) -> float:
@@ -335,10 +327,10 @@ def test_it_overwrites_its_own_files_when_run_again(settings):
     photo = make_photo(EventFactory(), jpeg())
 
     make_derivatives(photo)
-    first = media_files(settings)
+    first = derivative_files(settings)
     make_derivatives(Photo.objects.get(pk=photo.pk))
 
-    assert media_files(settings) == first
+    assert derivative_files(settings) == first
     assert len(first) == 3
 
 
@@ -352,7 +344,7 @@ def test_it_removes_a_derivative_saved_under_an_older_name(settings):
     make_derivatives(photo)
 
     assert not default_storage.exists(old_name)
-    assert len(media_files(settings)) == 3
+    assert len(derivative_files(settings)) == 3
 
 
 @pytest.mark.django_db

@@ -22,6 +22,7 @@ from photos.derivatives import derivative_name
 from photos.models import Photo, PhotoStep
 from photos.pipeline import StepOutcome
 from photos.tasks import process_photo as process_photo_task
+from photos.tests.factories import derivative_files
 from racephoto.celery import app as celery_app
 from racephoto.observability import worker_key
 from racephoto.redis import get_redis
@@ -55,14 +56,6 @@ def make_photo(event, data: bytes | None = None, name="IMG_0001.JPG") -> Photo:
     return Photo.objects.create(event=event, content_hash=hashlib.sha256(data).hexdigest(),
                                 original=ContentFile(data, name=name), original_name=name)
 
-
-def media_files(settings) -> list[str]:
-    """Every derivative written: public ones in MEDIA_ROOT, the web version with the originals."""
-    found = []
-    for root in (Path(settings.MEDIA_ROOT), Path(settings.PRIVATE_MEDIA_ROOT)):
-        found += [str(path.relative_to(root)) for path in root.rglob("*")
-                  if path.is_file() and not path.relative_to(root).parts[0] == "originals"]
-    return sorted(found)
 
 
 def step_of(photo, name="derivatives") -> PhotoStep:
@@ -100,13 +93,13 @@ def test_it_does_the_work_once_when_run_twice(settings, monkeypatch):
                         lambda photo: (calls.append(photo.pk), real(photo)))
 
     pipeline.process_photo(photo.pk)
-    files = media_files(settings)
+    files = derivative_files(settings)
     assert pipeline.run_step(photo.pk, "derivatives") == StepOutcome.SKIPPED
     assert pipeline.process_photo(photo.pk) == Photo.State.READY
 
     assert calls == [photo.pk]
     assert step_of(photo).attempts == 1
-    assert media_files(settings) == files
+    assert derivative_files(settings) == files
     assert len(files) == 3
 
 
@@ -261,7 +254,7 @@ def test_it_resumes_after_a_crash_midway_through_an_event(settings, monkeypatch)
         Photo.State.READY}
     attempts = {photo.pk: step_of(photo).attempts for photo in photos}
     assert attempts == {photo.pk: 2 if photo == photos[2] else 1 for photo in photos}
-    assert len(media_files(settings)) == 3 * len(photos)
+    assert len(derivative_files(settings)) == 3 * len(photos)
 
 
 # --- The step registry ---------------------------------------------------------------------
@@ -541,4 +534,4 @@ def test_it_finishes_every_photo_once_when_a_real_worker_is_killed_midway(settin
     assert attempts == {pk: 2 if pk in interrupted else 1 for pk in ids}
     expected = sorted(derivative_name(photo, kind) for photo in Photo.objects.filter(pk__in=ids)
                       for kind in derivatives.DERIVATIVE_FIELDS)
-    assert media_files(settings) == expected
+    assert derivative_files(settings) == expected

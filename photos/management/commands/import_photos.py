@@ -86,9 +86,7 @@ class Command(BaseCommand):
         self._summary(counts)
 
     def _event(self, key: str) -> Event:
-        event = Event.objects.filter(slug=key).first()
-        if event is None and key.isdigit():
-            event = Event.objects.filter(pk=int(key)).first()
+        event = Event.objects.by_slug_or_id(key)
         if event is None:
             raise CommandError(f"No event with slug or id {key!r}.")
         return event

@@ -71,9 +71,7 @@ class Command(BaseCommand):
         self._summary(event)
 
     def _event(self, value: str) -> Event:
-        event = Event.objects.filter(slug=value).first()
-        if event is None and value.isdigit():
-            event = Event.objects.filter(pk=int(value)).first()
+        event = Event.objects.by_slug_or_id(value)
         if event is None:
             raise CommandError(_("No event with slug or id “%(event)s”.") % {"event": value})
         return event
