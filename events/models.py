@@ -4,6 +4,14 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 
+def _active(user) -> bool:
+    return user.is_authenticated and user.is_active
+
+
+def _platform_admin(user) -> bool:
+    return user.is_superuser or getattr(user, "is_platform_admin", False)
+
+
 class EventQuerySet(models.QuerySet):
     def by_slug_or_id(self, key: str) -> "Event | None":
         """The event a command-line argument names: its slug, or its id."""
@@ -59,20 +67,16 @@ class Event(models.Model):
 
     def can_upload(self, user) -> bool:
         """Photographers assigned to the event, its organisers and admins may add photos."""
-        if not user.is_authenticated or not user.is_active:
+        if not _active(user):
             return False
-        if user.is_superuser or getattr(user, "is_platform_admin", False):
-            return True
-        return (self.photographers.filter(pk=user.pk).exists()
+        return (_platform_admin(user) or self.photographers.filter(pk=user.pk).exists()
                 or self.organisers.filter(pk=user.pk).exists())
 
     def can_manage(self, user) -> bool:
         """Organisers of the event and admins manage processing (retries, tagging, prices)."""
-        if not user.is_authenticated or not user.is_active:
+        if not _active(user):
             return False
-        if user.is_superuser or getattr(user, "is_platform_admin", False):
-            return True
-        return self.organisers.filter(pk=user.pk).exists()
+        return _platform_admin(user) or self.organisers.filter(pk=user.pk).exists()
 
 
 class Race(models.Model):

@@ -1,9 +1,10 @@
-"""Real image files built in memory for tests: Pillow where it can write the file,
-by hand where it cannot (16-bit RGB PNG, a PNG that only claims to be huge)."""
+"""Real image files (and ZIPs of them) built in memory for tests: Pillow where it can
+write the file, by hand where it cannot (16-bit RGB PNG, a PNG that only claims to be huge)."""
 
 import functools
 import io
 import struct
+import zipfile
 import zlib
 
 from PIL import ExifTags, Image
@@ -88,3 +89,12 @@ def png_claiming_size(width, height) -> bytes:
 def heic_header() -> bytes:
     """The start of an iPhone HEIC file (ISO box "ftyp", brand heic)."""
     return struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00" + b"mif1heic" + bytes(64)
+
+
+def make_zip(*members, compression=zipfile.ZIP_DEFLATED) -> bytes:
+    """members: (name or ZipInfo, bytes) pairs, written in this order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in members:
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -1,13 +1,11 @@
 """The drop folder: `manage.py import_photos EVENT DIR [--watch]` and photos.dropfolder."""
 
 import hashlib
-import io
 import os
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from io import StringIO
 from pathlib import Path
 from urllib.parse import quote
@@ -23,7 +21,7 @@ from photos import dropfolder
 from photos.management.commands import import_photos
 from photos.models import DropFolderFile, Photo
 from photos.tests.factories import private_storage  # noqa: F401 (fixture)
-from photos.tests.images import image_bytes, jpeg
+from photos.tests.images import image_bytes, jpeg, make_zip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_storage")]
 
@@ -49,14 +47,6 @@ def put(folder: Path, relative: str, data: bytes) -> Path:
     path.write_bytes(data)
     return path
 
-
-def make_zip(*members) -> bytes:
-    """members: (name, bytes) pairs."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def run(*args) -> str:

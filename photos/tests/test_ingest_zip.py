@@ -13,7 +13,7 @@ from photos.ingest import RejectedFile, _MemberReader, open_archive
 from photos.models import Photo
 from photos.services import ingest_zip
 from photos.tests.factories import private_storage  # noqa: F401 (fixture)
-from photos.tests.images import image_bytes, jpeg
+from photos.tests.images import image_bytes, jpeg, make_zip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_storage")]
 
@@ -25,14 +25,6 @@ def _english():
     with translation.override("en"):
         yield
 
-
-def make_zip(*members, compression=zipfile.ZIP_DEFLATED) -> bytes:
-    """members: (name or ZipInfo, bytes) pairs, written in this order."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 # Where each field sits in a member's local header and in its central directory entry.

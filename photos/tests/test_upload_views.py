@@ -2,9 +2,7 @@
 upload endpoint answers for good, repeated, bad and zipped files, the processing panel
 and the organisers' retry of failed photos."""
 
-import io
 import re
-import zipfile
 
 import pytest
 from django.core.files.base import ContentFile
@@ -19,7 +17,7 @@ from events.tests.factories import EventFactory
 from photos import services, tasks
 from photos.models import Photo, PhotoStep
 from photos.tests.factories import PhotoFactory
-from photos.tests.images import jpeg
+from photos.tests.images import jpeg, make_zip
 
 pytestmark = pytest.mark.django_db
 
@@ -81,13 +79,6 @@ def client_for(user) -> Client:
 def upload(client, slug, name, data, **extra):
     return client.post(url("upload_file", slug), {"file": ContentFile(data, name=name)}, **extra)
 
-
-def make_zip(*members) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members:
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def state_counts(html: str) -> dict[str, int]:
