@@ -89,3 +89,19 @@ def test_it_serves_the_demo_event_survives_kill_9_and_stops_everything(run_env, 
     assert not EmbeddedValkey(var).is_running()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_it_refuses_a_port_that_another_program_holds_before_starting_anything(settings, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    settings.VAR_DIR = tmp_path  # no stack.json from a developer's real run is touched
+    (tmp_path / "run").mkdir()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(CommandError, match=f"Port {port} on 127.0.0.1 is used by another program"):
+            call_command("run", "--port", str(port), "--no-demo")
+
+    assert not (tmp_path / "admin-password.txt").exists()
+    assert not (tmp_path / "run" / "stack.json").exists()
