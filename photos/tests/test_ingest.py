@@ -1,7 +1,6 @@
 import hashlib
 import io
 import logging
-import sys
 import threading
 import types
 import warnings
