@@ -133,6 +133,18 @@ def _bench(args, files: list[Path], var_dir: Path) -> int:
             print(f"  rejected {result.name}: {result.reason}")
     ingest_seconds = time.perf_counter() - started
 
+    if args.full:
+        # Loading is paid once per worker process, not per photo: timed apart.
+        from mlpipeline import worker
+
+        started = time.perf_counter()
+        worker.preload()
+        print(f"models loaded in {time.perf_counter() - started:.1f} s:")
+        for model in worker.loaded.all_models():
+            state = model.describe()
+            print(f"  {state['name']}@{state['version']}: "
+                  + ("loaded" if state["loaded"] else f"NOT loaded ({state['error']})"))
+
     started = time.perf_counter()
     for photo_id in enqueued:
         if args.full:
@@ -165,7 +177,41 @@ def _bench(args, files: list[Path], var_dir: Path) -> int:
     print(f"{'full pipeline:' if args.full else 'derivatives:':20} {process_seconds:7.2f} s  "
           f"{rate(processed, process_seconds)}")
     print(f"both:                {total:7.2f} s  {rate(processed, total)}")
+    if args.full:
+        _full_pipeline_figures(event)
     return 0
+
+
+def _full_pipeline_figures(event) -> None:
+    import resource
+
+    from mlpipeline import indexes, services
+    from photos.models import BibTag, Face, PhotoStep
+
+    print("per step (mean s/photo over photos that ran it):")
+    for name in dict.fromkeys(PhotoStep.objects.filter(photo__event=event)
+                              .values_list("step", flat=True)):
+        spans = [(done - begun).total_seconds() for begun, done in PhotoStep.objects.filter(
+            photo__event=event, step=name, status=PhotoStep.Status.DONE)
+            .values_list("started_at", "finished_at") if begun and done]
+        unavailable = PhotoStep.objects.filter(photo__event=event, step=name,
+                                               status=PhotoStep.Status.UNAVAILABLE).count()
+        mean = sum(spans) / len(spans) if spans else 0.0
+        print(f"  {name:12} {mean:6.3f} s  ({len(spans)} done, {unavailable} model unavailable)")
+    started = time.perf_counter()
+    linked = services.link_event(event.pk)
+    link_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    for kind in indexes.KINDS:
+        indexes.sync(event.pk, kind)
+    index_seconds = time.perf_counter() - started
+    print(f"event linking: {link_seconds:.2f} s ({linked.clusters} runner clusters, "
+          f"{linked.face_link_tags} face-link tags); index build {index_seconds:.2f} s")
+    print(f"faces: {Face.objects.filter(event=event).count()}  bib tags: "
+          f"{BibTag.objects.filter(photo__event=event).count()}")
+    # ru_maxrss is in KiB on Linux: the whole process, models, Django and all.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"peak RSS of this process (all models loaded): {peak:.2f} GiB")
 
 
 if __name__ == "__main__":

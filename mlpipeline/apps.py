@@ -5,3 +5,24 @@ from django.utils.translation import gettext_lazy as _
 class MlpipelineConfig(AppConfig):
     name = "mlpipeline"
     verbose_name = _("Machine learning")
+
+    def ready(self):
+        from django.conf import settings
+
+        from mlpipeline import availability, services, signals, worker  # noqa: F401 (receivers)
+        from photos.models import Photo
+        from photos.pipeline import register_step
+
+        if not settings.ML_PIPELINE:
+            return
+
+        def weights_present(check):
+            return lambda: check().available
+
+        register_step("faces", Photo.State.FACES, services.detect_faces,
+                      available=lambda: (availability.face_detector().available
+                                         and availability.face_embedder().available))
+        register_step("ocr", Photo.State.OCR, services.read_bibs,
+                      available=weights_present(availability.bib_ocr))
+        register_step("clip", Photo.State.CLIP, services.embed_image,
+                      available=weights_present(availability.clip))

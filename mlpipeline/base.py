@@ -14,6 +14,10 @@ import time
 
 logger = logging.getLogger(__name__)
 
+# A model that failed to load is not tried again for this long: a corrupt
+# multi-hundred-megabyte file would otherwise be re-read for every photo.
+RETRY_LOAD_AFTER_SECONDS = 60.0
+
 
 class ModelUnavailable(Exception):
     """The model cannot run here (weights missing or corrupt); ``str()`` says why."""
@@ -33,6 +37,8 @@ class ModelWrapper:
         self._lock = threading.Lock()
         self._loaded = False
         self.load_seconds: float | None = None
+        self._failure: ModelUnavailable | None = None
+        self._failed_at = 0.0
 
     @property
     def signature(self) -> str:
@@ -49,15 +55,18 @@ class ModelWrapper:
             return self
         with self._lock:
             if not self._loaded:
+                if self._failure and time.monotonic() - self._failed_at < RETRY_LOAD_AFTER_SECONDS:
+                    raise self._failure
                 started = time.monotonic()
                 try:
                     self.load()
-                except ModelUnavailable:
-                    raise
                 except Exception as exc:  # a corrupt file surfaces as anything from torch/dlib
-                    raise ModelUnavailable(
-                        f"{self.name}: the weights could not be loaded ({type(exc).__name__}: {exc})"
-                    ) from exc
+                    self._failure = exc if isinstance(exc, ModelUnavailable) else ModelUnavailable(
+                        f"{self.name}: the weights could not be loaded ({type(exc).__name__}: {exc})")
+                    self._failed_at = time.monotonic()
+                    logger.error("model %s unavailable: %s", self.signature, self._failure)
+                    raise self._failure from exc
+                self._failure = None
                 self.load_seconds = time.monotonic() - started
                 self._loaded = True
                 logger.info("model %s loaded in %.1f s", self.signature, self.load_seconds)
@@ -76,4 +85,5 @@ class ModelWrapper:
     def describe(self) -> dict:
         return {"job": self.job, "name": self.name, "version": self.version,
                 "pretrained": self.pretrained, "loaded": self._loaded,
+                "error": str(self._failure) if self._failure else None,
                 "load_seconds": round(self.load_seconds, 2) if self.load_seconds else None}

@@ -168,8 +168,8 @@ def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _decode(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
-    """The upright web-sized RGB image, and the upright size of the original."""
+def _decode(data: bytes, longest: int = WEB_SIZE) -> tuple[Image.Image, tuple[int, int]]:
+    """The upright RGB image at most ``longest`` px, and the upright size of the original."""
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.UnidentifiedImageError:
@@ -187,7 +187,7 @@ def _decode(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
     try:
         orientation = _orientation(image)
         icc = image.info.get("icc_profile")
-        target = fit(image.size, WEB_SIZE)
+        target = fit(image.size, longest)
         # JPEG decodes at 1/2, 1/4 or 1/8 scale for free; draft picks the smallest
         # scale that is still at least the target, and is a no-op for other formats.
         image.draft(None, target)
@@ -207,6 +207,11 @@ def _decode(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return image, (width, height)
+
+
+def decode_upright(data: bytes, longest: int) -> tuple[Image.Image, tuple[int, int]]:
+    """What the analysis steps see: the photo upright, in sRGB, at most ``longest`` px."""
+    return _decode(data, longest)
 
 
 # --- Watermark ----------------------------------------------------------------------

@@ -66,8 +66,16 @@ def check_workers() -> dict:
 
 
 def check_models() -> dict:
+    """Weights present on this machine, and the models each live worker process holds."""
+    from mlpipeline.worker import worker_models
+
     models = [model.as_dict() for model in all_models()]
-    return {"ok": all(model["available"] for model in models), "models": models}
+    try:
+        workers = worker_models()
+    except Exception as exc:
+        workers = [{"error": _one_line(exc)}]
+    return {"ok": all(model["available"] for model in models), "models": models,
+            "workers": workers}
 
 
 def health_report() -> tuple[dict, bool]:

@@ -224,6 +224,16 @@ else:
 # --- Search and models ---------------------------------------------------------
 
 SEARCH_BACKEND = env_choice("SEARCH_BACKEND", ("hnswlib", "pgvector"), "hnswlib")
+# Off: photos are ready once their derivatives exist, with no bib, face or CLIP
+# step (an ingestion-only machine; tests of the pipeline's own mechanics).
+ML_PIPELINE = env_bool("ML_PIPELINE", True)
+# Which face embedder the pipeline uses: FaceNet when its weights are in
+# MODELS_DIR, else the offline dlib model ("auto"); or force one.
+FACE_EMBEDDER = env_choice("FACE_EMBEDDER", ("auto", "facenet", "dlib"), "auto")
+# CPU threads torch may use per worker process (0: torch's own default).
+ML_TORCH_THREADS = env_int("ML_TORCH_THREADS", 0, minimum=0)
+# Seconds a burst of face/CLIP changes is gathered before one index update runs.
+INDEX_UPDATE_DELAY = env_int("INDEX_UPDATE_DELAY", 2, minimum=0)
 
 # --- Payments -----------------------------------------------------------------
 

@@ -106,7 +106,7 @@ def test_it_accepts_the_event_id_and_credits_the_photographer(drop):
 
 
 def test_it_says_clearly_when_the_event_does_not_exist(drop):
-    with pytest.raises(CommandError, match="No event with slug or id 'no-such-race'"):
+    with pytest.raises(CommandError, match="No event with slug or id “no-such-race”"):
         run("no-such-race", drop)
 
 

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from events.models import Event
+from events.cli import event_from_argument
 from photos.dropfolder import import_once
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--photographer", help="username credited for the photos")
 
     def handle(self, *args, **options):
-        event = self._event(options["event"])
+        event = event_from_argument(options["event"])
         directory = options["directory"]
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
@@ -84,12 +84,6 @@ class Command(BaseCommand):
         finally:
             signal.signal(signal.SIGTERM, previous_handler)  # called from code, not only a shell
         self._summary(counts)
-
-    def _event(self, key: str) -> Event:
-        event = Event.objects.by_slug_or_id(key)
-        if event is None:
-            raise CommandError(f"No event with slug or id {key!r}.")
-        return event
 
     def _photographer(self, username):
         if not username:

@@ -11,12 +11,13 @@ the work in this process, without a Celery worker (a laptop, a test).
 import time
 from functools import partial
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from tqdm import tqdm
 
+from events.cli import event_from_argument
 from events.models import Event
 from photos import pipeline
 from photos.models import Photo
@@ -50,7 +51,7 @@ class Command(BaseCommand):
                             help=_("Seconds between progress checks with --wait."))
 
     def handle(self, *args, **options):
-        event = self._event(options["event"])
+        event = event_from_argument(options["event"])
         photos = Photo.objects.filter(event=event)
         if options["only_failed"]:
             failed = photos.filter(state=Photo.State.FAILED).values_list("pk", flat=True)
@@ -71,12 +72,6 @@ class Command(BaseCommand):
             if options["wait"]:
                 self._wait(event, len(ids), options["poll_interval"])
         self._summary(event)
-
-    def _event(self, value: str) -> Event:
-        event = Event.objects.by_slug_or_id(value)
-        if event is None:
-            raise CommandError(_("No event with slug or id “%(event)s”.") % {"event": value})
-        return event
 
     def _progress(self, total: int) -> tqdm:
         # tqdm redraws its line with "\r"; Django's OutputWrapper would add a

@@ -1,0 +1,142 @@
+"""Bib-number reading on labelled race photos: recall, unlabelled tags, time per photo.
+
+    python bench/bibs.py DATASET [--start-list] [--dump DIR] [--limit N]
+
+DATASET is a folder like ../shared/data/rbnr-dev: ``images/``, ``labels.csv``
+(image, space-separated bibs) and ``meta.csv`` (image, set). Faces are found
+first with MTCNN (timed on its own, as in the product where face detection is
+an earlier step), then ``BibReader`` reads the photo at its own size and
+``BibRules`` keeps the tags.
+
+Labels are partial (only runners whose face and bib are both visible), so a tag
+that is not labelled is not necessarily wrong: they are counted separately and
+``--dump`` writes a crop of each one (name: image, tag, confidence) for a human
+check. With ``--start-list`` the rules get the bibs labelled anywhere in the
+photo's set as the event's start list; the figures without it are always shown.
+"""
+
+import argparse
+import csv
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGET_RECALL = 0.90
+TARGET_UNLABELLED_WRONG = 0.05
+TARGET_SECONDS = 0.6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", type=Path, help="folder with images/, labels.csv, meta.csv")
+    parser.add_argument("--start-list", action="store_true",
+                        help="also score with each set's labelled bibs as the start list")
+    parser.add_argument("--dump", type=Path, default=None,
+                        help="write a crop of every unlabelled tag here, for a human check")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many photos")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    args = parser.parse_args()
+
+    meta = _rows(args.dataset / "meta.csv")
+    labels = {row["image"]: set(row["bibs"].split()) for row in _rows(args.dataset / "labels.csv")}
+    photos = [row for row in meta if row["image"] in labels][:args.limit]
+    if not photos:
+        parser.error(f"no labelled photo in {args.dataset}")
+    start_lists: dict[str, set[str]] = {}
+    for row in meta:
+        start_lists.setdefault(row["set"], set()).update(labels.get(row["image"], ()))
+
+    import torch
+    from facenet_pytorch import MTCNN
+    from PIL import Image
+
+    from mlpipeline.bibrules import BibRules
+    from mlpipeline.ocr import BibReader
+
+    torch.set_num_threads(args.threads)
+    detector = MTCNN(keep_all=True, device="cpu")
+    reader = BibReader()
+    started = time.monotonic()
+    reader.ensure_loaded()
+    print(f"{reader.signature} loaded in {time.monotonic() - started:.1f} s; "
+          f"{len(photos)} photos, torch threads {args.threads}")
+
+    plain = BibRules()
+    runs = {"no start list": (plain, None)}
+    if args.start_list:
+        runs["start list"] = (None, start_lists)
+    scores = {run: {"found": 0, "unlabelled": []} for run in runs}
+    face_s, ocr_wall, ocr_cpu, n_labelled = [], [], [], 0
+    warm = Image.new("RGB", (64, 64), "white")
+    reader.predict(warm, [(10, 2, 30, 12)])  # first-call allocations are not per-photo cost
+    for row in photos:
+        name = row["image"]
+        image = Image.open(args.dataset / "images" / name).convert("RGB")
+        clock = time.perf_counter()
+        boxes, _ = detector.detect(image)
+        face_s.append(time.perf_counter() - clock)
+        faces = [] if boxes is None else [tuple(box) for box in boxes]
+        clock, cpu = time.perf_counter(), time.process_time()
+        readings = reader.predict(image, faces)
+        ocr_wall.append(time.perf_counter() - clock)
+        ocr_cpu.append(time.process_time() - cpu)
+        truth = labels[name]
+        n_labelled += len(truth)
+        for run, (rules, lists) in runs.items():
+            rules = rules or BibRules(start_list=frozenset(lists[row["set"]]))
+            tags = rules.accept(readings)
+            scores[run]["found"] += len(truth & {tag.text for tag in tags})
+            scores[run]["unlabelled"] += [(name, tag) for tag in tags if tag.text not in truth]
+
+    n = len(photos)
+    print(f"labelled bibs: {n_labelled}")
+    for run, score in scores.items():
+        recall = score["found"] / max(n_labelled, 1)
+        print(f"[{run}] recall {score['found']}/{n_labelled} = {recall:.3f} "
+              f"(target >= {TARGET_RECALL:.2f}{' met' if recall >= TARGET_RECALL else ' MISSED'}); "
+              f"unlabelled tags {len(score['unlabelled'])} = {len(score['unlabelled']) / n:.3f}/photo "
+              f"(target: wrong ones <= {TARGET_UNLABELLED_WRONG}/photo, judge the --dump crops)")
+    print(_timing("OCR wall", ocr_wall) + f" (target <= {TARGET_SECONDS} s: "
+          f"{'met' if statistics.mean(ocr_wall) <= TARGET_SECONDS else 'MISSED'})")
+    print(_timing("OCR process CPU", ocr_cpu))
+    print(_timing("face detection (MTCNN) wall", face_s))
+
+    if args.dump:
+        run = "start list" if args.start_list else "no start list"
+        _dump(args.dataset, args.dump / run.replace(" ", "-"), scores[run]["unlabelled"])
+        print(f"unlabelled tags ({run}) dumped to {args.dump}")
+    return 0
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _timing(what: str, seconds: list[float]) -> str:
+    ordered = sorted(seconds)
+    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    return (f"{what} s/photo: mean {statistics.mean(seconds):.3f}, "
+            f"p50 {statistics.median(seconds):.3f}, p90 {p90:.3f}")
+
+
+def _dump(dataset: Path, folder: Path, tags) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, tag in tags:
+        image = Image.open(dataset / "images" / name).convert("RGB")
+        x1, y1, x2, y2 = tag.box
+        # Enough context around the tag to judge it: the bib and part of the runner.
+        pad = max(x2 - x1, y2 - y1)
+        crop = image.crop((max(0, x1 - pad), max(0, y1 - pad),
+                           min(image.width, x2 + pad), min(image.height, y2 + pad)))
+        crop.save(folder / f"{Path(name).stem}_{tag.text}_{tag.confidence:.2f}.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Selfie search and face verification accuracy, with detection and embedding timings.
+
+    python bench/faces.py ../shared/data/faces-dev --rbnr-images ../shared/data/rbnr-dev/images
+                          [--embedder dlib|facenet] [--facenet-weights FILE] [--threshold T]
+
+rbnr_runners: every face of every rbnr-dev photo is detected and embedded (the
+event's index). For each runner one face crop plays the selfie (also: every crop
+in turn); the photos with any face at cosine similarity >= threshold are
+"retrieved". Recall = share of that runner's OTHER photos (manifest) retrieved;
+precision = share of retrieved photos that are that runner's, micro (pooled) and
+macro (mean per query). The selfie's own photo is left out. Labels are partial
+(unlabelled runners, the same runner whose bib is hidden), so precision is a
+lower bound.
+
+celebs: all same-identity pairs and as many different-identity pairs (fixed seed),
+accuracy at the product threshold and at the best threshold.
+
+Runs in-process without Django or a database.
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlpipeline.faces import (DlibFaceEmbedder, FaceDetector, FacenetFaceEmbedder,  # noqa: E402
+                              embed_selfie)
+
+THRESHOLDS = {"dlib": [0.88, 0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97],
+              "facenet": [0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]}
+
+
+def _default_facenet_weights() -> Path:
+    # Same place as settings.MODELS_DIR, without starting Django (and its embedded servers).
+    if os.environ.get("MODELS_DIR"):
+        return Path(os.environ["MODELS_DIR"]) / "facenet-vggface2.pt"
+    var_dir = Path(os.environ.get("RACEPHOTO_VAR_DIR", ROOT / "var"))
+    return var_dir / "models" / "facenet-vggface2.pt"
+
+
+def _pad(image: Image.Image, fraction: float) -> Image.Image:
+    """Edge-replicated border: MTCNN needs context around a tight crop, and a black frame
+    would add a hard edge the embedder never sees in real photos."""
+    pixels = np.asarray(image.convert("RGB"))
+    dy, dx = int(pixels.shape[0] * fraction), int(pixels.shape[1] * fraction)
+    return Image.fromarray(np.pad(pixels, ((dy, dy), (dx, dx), (0, 0)), mode="edge"))
+
+
+def _selfie_vector(path: Path, detector, embedder):
+    crop = Image.open(path).convert("RGB")
+    vector = embed_selfie(crop, detector, embedder)
+    if vector is None:  # face too close to the crop's edge for MTCNN: give it some margin
+        vector = embed_selfie(_pad(crop, 0.5), detector, embedder)
+    return vector
+
+
+def _index_photos(images_dir: Path, detector, embedder):
+    photos = sorted(path for path in images_dir.iterdir() if path.suffix.lower() in (".jpg", ".jpeg"))
+    names, vectors = [], []
+    detect_s = embed_s = 0.0
+    faces_total = 0
+    for path in photos:
+        image = Image.open(path).convert("RGB")
+        started = time.perf_counter()
+        faces = detector(image)
+        detect_s += time.perf_counter() - started
+        started = time.perf_counter()
+        embedded = embedder(image, faces)
+        embed_s += time.perf_counter() - started
+        faces_total += len(faces)
+        names.extend([path.name] * len(faces))
+        vectors.append(embedded)
+    return (np.array(names), np.concatenate(vectors), len(photos), faces_total,
+            detect_s / len(photos), embed_s / max(1, faces_total))
+
+
+def _retrieval(queries, names, vectors, runner_photos, thresholds):
+    rows = []
+    for threshold in thresholds:
+        tp = fp = fn = 0
+        recalls, precisions = [], []
+        for runner, source, query in queries:
+            if query is None:  # no face found in the selfie: nothing retrieved
+                retrieved = set()
+            else:
+                retrieved = set(names[vectors @ query >= threshold]) - {source}
+            wanted = runner_photos[runner] - {source}
+            hits = len(retrieved & wanted)
+            tp, fp, fn = tp + hits, fp + len(retrieved - wanted), fn + len(wanted - retrieved)
+            recalls.append(hits / len(wanted))
+            precisions.append(hits / len(retrieved) if retrieved else 1.0)
+        rows.append((threshold, tp / max(1, tp + fn), tp / max(1, tp + fp),
+                     float(np.mean(recalls)), float(np.mean(precisions))))
+    return rows
+
+
+def bench_runners(faces_dir: Path, images_dir: Path, detector, embedder, thresholds, product):
+    names, vectors, photo_count, face_count, detect_s, embed_s = _index_photos(
+        images_dir, detector, embedder)
+    print(f"rbnr-dev index: {photo_count} photos, {face_count} faces kept "
+          f"(max {detector.max_faces}/photo)")
+    print(f"timing: detection {detect_s:.3f} s/photo, embedding {embed_s:.3f} s/face "
+          f"(2 shared CPU cores, noisy)")
+
+    manifest = list(csv.DictReader(open(faces_dir / "rbnr_runners" / "manifest.csv")))
+    runner_photos = defaultdict(set)
+    for row in manifest:
+        runner_photos[row["identity"]].add(row["source_image"])
+    queries, first = [], {}
+    for row in manifest:
+        vector = _selfie_vector(faces_dir / "rbnr_runners" / row["identity"] / row["face_crop"],
+                                detector, embedder)
+        queries.append((row["identity"], row["source_image"], vector))
+        first.setdefault(row["identity"], queries[-1])
+    missed = sum(1 for *_, vector in queries if vector is None)
+    print(f"selfies: {len(runner_photos)} runners, {len(queries)} crops, "
+          f"{missed} without a detected face")
+
+    for title, chosen in (("one selfie per runner (first crop)", list(first.values())),
+                          ("every crop as the selfie in turn", queries)):
+        print(f"\n{title}: {len(chosen)} queries")
+        print("  threshold  recall(micro)  precision(micro)  recall(macro)  precision(macro)")
+        for threshold, r_micro, p_micro, r_macro, p_macro in _retrieval(
+                chosen, names, vectors, runner_photos, sorted(set(thresholds) | {product})):
+            mark = "  <- product" if abs(threshold - product) < 1e-9 else ""
+            print(f"  {threshold:9.3f}  {r_micro:13.3f}  {p_micro:16.3f}  {r_macro:13.3f}"
+                  f"  {p_macro:16.3f}{mark}")
+
+
+def bench_celebs(faces_dir: Path, detector, embedder, thresholds, product, seed: int = 0):
+    root = faces_dir / "celebs"
+    files = sorted(root.glob("*/*.jpg"))
+    vectors, labels, missed = [], [], 0
+    started = time.perf_counter()
+    for path in files:
+        # aligned 112 px crops: half a crop of border on every side so the detector sees a head
+        vector = embed_selfie(_pad(Image.open(path), 0.5), detector, embedder)
+        if vector is None:
+            missed += 1
+            continue
+        vectors.append(vector)
+        labels.append(path.parent.name)
+    elapsed = time.perf_counter() - started
+    vectors, labels = np.stack(vectors), np.array(labels)
+    sims = vectors @ vectors.T
+    upper = np.triu_indices(len(labels), 1)
+    same = (labels[:, None] == labels[None, :])[upper]
+    pairs = sims[upper]
+    positives = pairs[same]
+    negatives = np.random.default_rng(seed).choice(pairs[~same], size=len(positives), replace=False)
+
+    def accuracy(threshold):
+        return ((positives >= threshold).sum() + (negatives < threshold).sum()) / (2 * len(positives))
+
+    print(f"\ncelebs: {len(files)} crops of {len(set(labels))} identities, {missed} without a face "
+          f"({elapsed / len(files):.3f} s/crop detect+embed); {len(positives)} same + "
+          f"{len(negatives)} different pairs (seed {seed})")
+    print(f"  similarity mean: same {positives.mean():.3f}, different {negatives.mean():.3f}")
+    for threshold in sorted(set(thresholds) | {product}):
+        mark = "  <- product" if abs(threshold - product) < 1e-9 else ""
+        print(f"  threshold {threshold:.3f}: accuracy {accuracy(threshold):.4f}{mark}")
+    grid = np.arange(0.0, 1.0, 0.005)
+    best = max(grid, key=accuracy)
+    print(f"  best threshold {best:.3f}: accuracy {accuracy(best):.4f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("faces_dir", type=Path, help="faces-dev folder (rbnr_runners/, celebs/)")
+    parser.add_argument("--rbnr-images", type=Path, required=True, help="rbnr-dev/images")
+    parser.add_argument("--embedder", choices=("dlib", "facenet"), default="dlib")
+    parser.add_argument("--facenet-weights", type=Path, default=None,
+                        help="state_dict file (default: MODELS_DIR/facenet-vggface2.pt)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="product threshold to mark (default: the embedder's match_threshold)")
+    parser.add_argument("--skip-celebs", action="store_true")
+    args = parser.parse_args()
+
+    detector = FaceDetector().ensure_loaded()
+    if args.embedder == "dlib":
+        embedder = DlibFaceEmbedder()
+    else:
+        embedder = FacenetFaceEmbedder(args.facenet_weights or _default_facenet_weights())
+    embedder.ensure_loaded()
+    product = args.threshold if args.threshold is not None else embedder.match_threshold
+    thresholds = THRESHOLDS[args.embedder]
+    print(f"detector {detector.signature} (max side {detector.max_side}, min face "
+          f"{detector.min_face_size} px), embedder {embedder.signature}, product threshold {product}")
+
+    bench_runners(args.faces_dir, args.rbnr_images, detector, embedder, thresholds, product)
+    if not args.skip_celebs:
+        bench_celebs(args.faces_dir, detector, embedder, thresholds, product)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Bib <-> face linking on rbnr-dev: geometry, then clustering and bib propagation.
+
+    python bench/linking.py ../shared/data/rbnr-dev [--ocr] [--drop 0.5] [--seed 0]
+
+(a) Geometry: for every image, the labelled bib boxes and face boxes of boxes.csv
+    go through ``assign_bibs_to_faces`` (faces shuffled, so the order of the rows
+    cannot help); accuracy = bibs given their own runner's face. Then the same
+    with the faces MTCNN really finds (spectators and unlabelled runners included);
+    a match is right when the detected face overlaps the labelled face (IoU >= 0.3).
+(b) Propagation: every photo's faces are detected and embedded (dlib); bibs come
+    from the labelled bib boxes as a stand-in for OCR (or from
+    ``mlpipeline.ocr.BibReader`` with --ocr). To stand for bibs OCR cannot read
+    (turned away, covered), a fixed-seed share ``--drop`` of the readings is
+    hidden. Faces are linked to the remaining bibs, clustered, and bibs
+    propagated. Reported: photos that gain a correct (labelled) bib only through
+    face linking, and face-link tags whose bib is not among the photo's labels
+    ("wrong"; labels are partial, so a few may be unlabelled true runners).
+
+Runs in-process without Django or a database.
+"""
+
+import argparse
+import csv
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlpipeline.faces import DlibFaceEmbedder, FaceDetector  # noqa: E402
+from mlpipeline.linking import assign_bibs_to_faces, cluster_faces, propagate_bibs  # noqa: E402
+
+
+def _iou(a, b) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _read_boxes(data: Path) -> dict[str, list[tuple[str, tuple, tuple]]]:
+    runners = defaultdict(list)
+    for row in csv.DictReader(open(data / "boxes.csv")):
+        bib = tuple(float(row[k]) for k in ("bib_x1", "bib_y1", "bib_x2", "bib_y2"))
+        face = tuple(float(row[k]) for k in ("face_x1", "face_y1", "face_x2", "face_y2"))
+        runners[row["image"]].append((row["bib"], bib, face))
+    return runners
+
+
+def bench_geometry(runners, detected, seed: int) -> None:
+    rng = random.Random(seed)
+    right = total = crowded = crowded_right = 0
+    for image, rows in runners.items():
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        faces = [rows[i][2] for i in order]
+        matches = {m.bib_index: order[m.face_index]
+                   for m in assign_bibs_to_faces([row[1] for row in rows], faces)}
+        good = sum(1 for bib_index, face_row in matches.items() if face_row == bib_index)
+        right += good
+        total += len(rows)
+        if len(rows) > 1:
+            crowded += len(rows)
+            crowded_right += good
+    print(f"(a) geometry, labelled boxes: {right}/{total} bibs linked to their own face "
+          f"({right / total:.3f}); in images with 2+ labelled runners {crowded_right}/{crowded} "
+          f"({crowded_right / max(1, crowded):.3f})")
+
+    right = wrong = unmatched = 0
+    for image, rows in runners.items():
+        faces = [face.box for face in detected[image]]
+        matched = {m.bib_index: m.face_index
+                   for m in assign_bibs_to_faces([row[1] for row in rows], faces)}
+        for index, (_bib, _box, truth) in enumerate(rows):
+            if index not in matched:
+                unmatched += 1
+            elif _iou(faces[matched[index]], truth) >= 0.3:
+                right += 1
+            else:
+                wrong += 1
+    total = right + wrong + unmatched
+    print(f"    geometry, MTCNN faces: {right}/{total} right ({right / total:.3f}), "
+          f"{wrong} wrong face, {unmatched} bib left without a face")
+
+
+def bench_propagation(data: Path, detected, vectors, readings, drop: float,
+                      seed: int, threshold: float) -> None:
+    labels = {row["image"]: set(row["bibs"].split())
+              for row in csv.DictReader(open(data / "labels.csv"))}
+    rng = random.Random(seed)
+    kept_readings = {image: [r for r in found if rng.random() >= drop]
+                     for image, found in sorted(readings.items())}
+
+    photo_ids, face_ids, bibs, embeddings = [], [], [], []
+    read_in_photo = defaultdict(set)
+    for image in sorted(detected):
+        faces = detected[image]
+        found = kept_readings.get(image, [])
+        read_in_photo[image] |= {text for text, _box in found}
+        matched = {m.face_index: found[m.bib_index][0]
+                   for m in assign_bibs_to_faces([box for _t, box in found],
+                                                 [face.box for face in faces])}
+        for index in range(len(faces)):
+            photo_ids.append(image)
+            face_ids.append(index)
+            bibs.append(matched.get(index))
+        embeddings.append(vectors[image])
+    # One set is one event: the same bib in the other set is another person.
+    links = []
+    started = time.perf_counter()
+    for event in sorted({image.split("_")[0] for image in photo_ids}):
+        chosen = [i for i, image in enumerate(photo_ids) if image.startswith(event + "_")]
+        event_vectors = np.concatenate(embeddings)[chosen]
+        event_photos = [photo_ids[i] for i in chosen]
+        event_bibs = [bibs[i] for i in chosen]
+        clusters = cluster_faces(event_vectors, event_photos, event_bibs, threshold)
+        links += propagate_bibs(clusters, event_photos, [face_ids[i] for i in chosen], event_bibs,
+                                event_vectors, {p: read_in_photo[p] for p in set(event_photos)})
+    elapsed = time.perf_counter() - started
+
+    read_right = sum(len(read_in_photo[image] & labels.get(image, set())) for image in read_in_photo)
+    gained = {(link.photo_id, link.bib) for link in links
+              if link.bib in labels.get(link.photo_id, set())}
+    wrong = [link for link in links if link.bib not in labels.get(link.photo_id, set())]
+    hidden = sum(len(labels.get(image, set()) - read_in_photo[image]) for image in labels)
+    print(f"(b) propagation at threshold {threshold} with {drop:.0%} of readings hidden "
+          f"(seed {seed}): {sum(1 for b in bibs if b)} faces carry a read bib, "
+          f"{len(links)} face-link tags ({elapsed:.2f} s to cluster + propagate)")
+    print(f"    labelled bibs read directly: {read_right}; labelled bibs not read: {hidden}")
+    print(f"    correct bibs gained only through face linking: {len(gained)} "
+          f"(in {len({photo for photo, _ in gained})} photos)")
+    print(f"    face-link tags not in the photo's labels (wrong or unlabelled): {len(wrong)}")
+    for link in wrong[:10]:
+        print(f"      {link.photo_id} face {link.face_id}: bib {link.bib} "
+              f"(labels {' '.join(sorted(labels.get(link.photo_id, ()))) or '-'}, "
+              f"similarity {link.confidence:.3f})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="rbnr-dev folder (images/, labels.csv, boxes.csv)")
+    parser.add_argument("--ocr", action="store_true",
+                        help="read bibs with mlpipeline.ocr.BibReader instead of the labelled boxes")
+    parser.add_argument("--drop", type=float, default=0.5,
+                        help="share of bib readings hidden to stand for unreadable bibs (default 0.5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="clustering threshold (default: the embedder's match_threshold)")
+    args = parser.parse_args()
+
+    detector = FaceDetector().ensure_loaded()
+    embedder = DlibFaceEmbedder().ensure_loaded()
+    threshold = args.threshold if args.threshold is not None else embedder.match_threshold
+    reader = None
+    if args.ocr:
+        try:
+            from mlpipeline.ocr import BibReader
+        except ImportError:
+            parser.error("--ocr needs mlpipeline/ocr.py (BibReader), which is not there")
+        reader = BibReader().ensure_loaded()
+
+    runners = _read_boxes(args.data)
+    images = sorted(path for path in (args.data / "images").iterdir()
+                    if path.suffix.lower() in (".jpg", ".jpeg"))
+    detected, vectors, readings = {}, {}, {}
+    started = time.perf_counter()
+    for path in images:
+        image = Image.open(path).convert("RGB")
+        faces = detector(image)
+        detected[path.name] = faces
+        vectors[path.name] = embedder(image, faces)
+        if reader is not None:
+            readings[path.name] = [(r.text, r.box) for r in
+                                   reader(image, faces=[face.box for face in faces])]
+        else:
+            readings[path.name] = [(bib, box) for bib, box, _face in runners.get(path.name, [])]
+    print(f"{len(images)} photos, {sum(len(f) for f in detected.values())} faces, "
+          f"bibs from {'BibReader' if reader else 'labelled boxes'} "
+          f"({time.perf_counter() - started:.0f} s to detect, embed"
+          f"{' and read' if reader else ''})")
+
+    bench_geometry(runners, detected, args.seed)
+    for drop in sorted({0.0, args.drop}):
+        bench_propagation(args.data, detected, vectors, readings, drop, args.seed,
+                          threshold)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

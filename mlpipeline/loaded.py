@@ -1,0 +1,64 @@
+"""The models of this process: built on first use, loaded once, shared by every task.
+
+A Celery worker process keeps them for its lifetime, so a photo costs only its
+own inference. Which face embedder is used is decided once per process (see
+``FACE_EMBEDDER``): embeddings of two models never meet in one index anyway,
+because every vector is stored with its model's signature.
+"""
+
+import functools
+
+from django.conf import settings
+
+from mlpipeline import availability
+
+
+def configure_torch() -> None:
+    if settings.ML_TORCH_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.ML_TORCH_THREADS)
+
+
+@functools.cache
+def face_detector():
+    from mlpipeline.faces import FaceDetector
+
+    return FaceDetector()
+
+
+@functools.cache
+def face_embedder():
+    from mlpipeline.faces import DlibFaceEmbedder, FacenetFaceEmbedder
+
+    choice = settings.FACE_EMBEDDER
+    if choice == "auto":
+        choice = "facenet" if availability.face_embedder().name == "facenet-vggface2" else "dlib"
+    return FacenetFaceEmbedder() if choice == "facenet" else DlibFaceEmbedder()
+
+
+@functools.cache
+def bib_reader():
+    from mlpipeline.ocr import BibReader
+
+    return BibReader()
+
+
+@functools.cache
+def clip_embedder():
+    from mlpipeline.clip import ClipEmbedder
+
+    return ClipEmbedder()
+
+
+def all_models() -> list:
+    return [face_detector(), face_embedder(), bib_reader(), clip_embedder()]
+
+
+_GETTERS = (face_detector, face_embedder, bib_reader, clip_embedder)
+
+
+def forget() -> None:
+    """Drop every cached model (tests; a worker picks up new weights on restart)."""
+    for getter in _GETTERS:  # the originals, even while a test has replaced one
+        getter.cache_clear()

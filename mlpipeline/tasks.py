@@ -1,0 +1,56 @@
+"""Celery tasks of the ML pipeline: thin, debounced, safe to run twice.
+
+Index updates and event linking are event-wide work that many photos ask for
+at once. :func:`schedule` keeps at most one pending run per event (and kind)
+with a short key in Redis: a burst of a thousand photos costs one run a couple
+of seconds later, and a change that lands while a run is going sets the key
+again, so it gets a run of its own. Nothing is lost if a run dies: the work
+is a comparison with the database, done in full by the next run.
+"""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from racephoto.redis import get_redis
+
+logger = logging.getLogger(__name__)
+
+PENDING_KEY = "racephoto:pending:{name}:{args}"
+# A pending key outlives a worker that died holding it by no more than this.
+PENDING_TTL_SECONDS = 600
+
+
+def _pending_key(task, args) -> str:
+    return PENDING_KEY.format(name=task.name, args=":".join(map(str, args)))
+
+
+def schedule(task, *args) -> bool:
+    """Queue ``task(*args)`` unless a run of it is already waiting; whether it was queued."""
+    if not get_redis().set(_pending_key(task, args), 1, nx=True, ex=PENDING_TTL_SECONDS):
+        return False
+    task.apply_async(args, countdown=settings.INDEX_UPDATE_DELAY)
+    return True
+
+
+@shared_task(bind=True, name="mlpipeline.sync_index", max_retries=5, retry_backoff=5,
+             autoretry_for=(OSError,), acks_late=True)
+def sync_index(self, event_id: int, kind: str) -> dict:
+    from mlpipeline import indexes
+
+    # Cleared before reading the database: a change committed from now on queues a new run.
+    get_redis().delete(_pending_key(sync_index, (event_id, kind)))
+    result = indexes.sync(event_id, kind)
+    return {"added": result.added, "removed": result.removed, "rebuilt": result.rebuilt}
+
+
+@shared_task(bind=True, name="mlpipeline.link_event", max_retries=3, retry_backoff=5,
+             acks_late=True)
+def link_event(self, event_id: int) -> dict:
+    from mlpipeline import services
+
+    get_redis().delete(_pending_key(link_event, (event_id,)))
+    result = services.link_event(event_id)
+    return {"faces": result.faces, "clusters": result.clusters,
+            "face_link_tags": result.face_link_tags}

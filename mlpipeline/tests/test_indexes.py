@@ -1,0 +1,204 @@
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from events.tests.factories import EventFactory
+from mlpipeline import indexes
+from photos.models import Face
+from photos.tests.factories import PhotoFactory
+from racephoto.celery import app as celery_app
+
+pytestmark = pytest.mark.django_db
+
+MODEL = "test-faces@1"
+DIMENSION = 16
+
+
+def unit(seed: int, dimension: int = DIMENSION) -> list[float]:
+    vector = np.random.default_rng(seed).normal(size=dimension)
+    return (vector / np.linalg.norm(vector)).tolist()
+
+
+def add_face(event, seed: int, model: str = MODEL, dimension: int = DIMENSION) -> Face:
+    photo = PhotoFactory(event=event)
+    return Face.objects.create(photo=photo, event=event, box=[0, 0, 10, 10], score=0.99,
+                               embedding=unit(seed, dimension), model=model)
+
+
+def ids_in_index(event, model=MODEL) -> set[int]:
+    path = indexes.index_path(event.pk, indexes.FACES, model)
+    return set(indexes._read(path)["ids"].tolist()) if path.exists() else set()
+
+
+def test_it_builds_an_index_that_finds_each_face_as_its_own_nearest():
+    event = EventFactory()
+    faces = [add_face(event, seed) for seed in range(30)]
+
+    indexes.sync(event.pk, indexes.FACES)
+
+    for face in faces:
+        (best, similarity), *_ = indexes.nearest(event.pk, indexes.FACES, MODEL, face.embedding, 3)
+        assert best == face.pk
+        assert similarity == pytest.approx(1.0, abs=1e-5)
+    assert indexes.check(event.pk) == []
+
+
+def test_it_applies_additions_and_removals_incrementally():
+    event = EventFactory()
+    faces = [add_face(event, seed) for seed in range(10)]
+    indexes.sync(event.pk, indexes.FACES)
+
+    faces[0].delete()
+    faces[1].searchable = False
+    faces[1].save()
+    newcomer = add_face(event, 99)
+    result = indexes.sync(event.pk, indexes.FACES)
+
+    assert (result.added, result.removed) == (1, 2)
+    assert ids_in_index(event) == {face.pk for face in faces[2:]} | {newcomer.pk}
+    hits = [face_id for face_id, _s in indexes.nearest(event.pk, indexes.FACES, MODEL,
+                                                       faces[1].embedding, 20)]
+    assert faces[1].pk not in hits
+    assert indexes.check(event.pk) == []
+
+
+def test_it_gives_the_same_answers_incrementally_as_after_a_rebuild():
+    event = EventFactory()
+    faces = [add_face(event, seed) for seed in range(40)]
+    indexes.sync(event.pk, indexes.FACES)
+    for face in faces[:5]:
+        face.delete()
+    for seed in range(100, 110):
+        add_face(event, seed)
+    indexes.sync(event.pk, indexes.FACES)
+    queries = [unit(seed) for seed in range(500, 520)]
+    incremental = [indexes.nearest(event.pk, indexes.FACES, MODEL, q, 5) for q in queries]
+
+    indexes.rebuild(event.pk)
+    rebuilt = [indexes.nearest(event.pk, indexes.FACES, MODEL, q, 5) for q in queries]
+
+    assert [[hit[0] for hit in hits] for hits in incremental] == \
+        [[hit[0] for hit in hits] for hits in rebuilt]
+
+
+def test_it_keeps_models_and_events_apart():
+    event, other_event = EventFactory(), EventFactory()
+    ours = add_face(event, 1)
+    theirs = add_face(other_event, 1)
+    other_model = add_face(event, 2, model="other-model@1", dimension=8)
+
+    indexes.sync(event.pk, indexes.FACES)
+    indexes.sync(other_event.pk, indexes.FACES)
+
+    assert ids_in_index(event) == {ours.pk}
+    assert ids_in_index(event, "other-model@1") == {other_model.pk}
+    assert ids_in_index(other_event) == {theirs.pk}
+    with pytest.raises(ValueError, match="cannot search"):
+        indexes.nearest(event.pk, indexes.FACES, MODEL, unit(1, 8), 1)
+
+
+def test_it_removes_the_file_of_a_model_with_no_faces_left():
+    event = EventFactory()
+    face = add_face(event, 1)
+    indexes.sync(event.pk, indexes.FACES)
+    face.delete()
+
+    indexes.sync(event.pk, indexes.FACES)
+
+    assert not indexes.index_path(event.pk, indexes.FACES, MODEL).exists()
+    assert indexes.nearest(event.pk, indexes.FACES, MODEL, unit(1), 5) == []
+
+
+def test_it_reports_and_repairs_an_index_out_of_step(capsys):
+    event = EventFactory()
+    faces = [add_face(event, seed) for seed in range(5)]
+    indexes.sync(event.pk, indexes.FACES)
+    Face.objects.filter(pk=faces[0].pk).update(searchable=False)  # bypasses the signals
+    add_face(event, 77)
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("check_indexes", event.slug)
+    assert exited.value.code == 1
+    assert "1 missing, 1 extra" in capsys.readouterr().err
+
+    call_command("rebuild_indexes", event.slug)
+    call_command("check_indexes", event.slug)
+    assert "agree" in capsys.readouterr().out
+
+
+def test_it_notices_a_vector_that_differs_from_the_database():
+    event = EventFactory()
+    face = add_face(event, 1)
+    indexes.sync(event.pk, indexes.FACES)
+    Face.objects.filter(pk=face.pk).update(embedding=unit(2))
+
+    [problem] = indexes.check(event.pk)
+
+    assert problem.wrong_vectors == 1
+    assert indexes.check(event.pk, vectors=False) == []
+
+
+def test_it_never_leaves_a_torn_file_when_writing_fails(monkeypatch):
+    event = EventFactory()
+    add_face(event, 1)
+    indexes.sync(event.pk, indexes.FACES)
+    path = indexes.index_path(event.pk, indexes.FACES, MODEL)
+    before = path.read_bytes()
+    add_face(event, 2)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(indexes.os, "fsync", crash)
+    with pytest.raises(OSError):
+        indexes.sync(event.pk, indexes.FACES)
+
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_it_rebuilds_an_unreadable_index_file():
+    event = EventFactory()
+    face = add_face(event, 1)
+    path = indexes.index_path(event.pk, indexes.FACES, MODEL)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00garbage")
+
+    result = indexes.sync(event.pk, indexes.FACES)
+
+    assert result.rebuilt == [MODEL]
+    assert ids_in_index(event) == {face.pk}
+
+
+def test_it_updates_the_index_from_signals_after_commit(django_capture_on_commit_callbacks):
+    event = EventFactory()
+    eager = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            face = add_face(event, 1)
+        assert ids_in_index(event) == {face.pk}
+
+        with django_capture_on_commit_callbacks(execute=True):
+            face.searchable = False
+            face.save()
+        assert ids_in_index(event) == set()
+    finally:
+        celery_app.conf.task_always_eager = eager
+    assert indexes.check(event.pk) == []
+
+
+def test_it_answers_the_same_query_with_pgvector(settings):
+    event = EventFactory()
+    for seed in range(20):
+        add_face(event, seed, model="dlib-resnet-v1@1", dimension=128)
+    indexes.sync(event.pk, indexes.FACES)
+    query = unit(12345, 128)
+    from_hnswlib = indexes.nearest(event.pk, indexes.FACES, "dlib-resnet-v1@1", query, 5)
+
+    settings.SEARCH_BACKEND = "pgvector"
+    from_pgvector = indexes.nearest(event.pk, indexes.FACES, "dlib-resnet-v1@1", query, 5)
+
+    assert [face_id for face_id, _s in from_pgvector] == [face_id for face_id, _s in from_hnswlib]
+    for (_a, ours), (_b, theirs) in zip(from_hnswlib, from_pgvector):
+        assert ours == pytest.approx(theirs, abs=1e-4)

