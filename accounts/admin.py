@@ -11,3 +11,5 @@ class UserAdmin(BaseUserAdmin):
     list_filter = ("role", "is_staff", "is_superuser", "is_active")
     fieldsets = BaseUserAdmin.fieldsets + ((_("Role"), {"fields": ("role",)}),)
     add_fieldsets = BaseUserAdmin.add_fieldsets + ((_("Role"), {"fields": ("role",)}),)
+    # Admin access follows the role (see User.save), so the flag is shown, not edited.
+    readonly_fields = ("is_staff",)

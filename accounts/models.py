@@ -22,7 +22,26 @@ class User(AbstractUser):
         # Superusers can do everything; keep the role label honest about it.
         if self.is_superuser:
             self.role = self.Role.ADMIN
+        # The role alone decides who may open the Django admin (the staff back
+        # office): a runner never, every staff role always, so the two cannot drift.
+        self.is_staff = self.role != self.Role.RUNNER
         super().save(*args, **kwargs)
+
+    def has_perm(self, perm, obj=None) -> bool:
+        # A platform admin may do everything a superuser may, without the flag.
+        if self.is_active and self.role == self.Role.ADMIN:
+            return True
+        return super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label) -> bool:
+        if self.is_active and self.role == self.Role.ADMIN:
+            return True
+        return super().has_module_perms(app_label)
+
+    @property
+    def is_event_staff(self) -> bool:
+        """Photographers, organisers and admins: the people who may hold an API token."""
+        return self.is_active and (self.role != self.Role.RUNNER or self.is_superuser)
 
     @property
     def is_photographer(self) -> bool:

@@ -13,6 +13,23 @@ def _platform_admin(user) -> bool:
 
 
 class EventQuerySet(models.QuerySet):
+    def managed_by(self, user) -> "EventQuerySet":
+        """Events ``user`` manages (the same rule as Event.can_manage, for lists)."""
+        if not _active(user):
+            return self.none()
+        if _platform_admin(user):
+            return self.all()
+        return self.filter(pk__in=user.organised_events.values("pk"))
+
+    def staffed_by(self, user) -> "EventQuerySet":
+        """Events ``user`` may upload to (the same rule as Event.can_upload, for lists)."""
+        if not _active(user):
+            return self.none()
+        if _platform_admin(user):
+            return self.all()
+        return self.filter(pk__in=user.organised_events.values("pk")) | self.filter(
+            pk__in=user.photographed_events.values("pk"))
+
     def by_slug_or_id(self, key: str) -> "Event | None":
         """The event a command-line argument names: its slug, or its id."""
         event = self.filter(slug=key).first()
