@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -58,6 +59,16 @@ class Event(models.Model):
         _("watermark logo"), upload_to="watermarks/", blank=True,
         help_text=_("Optional PNG with transparency, tiled over public previews."),
     )
+    # Bib rules: what a number read on a photo must look like to count as a bib.
+    bib_min_length = models.PositiveSmallIntegerField(_("shortest bib (digits)"), default=1)
+    bib_max_length = models.PositiveSmallIntegerField(_("longest bib (digits)"), default=5)
+    bib_min_value = models.PositiveIntegerField(_("smallest bib number"), null=True, blank=True)
+    bib_max_value = models.PositiveIntegerField(_("largest bib number"), null=True, blank=True)
+    bib_ignore = models.CharField(
+        _("numbers that are never bibs"), max_length=200, blank=True,
+        help_text=_("Comma-separated, e.g. the year or the distance printed on every bib: "
+                    "2026, 10, 21."),
+    )
     organisers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",
         verbose_name=_("organisers"),
@@ -81,6 +92,24 @@ class Event(models.Model):
 
     def get_absolute_url(self):
         return reverse("events:detail", kwargs={"slug": self.slug})
+
+    def clean(self):
+        super().clean()
+        if self.bib_min_length > self.bib_max_length:
+            raise ValidationError({"bib_max_length": _("The longest bib cannot be shorter than "
+                                                       "the shortest.")})
+        if (self.bib_min_value is not None and self.bib_max_value is not None
+                and self.bib_min_value > self.bib_max_value):
+            raise ValidationError({"bib_max_value": _("The largest bib number cannot be below "
+                                                      "the smallest.")})
+        bad = [part for part in self.ignored_bibs_raw() if not part.isdigit()]
+        if bad:
+            raise ValidationError({"bib_ignore": _("Only numbers, separated by commas: %(bad)s")
+                                   % {"bad": ", ".join(bad)}})
+
+    def ignored_bibs_raw(self) -> list[str]:
+        return [part.strip() for part in self.bib_ignore.replace(";", ",").split(",")
+                if part.strip()]
 
     def can_upload(self, user) -> bool:
         """Photographers assigned to the event, its organisers and admins may add photos."""

@@ -1,8 +1,23 @@
 from django.conf import settings
 from django.db import models
+from pgvector.django import VectorField
 from django.utils.translation import gettext_lazy as _
 
 from events.models import Event
+
+
+# Models whose vectors PostgreSQL indexes itself (SEARCH_BACKEND=pgvector), by
+# signature and dimension. The columns hold vectors of any size, so each model
+# has a partial HNSW index over its own rows cast to its size (created in
+# migration 0004 — Django's index expressions cannot place the opclass after a
+# cast); a query must use the same cast and filter to be served by it (see
+# mlpipeline.indexes). A new model needs a line here and a migration.
+PGVECTOR_FACE_MODELS = {"dlib-resnet-v1@1": 128, "facenet-vggface2@1": 512}
+PGVECTOR_CLIP_MODELS = {"open_clip-ViT-B-32@1": 512}
+
+
+def pgvector_index_name(prefix: str, signature: str) -> str:
+    return f"{prefix}_" + "".join(c if c.isalnum() else "_" for c in signature.lower())[:24]
 
 
 def _private_storage():
@@ -29,8 +44,9 @@ class Photo(models.Model):
     class State(models.TextChoices):
         UPLOADED = "uploaded", _("Uploaded")
         DERIVATIVES = "derivatives", _("Derivatives made")
-        OCR = "ocr", _("Bibs read")
+        # Faces come before bibs: the bib reader looks below each face first.
         FACES = "faces", _("Faces found")
+        OCR = "ocr", _("Bibs read")
         CLIP = "clip", _("Image embedded")
         READY = "ready", _("Ready")
         FAILED = "failed", _("Failed")
@@ -60,6 +76,10 @@ class Photo(models.Model):
                                  blank=True)
     sharpness = models.FloatField(_("sharpness"), null=True, blank=True,
                                   help_text=_("Higher is sharper; blurry shots can be ranked lower."))
+    # The model signature (name@version) is stored beside the vector so vectors
+    # of two models are never compared or indexed together.
+    clip_embedding = VectorField(_("image embedding"), null=True, blank=True)
+    clip_model = models.CharField(_("image embedding model"), max_length=80, blank=True)
     state = models.CharField(_("state"), max_length=20, choices=State.choices,
                              default=State.UPLOADED, db_index=True)
     failure_reason = models.TextField(_("failure reason"), blank=True)
@@ -88,11 +108,14 @@ class PhotoStep(models.Model):
         RUNNING = "running", _("Running")
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
+        # The step's model is missing or broken here: the photo goes on without
+        # it and the step runs again once the model is back.
+        UNAVAILABLE = "unavailable", _("Model unavailable")
 
     photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="steps",
                               verbose_name=_("photo"))
     step = models.CharField(_("step"), max_length=20)
-    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     error = models.TextField(_("error"), blank=True)
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
@@ -133,3 +156,67 @@ class DropFolderFile(models.Model):
 
     def __str__(self):
         return self.path
+
+
+class Face(models.Model):
+    """A face found in a photo, with its embedding; what selfie search compares against."""
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="faces",
+                              verbose_name=_("photo"))
+    # Denormalised from the photo: indexes, clustering and privacy all work per event.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="faces",
+                              verbose_name=_("event"))
+    box = models.JSONField(_("box"), help_text=_("x1, y1, x2, y2 in pixels of the original"))
+    score = models.FloatField(_("detection score"))
+    embedding = VectorField(_("embedding"), null=True, blank=True)
+    model = models.CharField(_("embedding model"), max_length=80, blank=True)
+    bib = models.CharField(_("linked bib"), max_length=12, blank=True, db_index=True)
+    cluster = models.IntegerField(_("runner cluster"), null=True, blank=True)
+    # False once the runner opted out of face search: the face stays out of every
+    # index and every face result, whatever index is used.
+    searchable = models.BooleanField(_("searchable"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["photo", "pk"]
+        indexes = [models.Index(fields=["event", "model"], name="face_event_model")]
+        verbose_name = _("face")
+        verbose_name_plural = _("faces")
+
+    def __str__(self):
+        return f"face {self.pk} in photo {self.photo_id}"
+
+
+class BibTag(models.Model):
+    """A bib number on a photo: read by OCR, carried over by face linking, or set by hand."""
+
+    class Source(models.TextChoices):
+        OCR = "ocr", _("Read from the photo")
+        FACE_LINK = "face-link", _("Same runner's face")
+        MANUAL = "manual", _("Tagged by hand")
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="bib_tags",
+                              verbose_name=_("photo"))
+    bib = models.CharField(_("bib"), max_length=12)
+    confidence = models.FloatField(_("confidence"))
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    # On the event's start list (or tagged by hand). Unconfirmed readings are
+    # kept for staff but never shown to runners as a confident match.
+    confirmed = models.BooleanField(_("confirmed"), default=False)
+    box = models.JSONField(_("box"), null=True, blank=True)
+    face = models.ForeignKey(Face, on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="bib_tags", verbose_name=_("face"))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["photo", "bib"]
+        constraints = [
+            # One tag per bib per photo; the stronger source wins (manual > ocr > face-link).
+            models.UniqueConstraint(fields=["photo", "bib"], name="unique_bib_per_photo"),
+        ]
+        indexes = [models.Index(fields=["bib", "photo"], name="bibtag_bib_photo")]
+        verbose_name = _("bib tag")
+        verbose_name_plural = _("bib tags")
+
+    def __str__(self):
+        return f"{self.bib} on photo {self.photo_id} ({self.source})"

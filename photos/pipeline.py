@@ -13,11 +13,16 @@ Only ``derivatives`` is built in. Other apps add steps from their
 
     register_step("ocr", Photo.State.OCR, read_bibs)
 
-Steps run in the order of their states in ``Photo.State`` (derivatives, ocr,
-faces, clip), whatever order the apps load in. A step's ``run(photo)``
+Steps run in the order of their states in ``Photo.State`` (derivatives, faces,
+ocr, clip), whatever order the apps load in. A step's ``run(photo)``
 receives the locked photo, saves what it makes, and raises
 :class:`PermanentStepError` for input it can never process; ``OSError`` and
 database connection errors are treated as transient and retried by the task.
+A step whose model is missing or broken raises
+:class:`~mlpipeline.base.ModelUnavailable`: it is recorded ``unavailable``, the
+photo goes on without it (bib search works without CLIP), and the step runs
+again once its ``available()`` check says the model is back (see
+:func:`photos_needing_work`).
 """
 
 import enum
@@ -32,6 +37,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from mlpipeline.base import ModelUnavailable
 from photos import derivatives
 from photos.models import Photo, PhotoStep
 
@@ -63,6 +69,7 @@ class StepOutcome(enum.StrEnum):
     SKIPPED = "skipped"  # already done: nothing was run
     FAILED = "failed"
     MISSING = "missing"  # the photo was deleted meanwhile
+    UNAVAILABLE = "unavailable"  # the step's model cannot run here; the photo went on
 
 
 @dataclass(frozen=True)
@@ -70,18 +77,21 @@ class Step:
     name: str
     state: str  # the Photo.State a photo is in once this step is done
     run: Callable[[Photo], None]
+    # Whether the step's model can run now; None for steps that need no model.
+    available: Callable[[], bool] | None = None
 
 
 STEPS: list[Step] = []
 
 
-def register_step(name: str, state: str, run: Callable[[Photo], None]) -> Step:
+def register_step(name: str, state: str, run: Callable[[Photo], None],
+                  available: Callable[[], bool] | None = None) -> Step:
     """Add (or replace) a step; it runs in the order of ``state`` within ``Photo.State``."""
     if state not in _STEP_STATES:
         raise ValueError(f"A step must lead to one of {_STEP_STATES}, not {state!r}.")
     if len(name) > PhotoStep._meta.get_field("step").max_length:
         raise ValueError(f"Step name {name!r} is too long for PhotoStep.step.")
-    step = Step(name=name, state=str(state), run=run)
+    step = Step(name=name, state=str(state), run=run, available=available)
     # Replacing by name keeps registration idempotent (ready() may run twice in tests).
     STEPS[:] = sorted([existing for existing in STEPS if existing.name != name] + [step],
                       key=lambda item: _STEP_STATES.index(item.state))
@@ -106,8 +116,12 @@ def _state_after(done: set[str]) -> str:
 
 
 def _done_steps(photo: Photo) -> set[str]:
-    return set(PhotoStep.objects.filter(photo=photo, status=PhotoStep.Status.DONE)
+    """Steps the photo is past: done, or skipped for want of their model."""
+    return set(PhotoStep.objects.filter(photo=photo, status__in=PASSED)
                .values_list("step", flat=True))
+
+
+PASSED = (PhotoStep.Status.DONE, PhotoStep.Status.UNAVAILABLE)
 
 
 def _fail(photo_id: int, step_name: str, reason: str, error: str) -> None:
@@ -124,6 +138,21 @@ def _fail(photo_id: int, step_name: str, reason: str, error: str) -> None:
         photo.failure_reason = str(reason)
         photo.save(update_fields=["state", "failure_reason", "updated_at"])
     logger.warning("photo %s failed at %s: %s", photo_id, step_name, reason)
+
+
+def _mark_unavailable(photo_id: int, step_name: str, reason: str) -> None:
+    with transaction.atomic():
+        photo = Photo.objects.select_for_update().filter(pk=photo_id).first()
+        if photo is None:
+            return
+        # Attempts start again from zero: a missing model says nothing about the photo.
+        PhotoStep.objects.filter(photo=photo, step=step_name).update(
+            status=PhotoStep.Status.UNAVAILABLE, error=reason, attempts=0,
+            finished_at=timezone.now())
+        if photo.state != Photo.State.FAILED:
+            photo.state = _state_after(_done_steps(photo))
+            photo.save(update_fields=["state", "updated_at"])
+    logger.warning("photo %s: step %s skipped, model unavailable: %s", photo_id, step_name, reason)
 
 
 def _claim(photo_id: int, step: Step) -> StepOutcome | None:
@@ -187,6 +216,9 @@ def run_step(photo_id: int, step_name: str) -> StepOutcome:
     except TRANSIENT_ERRORS:
         # Left RUNNING: the task retries, and the next attempt starts from scratch.
         raise
+    except ModelUnavailable as exc:
+        _mark_unavailable(photo_id, step.name, str(exc))
+        return StepOutcome.UNAVAILABLE
     except PermanentStepError as exc:
         _fail(photo_id, step.name, exc.reason, f"{type(exc.__cause__ or exc).__name__}: {exc}")
         return StepOutcome.FAILED
@@ -226,6 +258,35 @@ def process_photo(photo_id: int) -> str | None:
                 photo.state = state
                 photo.save(update_fields=["state", "updated_at"])
         return photo.state
+
+
+def photos_needing_work(photos) -> list[int]:
+    """Ids of ``photos`` with a step still to run: not finished, or ready but missing a step.
+
+    A ready photo misses a step when the step was added after it was processed
+    (a new model) or was skipped while its model was unavailable and the model
+    is now back. Such photos are put back in the state of their last passed step,
+    so progress counts tell the truth while they are processed again.
+    """
+    ids = set(photos.exclude(state__in=(Photo.State.READY, Photo.State.FAILED))
+              .values_list("pk", flat=True))
+    runnable = [step.name for step in STEPS if step.available is None or step.available()]
+    ready = photos.filter(state=Photo.State.READY)
+    behind = (ready.exclude(pk__in=PhotoStep.objects.filter(
+        step__in=runnable, status=PhotoStep.Status.DONE).values("photo")
+        .annotate(done=Count("pk")).filter(done=len(runnable)).values("photo"))
+        .values_list("pk", flat=True))
+    for pk in behind:
+        with transaction.atomic():
+            photo = Photo.objects.select_for_update().filter(pk=pk, state=Photo.State.READY).first()
+            if photo is None:
+                continue
+            passed = set(PhotoStep.objects.filter(photo=photo, status=PhotoStep.Status.DONE)
+                         .values_list("step", flat=True))
+            photo.state = _state_after(passed)
+            photo.save(update_fields=["state", "updated_at"])
+        ids.add(pk)
+    return sorted(ids)
 
 
 def give_up(photo_id: int, error: BaseException | str) -> None:

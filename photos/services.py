@@ -1,6 +1,5 @@
 """Verb functions of the photos app: workflows across models, each safe to run twice."""
 
-import importlib
 import logging
 import os
 from contextlib import ExitStack
@@ -13,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from photos.ingest import RejectedFile, inspected, open_archive
+from photos import tasks
 from photos.models import Photo
 
 logger = logging.getLogger(__name__)
@@ -111,21 +111,8 @@ def ingest_zip(event, fileobj, *, photographer=None, progress=None) -> list[Inge
 
 
 def enqueue_processing(photo_id: int) -> None:
-    """Start the processing chain (derivatives, OCR, faces...) of one stored photo."""
-    # photos.tasks is written separately; until it exists, new photos simply wait
-    # in state "uploaded". Only that module missing is tolerated, not a broken one.
-    try:
-        tasks = importlib.import_module("photos.tasks")
-    except ModuleNotFoundError as error:
-        if error.name != "photos.tasks":
-            raise
-        logger.debug("no photos.tasks yet: photo %s not enqueued", photo_id)
-        return
-    process_photo = getattr(tasks, "process_photo", None)
-    if process_photo is None:
-        logger.debug("no photos.tasks.process_photo yet: photo %s not enqueued", photo_id)
-        return
-    process_photo.delay(photo_id)
+    """Start the processing (derivatives, faces, bibs, CLIP) of one stored photo."""
+    tasks.process_photo.delay(photo_id)
 
 
 def _store_photo(event, info, content, *, name, photographer) -> IngestResult:

@@ -1,7 +1,6 @@
 import hashlib
 import io
 import logging
-import sys
 import threading
 import types
 import warnings
@@ -490,20 +489,9 @@ def test_it_enqueues_processing_only_once_the_photo_is_committed(
     assert enqueued == [accepted.photo.pk]
 
 
-def test_it_does_nothing_when_photo_tasks_do_not_exist_yet(monkeypatch, caplog):
-    monkeypatch.setitem(sys.modules, "photos.tasks", None)  # the import fails as if absent
-
-    with caplog.at_level(logging.DEBUG, logger="photos.services"):
-        enqueue_processing(42)
-
-    assert "not enqueued" in caplog.text
-
-
 def test_it_hands_the_photo_id_to_the_processing_task(monkeypatch):
     sent = []
-    tasks = types.ModuleType("photos.tasks")
-    tasks.process_photo = types.SimpleNamespace(delay=sent.append)
-    monkeypatch.setitem(sys.modules, "photos.tasks", tasks)
+    monkeypatch.setattr(services.tasks, "process_photo", types.SimpleNamespace(delay=sent.append))
 
     enqueue_processing(42)
 

@@ -277,9 +277,9 @@ def test_it_runs_registered_steps_in_state_order(steps):
 
     assert pipeline.process_photo(photo.pk) == Photo.State.READY
 
-    assert [step.name for step in pipeline.STEPS] == ["derivatives", "ocr", "faces", "clip"]
-    assert seen == [("ocr", Photo.State.DERIVATIVES), ("faces", Photo.State.OCR),
-                    ("clip", Photo.State.FACES)]
+    assert [step.name for step in pipeline.STEPS] == ["derivatives", "faces", "ocr", "clip"]
+    assert seen == [("faces", Photo.State.DERIVATIVES), ("ocr", Photo.State.FACES),
+                    ("clip", Photo.State.OCR)]
     assert set(PhotoStep.objects.filter(photo=photo).values_list("status", flat=True)) == {
         PhotoStep.Status.DONE}
 

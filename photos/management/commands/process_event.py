@@ -1,7 +1,9 @@
 """``manage.py process_event EVENT``: (re)process the photos of one event.
 
-Queues every photo that is neither ready nor failed; done steps are skipped,
-so running it again after a crash or an outage only finishes what is left.
+Queues every photo that is neither ready nor failed, and ready photos that
+miss a step (a step added since, or a model that was unavailable and is back);
+done steps are skipped, so running it again after a crash or an outage only
+finishes what is left.
 ``--only-failed`` resets failed photos and queues them again. ``--sync`` does
 the work in this process, without a Celery worker (a laptop, a test).
 """
@@ -55,7 +57,7 @@ class Command(BaseCommand):
             ids = [pk for pk in failed if pipeline.reset_failed(pk)]
         else:
             # Failed photos would fail the same way again: they wait for --only-failed.
-            ids = list(photos.exclude(state__in=FINISHED).values_list("pk", flat=True))
+            ids = pipeline.photos_needing_work(photos)
 
         if not ids:
             self.stdout.write(_("Nothing to process."))
