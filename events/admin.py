@@ -67,6 +67,8 @@ class EventAdmin(RoleScopedAdmin):
     view_roles = change_roles = add_roles = ORGANISER
     list_display = ("name", "date", "location", "is_published", "runner_count")
     list_filter = ("is_published", "date")
+    # Explicit: Meta.ordering is dropped once runner_count adds a GROUP BY.
+    ordering = ("-date", "name")
     search_fields = ("name", "slug", "location")
     date_hierarchy = "date"
     prepopulated_fields = {"slug": ("name",)}

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "racephoto.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "racephoto.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -274,8 +275,20 @@ USE_TZ = True
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"  # with frame-ancestors below: no page can be framed (clickjacking)
 SESSION_COOKIE_HTTPONLY = True
+# Scripts read the CSRF token from the page (base.html, upload form), never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+# Inline styles stay allowed (htmx adds its indicator style); scripts come from this
+# site only. Images may come from an S3/CDN host over https. Payment pages will
+# need their provider's host added here (or in the variable).
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob: https:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 # Behind a TLS-terminating proxy in production; off with DEBUG for plain-http local runs.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
@@ -311,6 +324,10 @@ ACCOUNT_RATE_LIMITS = {
     "reset_password": "20/m/ip,5/m/key",
 }
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[RacePhoto] "
+# Behind N proxies of ours, the client is the N-th address from the right of
+# X-Forwarded-For; 0 trusts no header (direct connections), so one proxy's
+# address does not stand for every runner and lock them all out together.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 # --- REST API -----------------------------------------------------------------
 
