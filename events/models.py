@@ -42,6 +42,11 @@ class EventQuerySet(models.QuerySet):
 class Event(models.Model):
     """A race day: the unit that photos, start lists, indexes and prices belong to."""
 
+    class FaceSearch(models.TextChoices):
+        ON = "on", _("On: every runner's face can be found, unless they opt out")
+        OPT_IN = "opt_in", _("Opt-in: only runners who agreed can be found by their face")
+        OFF = "off", _("Off: no selfie search, faces are never compared")
+
     name = models.CharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=200, unique=True)
     date = models.DateField(_("date"))
@@ -68,6 +73,13 @@ class Event(models.Model):
         _("numbers that are never bibs"), max_length=200, blank=True,
         help_text=_("Comma-separated, e.g. the year or the distance printed on every bib: "
                     "2026, 10, 21."),
+    )
+    # Face embeddings are biometric data (GDPR art. 9): opt-in is the default, and
+    # an organiser who turns search on must tell runners (the public page does).
+    face_search = models.CharField(
+        _("face search"), max_length=10, choices=FaceSearch.choices, default=FaceSearch.OPT_IN,
+        help_text=_("Whether runners can find their photos with a selfie. Changing it takes "
+                    "effect at once for every face of the event."),
     )
     organisers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",

@@ -4,6 +4,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
 
+from accounts.models import BibClaim, ErasureRecord
 from accounts.tests.factories import named_people
 from events.tests.factories import EventFactory
 from photos.models import Photo
@@ -54,11 +55,15 @@ def _forms(event):
         "upload_file": (f"/en/staff/events/{event.slug}/upload/file/", upload),
         "retry_failed": (f"/en/staff/events/{event.slug}/processing/retry/", {}),
         "admin": (f"/admin/events/event/{event.pk}/change/", {"name": "Hacked"}),
+        "claim_bib": ("/en/accounts/privacy/claim/", {"event": event.pk, "bib": "42",
+                                                     "face_search": "opted_out"}),
+        "set_face_search": ("/en/accounts/privacy/claims/1/", {"face_search": "opted_out"}),
+        "request_erasure": ("/en/accounts/privacy/erasure/", {}),
     }
 
 
 FORMS = ["login", "signup", "password_reset", "logout", "api_token", "upload_file",
-         "retry_failed", "admin"]
+         "retry_failed", "admin", "claim_bib", "set_face_search", "request_erasure"]
 
 
 @pytest.mark.django_db
@@ -78,3 +83,5 @@ def test_it_refuses_every_form_posted_without_its_csrf_token(form, settings):
     event.refresh_from_db()
     assert event.name == "Semi"
     assert not Photo.objects.exists()
+    assert not BibClaim.objects.exists()
+    assert not ErasureRecord.objects.exists()
