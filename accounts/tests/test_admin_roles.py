@@ -195,7 +195,8 @@ def test_it_adds_an_organiser_to_the_event_they_create(world):
 
     response = client.post(PAGES["event_add"](world), {
         "name": "Nouvelle course", "slug": "nouvelle-course", "date": "2027-05-01",
-        "location": "", "description": "", "photographers": [world["people"]["photographer"].pk],
+        "location": "", "description": "", "face_search": "opt_in",
+        "photographers": [world["people"]["photographer"].pk],
         "races-TOTAL_FORMS": 0, "races-INITIAL_FORMS": 0,
         "start_list-TOTAL_FORMS": 0, "start_list-INITIAL_FORMS": 0,
     })
