@@ -122,9 +122,10 @@ def _runner_faces(event, bib):
     return Face.objects.filter(Q(bib=bib) | Q(cluster__in=clusters), event=event)
 
 
-def _refresh(faces) -> int:
-    """Re-apply the rule to each face, one save() each so the indexes follow; returns
-    how many changed."""
+def refresh_faces(faces) -> int:
+    """Re-apply the rule to each face of a Face queryset, one save() each so the indexes
+    follow; returns how many changed. The pipeline calls it after writes that skip the
+    pre_save guard (bulk_create, update() of bib or cluster)."""
     changed = 0
     for face in faces.select_related("event").order_by("pk"):
         searchable = not is_face_blocked(face)
@@ -153,7 +154,7 @@ def set_face_search(claim, choice) -> int:
     if claim.face_search != choice:
         claim.face_search = choice
         claim.save(update_fields=["face_search", "updated_at"])
-    changed = _refresh(_runner_faces(claim.event, claim.bib))
+    changed = refresh_faces(_runner_faces(claim.event, claim.bib))
     logger.info("face search choice applied", extra={
         "event_id": claim.event_id, "choice": choice, "faces_changed": changed})
     return changed
@@ -162,7 +163,7 @@ def set_face_search(claim, choice) -> int:
 @transaction.atomic
 def apply_event_face_search(event) -> int:
     """After the event's face-search setting changed: every face follows it."""
-    return _refresh(Face.objects.filter(event=event))
+    return refresh_faces(Face.objects.filter(event=event))
 
 
 @transaction.atomic
