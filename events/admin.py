@@ -8,6 +8,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts import privacy
+from accounts.roles import ORGANISER, ParentScopedInline, RoleScopedAdmin, is_platform_admin
 from events.models import Event, Race, StartListEntry
 
 # A start list can hold thousands of runners: editing them all inline would
@@ -21,7 +23,7 @@ def _edited_object_id(request):
     return unquote(object_id) if object_id else None
 
 
-class RaceInline(admin.TabularInline):
+class RaceInline(ParentScopedInline, admin.TabularInline):
     model = Race
     extra = 0
     fields = ("name", "distance_km", "start_time")
@@ -42,7 +44,7 @@ class StartListFormSet(BaseInlineFormSet):
             form.fields["race"].choices = self._race_choices
 
 
-class StartListEntryInline(admin.TabularInline):
+class StartListEntryInline(ParentScopedInline, admin.TabularInline):
     model = StartListEntry
     formset = StartListFormSet
     extra = 0
@@ -61,9 +63,13 @@ class StartListEntryInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(RoleScopedAdmin):
+    # Organisers run their own events; deleting one (and all its photos) stays with admins.
+    view_roles = change_roles = add_roles = ORGANISER
     list_display = ("name", "date", "location", "is_published", "runner_count")
     list_filter = ("is_published", "date")
+    # Explicit: Meta.ordering is dropped once runner_count adds a GROUP BY.
+    ordering = ("-date", "name")
     search_fields = ("name", "slug", "location")
     date_hierarchy = "date"
     prepopulated_fields = {"slug": ("name",)}
@@ -71,13 +77,35 @@ class EventAdmin(admin.ModelAdmin):
     readonly_fields = ("start_list_summary",)
     fieldsets = (
         (None, {"fields": ("name", "slug", "date", "location", "description", "is_published")}),
+        (_("Privacy"), {"fields": ("face_search",)}),
         (_("People"), {"fields": ("organisers", "photographers")}),
         (_("Start list"), {"fields": ("start_list_summary",)}),
     )
     inlines = (RaceInline, StartListEntryInline)
 
+    def scope(self, request, queryset):
+        return queryset.filter(pk__in=Event.objects.managed_by(request.user).values("pk"))
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(runner_count=Count("start_list"))
+
+    def get_readonly_fields(self, request, obj=None):
+        # Who organises an event is the platform's decision, not the organiser's.
+        if is_platform_admin(request.user):
+            return self.readonly_fields
+        return (*self.readonly_fields, "organisers")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "face_search" in form.changed_data:
+            # Takes effect for every face now, not only for photos processed from now on.
+            privacy.apply_event_face_search(obj)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # An organiser who creates an event must be able to open it afterwards.
+        if not change and not is_platform_admin(request.user):
+            form.instance.organisers.add(request.user)
 
     @admin.display(description=_("runners"), ordering="runner_count")
     def runner_count(self, event):
@@ -114,16 +142,26 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(StartListEntry)
-class StartListEntryAdmin(admin.ModelAdmin):
+class StartListEntryAdmin(RoleScopedAdmin):
+    view_roles = change_roles = add_roles = delete_roles = ORGANISER
     list_display = ("bib", "first_name", "last_name", "event", "race")
-    list_filter = ("event",)
+    # Only events present in the (scoped) list: the plain filter would name every event.
+    list_filter = (("event", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("bib", "first_name", "last_name")
     list_select_related = ("event", "race")
     autocomplete_fields = ("event",)
     fields = ("event", "race", "bib", "first_name", "last_name")
 
+    def scope(self, request, queryset):
+        return queryset.filter(event__in=Event.objects.managed_by(request.user).values("pk"))
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # The choices are also what a submitted form is validated against: an
+        # organiser must not be able to post another event's id.
+        managed = Event.objects.managed_by(request.user)
         if db_field.name == "race":
             # Race.__str__ names its event: fetch both at once.
-            kwargs["queryset"] = Race.objects.select_related("event")
+            kwargs["queryset"] = Race.objects.filter(event__in=managed).select_related("event")
+        elif db_field.name == "event":
+            kwargs["queryset"] = managed
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

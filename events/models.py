@@ -14,6 +14,23 @@ def _platform_admin(user) -> bool:
 
 
 class EventQuerySet(models.QuerySet):
+    def managed_by(self, user) -> "EventQuerySet":
+        """Events ``user`` manages (the same rule as Event.can_manage, for lists)."""
+        if not _active(user):
+            return self.none()
+        if _platform_admin(user):
+            return self.all()
+        return self.filter(pk__in=user.organised_events.values("pk"))
+
+    def staffed_by(self, user) -> "EventQuerySet":
+        """Events ``user`` may upload to (the same rule as Event.can_upload, for lists)."""
+        if not _active(user):
+            return self.none()
+        if _platform_admin(user):
+            return self.all()
+        return self.filter(pk__in=user.organised_events.values("pk")) | self.filter(
+            pk__in=user.photographed_events.values("pk"))
+
     def by_slug_or_id(self, key: str) -> "Event | None":
         """The event a command-line argument names: its slug, or its id."""
         event = self.filter(slug=key).first()
@@ -24,6 +41,11 @@ class EventQuerySet(models.QuerySet):
 
 class Event(models.Model):
     """A race day: the unit that photos, start lists, indexes and prices belong to."""
+
+    class FaceSearch(models.TextChoices):
+        ON = "on", _("On: every runner's face can be found, unless they opt out")
+        OPT_IN = "opt_in", _("Opt-in: only runners who agreed can be found by their face")
+        OFF = "off", _("Off: no selfie search, faces are never compared")
 
     name = models.CharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=200, unique=True)
@@ -51,6 +73,13 @@ class Event(models.Model):
         _("numbers that are never bibs"), max_length=200, blank=True,
         help_text=_("Comma-separated, e.g. the year or the distance printed on every bib: "
                     "2026, 10, 21."),
+    )
+    # Face embeddings are biometric data (GDPR art. 9): opt-in is the default, and
+    # an organiser who turns search on must tell runners (the public page does).
+    face_search = models.CharField(
+        _("face search"), max_length=10, choices=FaceSearch.choices, default=FaceSearch.OPT_IN,
+        help_text=_("Whether runners can find their photos with a selfie. Changing it takes "
+                    "effect at once for every face of the event."),
     )
     organisers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",

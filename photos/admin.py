@@ -3,11 +3,19 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from accounts.roles import (
+    EVENT_STAFF,
+    ORGANISER,
+    ParentScopedInline,
+    RoleScopedAdmin,
+    is_platform_admin,
+)
+from events.models import Event
 from photos import pipeline, services
 from photos.models import DropFolderFile, Photo, PhotoStep
 
 
-class PhotoStepInline(admin.TabularInline):
+class PhotoStepInline(ParentScopedInline, admin.TabularInline):
     model = PhotoStep
     extra = 0
     can_delete = False
@@ -17,12 +25,19 @@ class PhotoStepInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False  # a record of what happened, never edited
+
 
 @admin.register(Photo)
-class PhotoAdmin(admin.ModelAdmin):
+class PhotoAdmin(RoleScopedAdmin):
+    # Photographers see their own photos; organisers manage every photo of their events.
+    view_roles = EVENT_STAFF
+    change_roles = delete_roles = ORGANISER
     list_display = ("thumbnail_tag", "original_name", "event", "state", "captured_at",
                     "photographer", "sharpness")
-    list_filter = ("state", "event")
+    # Only events present in the (scoped) list: the plain filter would name every event.
+    list_filter = ("state", ("event", admin.RelatedOnlyFieldListFilter))
     search_fields = ("original_name", "content_hash")
     list_select_related = ("event", "photographer")
     date_hierarchy = "created_at"
@@ -34,6 +49,16 @@ class PhotoAdmin(admin.ModelAdmin):
                        "updated_at")
     fields = ("event", "photographer", "original_name", *readonly_fields)
 
+    def scope(self, request, queryset):
+        return queryset & Photo.objects.visible_to(request.user)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a photo to another event or crediting it to someone else is an admin's
+        # job; the choice lists would also name every event and every user.
+        if is_platform_admin(request.user):
+            return self.readonly_fields
+        return ("event", "photographer", *self.readonly_fields)
+
     @admin.display(description=_("thumbnail"))
     def thumbnail_tag(self, photo):
         # Only the public, watermarked thumbnail: the admin list must not leak originals either.
@@ -41,7 +66,8 @@ class PhotoAdmin(admin.ModelAdmin):
             return "–"
         return format_html('<img src="{}" alt="" style="max-height:64px">', photo.thumbnail.url)
 
-    @admin.action(description=_("Process again (failed photos are reset first)"))
+    @admin.action(description=_("Process again (failed photos are reset first)"),
+                  permissions=["change"])
     def reprocess(self, request, queryset):
         count = 0
         for photo_id, state in queryset.values_list("pk", "state"):
@@ -54,12 +80,16 @@ class PhotoAdmin(admin.ModelAdmin):
 
 
 @admin.register(DropFolderFile)
-class DropFolderFileAdmin(admin.ModelAdmin):
+class DropFolderFileAdmin(RoleScopedAdmin):
+    view_roles = ORGANISER
     list_display = ("path", "event", "status", "reason", "imported_at")
-    list_filter = ("status", "event")
+    list_filter = ("status", ("event", admin.RelatedOnlyFieldListFilter))
     search_fields = ("path",)
     readonly_fields = ("event", "path", "size", "mtime_ns", "status", "reason", "photo",
                        "imported_at")
+
+    def scope(self, request, queryset):
+        return queryset.filter(event__in=Event.objects.managed_by(request.user).values("pk"))
 
     def has_add_permission(self, request):
         return False

@@ -26,6 +26,18 @@ def _private_storage():
     return storages["private"]
 
 
+class PhotoQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "PhotoQuerySet":
+        """Photos a staff member may see: admins all, organisers their events' photos,
+        photographers only the photos they took (never a colleague's, never a sale of theirs)."""
+        if not (user.is_authenticated and user.is_active):
+            return self.none()
+        if user.is_superuser or getattr(user, "is_platform_admin", False):
+            return self.all()
+        return self.filter(models.Q(event__in=user.organised_events.values("pk"))
+                           | models.Q(photographer=user))
+
+
 class Photo(models.Model):
     """One uploaded photo. The original is private; public pages only see derivatives."""
 
@@ -73,6 +85,8 @@ class Photo(models.Model):
     failure_reason = models.TextField(_("failure reason"), blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PhotoQuerySet.as_manager()
 
     class Meta:
         ordering = ["event", "created_at"]

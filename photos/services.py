@@ -59,6 +59,21 @@ def ingest_file(event, fileobj, *, name, photographer=None) -> IngestResult:
     return result
 
 
+ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "multipart/x-zip"}
+
+
+def ingest_upload(event, upload, *, photographer=None) -> list[IngestResult]:
+    """One file sent over HTTP (upload page or API): an image, or a ZIP of images."""
+    name = upload.name or "upload"
+    if name.lower().endswith(".zip") or upload.content_type in ZIP_CONTENT_TYPES:
+        results = ingest_zip(event, upload, photographer=photographer)
+        if not results:  # only folders and system clutter: say so rather than answer nothing
+            results = [IngestResult.rejected(
+                name, _("This ZIP archive contains no photo."), "empty_archive")]
+        return results
+    return [ingest_file(event, upload, name=name, photographer=photographer)]
+
+
 def ingest_zip(event, fileobj, *, photographer=None, progress=None) -> list[IngestResult]:
     """Ingest every photo of a ZIP (a seekable file object or a path), one result per file.
 

@@ -4,6 +4,7 @@ import logging
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
@@ -14,9 +15,6 @@ from photos import pipeline, services
 from photos.models import Photo
 
 logger = logging.getLogger(__name__)
-
-ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "multipart/x-zip"}
-
 
 def _event_for_upload(request, slug) -> Event:
     event = get_object_or_404(Event, slug=slug)
@@ -35,7 +33,7 @@ def upload_page(request, slug):
         "event": event,
         "can_manage": event.can_manage(request.user),
         "upload_messages": _upload_messages(),
-        **_status_context(event),
+        **_status_context(event, request.user),
     })
 
 
@@ -65,14 +63,7 @@ def upload_file(request, slug):
     if upload is None:
         return JsonResponse({"error": _("No file was sent (expected a form field named “file”).")},
                             status=400)
-    name = upload.name or "upload"
-    if name.lower().endswith(".zip") or upload.content_type in ZIP_CONTENT_TYPES:
-        results = services.ingest_zip(event, upload, photographer=request.user)
-        if not results:  # only folders and system clutter: say so rather than answer nothing
-            results = [services.IngestResult.rejected(
-                name, _("This ZIP archive contains no photo."), "empty_archive")]
-    else:
-        results = [services.ingest_file(event, upload, name=name, photographer=request.user)]
+    results = services.ingest_upload(event, upload, photographer=request.user)
     return JsonResponse({"results": [
         {"name": result.name, "status": result.status, "reason": str(result.reason or ""),
          "photo": result.photo.pk if result.photo else None}
@@ -80,10 +71,12 @@ def upload_file(request, slug):
     ]})
 
 
-def _status_context(event) -> dict:
-    counts = pipeline.event_state_counts(event)
-    failures = (Photo.objects.filter(event=event, state=Photo.State.FAILED)
-                .order_by("-updated_at")[:50])
+def _status_context(event, user) -> dict:
+    # A photographer follows their own photos only; organisers and admins the whole event.
+    photos = Photo.objects.visible_to(user).filter(event=event)
+    counts = dict.fromkeys(Photo.State.values, 0)
+    counts.update(photos.order_by().values_list("state").annotate(count=Count("pk")))
+    failures = photos.filter(state=Photo.State.FAILED).order_by("-updated_at")[:50]
     total = sum(counts.values())
     return {
         "state_counts": [(state, label, counts.get(state, 0)) for state, label in Photo.State.choices],
@@ -101,7 +94,8 @@ def processing_status(request, slug):
     """The live counts panel; the upload page polls it with htmx."""
     event = _event_for_upload(request, slug)
     return render(request, "photos/_processing_status.html", {
-        "event": event, "can_manage": event.can_manage(request.user), **_status_context(event),
+        "event": event, "can_manage": event.can_manage(request.user),
+        **_status_context(event, request.user),
     })
 
 
@@ -117,5 +111,6 @@ def retry_failed(request, slug):
         services.enqueue_processing(photo_id)
     logger.info("retrying failed photos", extra={"event_id": event.pk, "count": len(failed)})
     return render(request, "photos/_processing_status.html", {
-        "event": event, "can_manage": True, "retried": len(failed), **_status_context(event),
+        "event": event, "can_manage": True, "retried": len(failed),
+        **_status_context(event, request.user),
     })

@@ -52,6 +52,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.sitemaps",
     "rest_framework",
+    "rest_framework.authtoken",
+    "allauth",
+    "allauth.account",
     "django_htmx",
     "django_celery_results",
     "racephoto",
@@ -66,6 +69,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "racephoto.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "racephoto.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -74,13 +78,21 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "racephoto.urls"
 WSGI_APPLICATION = "racephoto.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
-LOGIN_URL = "login"
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "accounts:profile"
+AUTHENTICATION_BACKENDS = [
+    # Usernames for the admin and staff created on the command line...
+    "django.contrib.auth.backends.ModelBackend",
+    # ...e-mail addresses for everyone signing in through the site.
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 TEMPLATES = [
@@ -273,8 +285,20 @@ USE_TZ = True
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"  # with frame-ancestors below: no page can be framed (clickjacking)
 SESSION_COOKIE_HTTPONLY = True
+# Scripts read the CSRF token from the page (base.html, upload form), never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+# Inline styles stay allowed (htmx adds its indicator style); scripts come from this
+# site only. Images may come from an S3/CDN host over https. Payment pages will
+# need their provider's host added here (or in the variable).
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob: https:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+)
 # Behind a TLS-terminating proxy in production; off with DEBUG for plain-http local runs.
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
@@ -291,8 +315,41 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Accounts (django-allauth) ---------------------------------------------------
+
+# Runners and buyers sign in with their e-mail address; an address must be
+# verified before the account can sign in, since it receives order links.
+ACCOUNT_LOGIN_METHODS = {"email", "username"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_PREVENT_ENUMERATION = True
+# allauth counts attempts in the cache (Redis), so the limits hold across web workers.
+# login_failed: 10 wrong passwords a minute from one IP, 5 per account in 5 minutes.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/300s/key",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+}
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[RacePhoto] "
+# Behind N proxies of ours, the client is the N-th address from the right of
+# X-Forwarded-For; 0 trusts no header (direct connections), so one proxy's
+# address does not stand for every runner and lock them all out together.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+
+# --- REST API -----------------------------------------------------------------
+
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes an anonymous API call a 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # JSON only: the browsable API would be one more set of HTML pages to secure and translate.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }

@@ -2,14 +2,20 @@ from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import admin_login
 from mlpipeline import views as mlpipeline_views
 from racephoto import views
+
+# Every sign-in goes through allauth's form, which rate-limits failed attempts;
+# the admin's own password form would be an unthrottled way around it.
+admin.site.login = admin_login
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
     path("admin/models/", mlpipeline_views.model_status, name="model-status"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("racephoto.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("events.seo_urls")),
 ]
@@ -19,6 +25,6 @@ urlpatterns = [
 urlpatterns += i18n_patterns(
     path("", include("events.urls")),
     path("", include("photos.urls")),
-    # Plain Django login until allauth arrives with the accounts work.
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("accounts.urls")),
+    path("accounts/", include("allauth.urls")),
 )

@@ -17,6 +17,8 @@ class EventFactory(factory.django.DjangoModelFactory):
     location = "Lyon"
     description = "Une belle course."
     is_published = True
+    # Most tests are about finding photos; privacy tests choose their setting themselves.
+    face_search = Event.FaceSearch.ON
 
 
 class RaceFactory(factory.django.DjangoModelFactory):

@@ -69,7 +69,7 @@ def test_it_saves_an_event_with_its_races_from_the_change_form(admin_client):
     event = EventFactory(name="Avant")
     data = {
         "name": "Après", "slug": event.slug, "date": event.date.isoformat(),
-        "location": "Lyon", "description": "", "is_published": "on",
+        "location": "Lyon", "description": "", "is_published": "on", "face_search": "on",
         "races-TOTAL_FORMS": "1", "races-INITIAL_FORMS": "0",
         "races-MIN_NUM_FORMS": "0", "races-MAX_NUM_FORMS": "1000",
         "races-0-name": "10 km", "races-0-distance_km": "10", "races-0-start_time": "09:30",

@@ -138,7 +138,7 @@ def test_it_lets_only_the_events_staff_use_each_upload_view(who, view, event, pe
     elif who == "anonymous":
         assert response.status_code == 302
         with translation.override("en"):
-            login = reverse("login")
+            login = reverse("account_login")
         assert response["Location"].startswith(f"{login}?next=")
     else:
         assert response.status_code == 403
@@ -290,9 +290,12 @@ def test_it_enforces_csrf_on_the_upload_endpoint(event, people):
 
 @pytest.mark.usefixtures("eager_tasks")
 def test_it_shows_counts_and_failure_reasons_in_the_processing_panel(event, people):
-    PhotoFactory.create_batch(2, event=event, state=Photo.State.READY)
-    PhotoFactory(event=event, state=Photo.State.UPLOADED)
+    mine = {"event": event, "photographer": people["photographer"]}
+    PhotoFactory.create_batch(2, state=Photo.State.READY, **mine)
+    PhotoFactory(state=Photo.State.UPLOADED, **mine)
     broken = failed_photo(event, name="IMG_0666.JPG")
+    broken.photographer = people["photographer"]
+    broken.save()
     PhotoFactory(state=Photo.State.READY)  # another event's photo is not counted
 
     response = client_for(people["photographer"]).get(url("processing_status", event.slug))
@@ -310,6 +313,28 @@ def test_it_shows_counts_and_failure_reasons_in_the_processing_panel(event, peop
     as_organiser = client_for(people["organiser"]).get(url("processing_status", event.slug))
 
     assert f'hx-post="{url("retry_failed", event.slug)}"' in as_organiser.content.decode()
+
+
+@pytest.mark.usefixtures("eager_tasks")
+def test_it_counts_only_a_photographers_own_photos_but_the_whole_event_for_organisers(
+        event, people):
+    colleague = UserFactory(username="claire-colleague", role=User.Role.PHOTOGRAPHER)
+    event.photographers.add(colleague)
+    PhotoFactory(event=event, photographer=people["photographer"], state=Photo.State.READY)
+    theirs = failed_photo(event, name="IMG_THEIRS.JPG")
+    theirs.photographer = colleague
+    theirs.save()
+
+    as_photographer = client_for(people["photographer"]).get(
+        url("processing_status", event.slug)).content.decode()
+    as_organiser = client_for(people["organiser"]).get(
+        url("processing_status", event.slug)).content.decode()
+
+    assert state_counts(as_photographer)["ready"] == 1
+    assert state_counts(as_photographer)["failed"] == 0
+    assert "IMG_THEIRS.JPG" not in as_photographer
+    assert state_counts(as_organiser)["failed"] == 1
+    assert "IMG_THEIRS.JPG" in as_organiser
 
 
 @pytest.mark.usefixtures("eager_tasks")

@@ -58,9 +58,9 @@ def open_upload_page(page, live_server, event, user):
     upload_url = f"{live_server.url}/fr/staff/events/{event.slug}/upload/"
     page.goto(upload_url)
     page.wait_for_url(re.compile(r"/fr/accounts/login/\?next="))
-    page.fill("#id_username", user.username)
+    page.fill("#id_login", user.email)  # runners and staff alike sign in by e-mail
     page.fill("#id_password", PASSWORD)
-    page.locator("form.stacked-form button[type=submit]").click()
+    page.locator("main form button[type=submit]").click()
     page.wait_for_url(upload_url)
 
 
@@ -91,7 +91,8 @@ def rows(page) -> dict[str, tuple[str, str]]:
 def test_it_uploads_a_batch_and_shows_every_photo_processed(live_server, page, event,
                                                             photographer, tmp_path):
     # Sent yesterday from the laptop; today it is in the phone's batch again, renamed.
-    services.ingest_file(event, ContentFile(photo_bytes(100)), name="IMG_0100.jpg")
+    services.ingest_file(event, ContentFile(photo_bytes(100)), name="IMG_0100.jpg",
+                         photographer=photographer)
     again = tmp_path / "IMG_0100 (copie).jpg"
     again.write_bytes(photo_bytes(100))
     good = write_photos(tmp_path, range(1, 13))
@@ -121,7 +122,7 @@ def test_it_uploads_a_batch_and_shows_every_photo_processed(live_server, page, e
     expect(page.locator("#processing tr[data-state=failed] td")).to_have_text("0")
     assert Photo.objects.filter(event=event, state=Photo.State.READY).count() == 13
     assert set(Photo.objects.filter(event=event).values_list("photographer", flat=True)) == {
-        None, photographer.pk}
+        photographer.pk}
     # A phone screen: nothing, not even the long file names, sticks out sideways.
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert script_errors == []

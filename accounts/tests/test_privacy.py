@@ -1,0 +1,389 @@
+"""Face-search privacy: event setting, bib claims, opt-out and consent, erasure."""
+
+import pytest
+from django.db.models.signals import post_delete, post_save
+from django.test import Client
+
+from accounts import privacy
+from accounts.models import BibClaim, ErasureRecord
+from accounts.tests.factories import UserFactory, named_people
+from events.models import Event
+from events.tests.factories import EventFactory, StartListEntryFactory
+from photos.models import BibTag, Face
+from photos.tests.factories import PhotoFactory
+
+pytestmark = pytest.mark.django_db
+
+ON, OPT_IN, OFF = Event.FaceSearch.ON, Event.FaceSearch.OPT_IN, Event.FaceSearch.OFF
+CONSENTED, OPTED_OUT = BibClaim.FaceSearch.CONSENTED, BibClaim.FaceSearch.OPTED_OUT
+
+
+def add_face(event, bib="", cluster=None, tag=True) -> Face:
+    """A face in a new photo of ``event``, with the bib tag OCR would have made."""
+    photo = PhotoFactory(event=event)
+    face = Face.objects.create(photo=photo, event=event, box=[0, 0, 10, 10], score=0.99,
+                               embedding=[1.0, 0.0, 0.0], model="test@1", bib=bib,
+                               cluster=cluster)
+    if bib and tag:
+        BibTag.objects.create(photo=photo, bib=bib, confidence=0.9, source=BibTag.Source.OCR,
+                              face=face)
+    return face
+
+
+def searchable(*faces) -> list[bool]:
+    return [Face.objects.get(pk=face.pk).searchable for face in faces]
+
+
+@pytest.fixture
+def signalled():
+    """Faces that went through save() or delete(), the way index updates are triggered."""
+    seen = {"saved": [], "deleted": []}
+
+    def saved(sender, instance, **kwargs):
+        seen["saved"].append(instance.pk)
+
+    def deleted(sender, instance, **kwargs):
+        seen["deleted"].append(instance.pk)
+
+    post_save.connect(saved, sender=Face, dispatch_uid="test-saved")
+    post_delete.connect(deleted, sender=Face, dispatch_uid="test-deleted")
+    yield seen
+    post_save.disconnect(sender=Face, dispatch_uid="test-saved")
+    post_delete.disconnect(sender=Face, dispatch_uid="test-deleted")
+
+
+# --- The rule ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("setting", "claim", "blocked"), [
+    (ON, None, False), (ON, CONSENTED, False), (ON, OPTED_OUT, True),
+    (OPT_IN, None, True), (OPT_IN, CONSENTED, False), (OPT_IN, OPTED_OUT, True),
+    (OFF, None, True), (OFF, CONSENTED, True),
+])
+def test_it_decides_whether_a_bib_can_be_found_by_face(setting, claim, blocked):
+    event = EventFactory(face_search=setting)
+    if claim:
+        privacy.claim_bib(UserFactory(), event, "42", claim)
+
+    assert privacy.is_face_search_blocked(event, "42") is blocked
+    assert privacy.is_face_search_blocked(event, "43") is (setting != ON)
+
+
+def test_it_lets_an_opt_out_win_over_someone_elses_consent_for_the_same_bib():
+    event = EventFactory(face_search=OPT_IN)
+    privacy.claim_bib(UserFactory(username="real"), event, "42", OPTED_OUT)
+    privacy.claim_bib(UserFactory(username="squatter"), event, "42", CONSENTED)
+
+    assert privacy.is_face_search_blocked(event, "42")
+
+
+def test_it_makes_new_events_opt_in():
+    assert Event().face_search == OPT_IN
+
+
+# --- Opting out and in --------------------------------------------------------------------
+
+
+def test_it_takes_every_face_of_a_runner_out_of_search_at_once_when_they_opt_out(signalled):
+    event = EventFactory(face_search=ON)
+    runner = UserFactory(username="camille")
+    with_bib = add_face(event, bib="42", cluster=7)
+    same_runner_bib_hidden = add_face(event, cluster=7)
+    someone_else = add_face(event, bib="43", cluster=8)
+    same_bib_other_event = add_face(EventFactory(face_search=ON), bib="42")
+
+    claim = privacy.claim_bib(runner, event, "42", OPTED_OUT)
+
+    assert claim.face_search == OPTED_OUT
+    assert searchable(with_bib, same_runner_bib_hidden, someone_else, same_bib_other_event) == [
+        False, False, True, True]
+    # Through save(), so the index signals saw each change.
+    assert set(signalled["saved"]) >= {with_bib.pk, same_runner_bib_hidden.pk}
+
+
+def test_it_creates_the_later_faces_of_an_opted_out_runner_unsearchable():
+    event = EventFactory(face_search=ON)
+    add_face(event, bib="42", cluster=7)
+    privacy.claim_bib(UserFactory(), event, "42", OPTED_OUT)
+
+    linked_later = add_face(event)
+    linked_later.bib = "42"
+    linked_later.save()
+    same_cluster_later = add_face(event, cluster=7)
+
+    assert searchable(linked_later, same_cluster_later) == [False, False]
+    assert privacy.is_face_search_blocked(event, "42")
+
+
+def test_it_makes_faces_searchable_on_an_opt_in_event_only_after_consent():
+    event = EventFactory(face_search=OPT_IN)
+    mine = add_face(event, bib="42", cluster=3)
+    mine_bib_hidden = add_face(event, cluster=3)
+    unclaimed = add_face(event, bib="43")
+    nobody_known = add_face(event)
+    assert searchable(mine, mine_bib_hidden, unclaimed, nobody_known) == [False] * 4
+
+    claim = privacy.claim_bib(UserFactory(), event, "42", CONSENTED)
+
+    assert searchable(mine, mine_bib_hidden, unclaimed, nobody_known) == [
+        True, True, False, False]
+
+    privacy.set_face_search(claim, OPTED_OUT)
+
+    assert searchable(mine, mine_bib_hidden) == [False, False]
+
+
+def test_it_applies_a_changed_event_setting_to_every_face():
+    event = EventFactory(face_search=ON)
+    faces = [add_face(event, bib="42"), add_face(event)]
+
+    event.face_search = OFF
+    event.save()
+    privacy.apply_event_face_search(event)
+    assert searchable(*faces) == [False, False]
+
+    event.face_search = ON
+    event.save()
+    privacy.apply_event_face_search(event)
+    assert searchable(*faces) == [True, True]
+
+
+def test_it_refuses_selfie_search_on_an_event_with_face_search_off():
+    privacy.check_face_search(EventFactory(face_search=ON))
+    with pytest.raises(privacy.FaceSearchOff):
+        privacy.check_face_search(EventFactory(face_search=OFF))
+
+
+# --- Erasure ------------------------------------------------------------------------------
+
+
+def test_it_opts_out_at_once_when_erasure_is_requested_and_erases_once_carried_out(signalled):
+    event = EventFactory(face_search=ON)
+    other_event = EventFactory(face_search=ON)
+    runner = UserFactory(username="camille")
+    privacy.claim_bib(runner, event, "42")
+    mine = [add_face(event, bib="42", cluster=5), add_face(event, cluster=5)]
+    manual_tag = BibTag.objects.create(photo=mine[1].photo, bib="42", confidence=1,
+                                       source=BibTag.Source.MANUAL)
+    someone_else = add_face(event, bib="43")
+    elsewhere = add_face(other_event, bib="42")
+
+    (record,) = privacy.request_erasure(runner)
+
+    assert searchable(*mine) == [False, False]
+    assert (record.status, record.user, record.bib) == (ErasureRecord.Status.REQUESTED, runner,
+                                                        "42")
+
+    record = privacy.erase(record)
+
+    assert not Face.objects.filter(pk__in=[face.pk for face in mine]).exists()
+    assert not BibTag.objects.filter(photo__event=event, bib="42").exists()
+    assert not BibTag.objects.filter(pk=manual_tag.pk).exists()
+    assert not BibClaim.objects.filter(event=event, bib="42").exists()
+    assert set(signalled["deleted"]) == {face.pk for face in mine}
+    # Everyone else's data stays, the same bib at another event too.
+    assert Face.objects.filter(pk__in=[someone_else.pk, elsewhere.pk]).count() == 2
+    assert BibTag.objects.filter(photo__event=other_event, bib="42").exists()
+    # The audit record keeps no personal data.
+    record.refresh_from_db()
+    assert (record.status, record.user, record.bib) == (ErasureRecord.Status.DONE, None, "")
+    assert (record.faces_deleted, record.bib_tags_deleted, record.claims_deleted) == (2, 2, 1)
+    assert record.event == event and record.completed_at
+    assert "42" not in record.reference and len(record.reference) == 64
+    # The bib's new faces stay out of search, though the record no longer names it.
+    assert privacy.is_face_search_blocked(event, "42")
+    assert searchable(add_face(event, bib="42")) == [False]
+    assert not privacy.is_face_search_blocked(other_event, "42")
+
+
+def test_it_erases_only_once():
+    event = EventFactory(face_search=ON)
+    runner = UserFactory()
+    privacy.claim_bib(runner, event, "42")
+    add_face(event, bib="42")
+    (record,) = privacy.request_erasure(runner)
+    assert privacy.request_erasure(runner)[0].pk == record.pk  # asking twice adds nothing
+
+    privacy.erase(record)
+    again = privacy.erase(record)
+
+    assert again.faces_deleted == 1
+    assert ErasureRecord.objects.count() == 1
+
+
+def test_it_logs_no_personal_data_when_erasing(caplog):
+    event = EventFactory(face_search=ON)
+    runner = UserFactory(username="camille", email="camille@example.org")
+    privacy.claim_bib(runner, event, "4242")
+    add_face(event, bib="4242")
+
+    with caplog.at_level("INFO"):
+        privacy.erase(privacy.request_erasure(runner)[0])
+
+    logged = " ".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert "erased" in logged
+    for personal in ("4242", "camille"):
+        assert personal not in logged
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+def client_for(user) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def test_it_lets_a_runner_claim_a_bib_and_opt_out_from_their_account(settings):
+    event = EventFactory(name="Semi de Lyon", face_search=ON)
+    face = add_face(event, bib="42")
+    runner = UserFactory(username="camille")
+    client = client_for(runner)
+
+    response = client.post("/en/accounts/privacy/claim/", {
+        "event": event.pk, "bib": " 42 ", "face_search": OPTED_OUT})
+
+    assert response.status_code == 302
+    claim = BibClaim.objects.get(user=runner)
+    assert (claim.event, claim.bib, claim.face_search) == (event, "42", OPTED_OUT)
+    assert searchable(face) == [False]
+    page = client.get("/en/accounts/privacy/").content.decode()
+    assert "Semi de Lyon" in page and "Opted out of face search" in page
+
+    client.post(f"/en/accounts/privacy/claims/{claim.pk}/", {"face_search": CONSENTED})
+
+    assert searchable(face) == [True]
+
+
+def test_it_keeps_a_runner_from_changing_someone_elses_claim():
+    event = EventFactory(face_search=ON)
+    face = add_face(event, bib="42")
+    claim = privacy.claim_bib(UserFactory(username="camille"), event, "42", CONSENTED)
+
+    response = client_for(UserFactory(username="mallory")).post(
+        f"/en/accounts/privacy/claims/{claim.pk}/", {"face_search": OPTED_OUT})
+
+    assert response.status_code == 404
+    claim.refresh_from_db()
+    assert claim.face_search == CONSENTED
+    assert searchable(face) == [True]
+
+
+def test_it_refuses_a_claim_on_an_unpublished_event_and_a_bad_bib():
+    hidden = EventFactory(is_published=False)
+    client = client_for(UserFactory())
+
+    unpublished = client.post("/en/accounts/privacy/claim/", {
+        "event": hidden.pk, "bib": "42", "face_search": OPTED_OUT})
+    bad_bib = client.post("/en/accounts/privacy/claim/", {
+        "event": EventFactory().pk, "bib": "<script>", "face_search": OPTED_OUT})
+
+    assert unpublished.status_code == bad_bib.status_code == 400
+    assert not BibClaim.objects.exists()
+
+
+@pytest.mark.parametrize("path", ["/en/accounts/privacy/", "/en/accounts/privacy/claim/",
+                                  "/en/accounts/privacy/erasure/"])
+def test_it_sends_anonymous_visitors_to_sign_in(path):
+    client = Client()
+    response = client.post(path) if path.endswith(("claim/", "erasure/")) else client.get(path)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/en/accounts/login/")
+
+
+def test_it_takes_an_erasure_request_from_the_account_page():
+    event = EventFactory(face_search=ON)
+    runner = UserFactory()
+    privacy.claim_bib(runner, event, "42", CONSENTED)
+    face = add_face(event, bib="42")
+    client = client_for(runner)
+
+    response = client.post("/en/accounts/privacy/erasure/", follow=True)
+
+    assert "Your faces are out of search already" in response.content.decode()
+    assert ErasureRecord.objects.get().status == ErasureRecord.Status.REQUESTED
+    assert searchable(face) == [False]
+
+
+def test_it_says_to_claim_a_bib_before_asking_for_erasure():
+    response = client_for(UserFactory()).post("/en/accounts/privacy/erasure/", follow=True)
+
+    assert "Claim your bib first" in response.content.decode()
+    assert not ErasureRecord.objects.exists()
+
+
+@pytest.mark.parametrize(("setting", "english", "french"), [
+    (ON, "unless they opt out", "sauf s’ils s’y opposent"),
+    (OPT_IN, "only runners who agreed can be found", "seuls les coureurs qui ont accepté"),
+    (OFF, "Face search is off for this event", "La recherche par visage est désactivée"),
+])
+def test_it_explains_face_search_on_the_public_event_page(setting, english, french):
+    event = EventFactory(face_search=setting)
+
+    en = Client().get(f"/en/events/{event.slug}/").content.decode()
+    fr = Client().get(f"/fr/events/{event.slug}/").content.decode()
+
+    assert english in " ".join(en.split())
+    assert french in " ".join(fr.split())
+    if setting != OFF:
+        assert "never stored or logged" in " ".join(en.split())
+
+
+# --- Admin ----------------------------------------------------------------------------------
+
+
+def test_it_lets_a_platform_admin_carry_out_erasures_from_the_admin():
+    event = EventFactory(face_search=ON)
+    StartListEntryFactory(event=event, bib="42", first_name="Camille", last_name="Martin")
+    runner = UserFactory(username="camille")
+    privacy.claim_bib(runner, event, "42")
+    add_face(event, bib="42")
+    (record,) = privacy.request_erasure(runner)
+    admin = named_people(event)["admin"]
+    client = client_for(admin)
+
+    listing = client.get("/admin/accounts/erasurerecord/")
+    response = client.post("/admin/accounts/erasurerecord/", {
+        "action": "carry_out", "_selected_action": [record.pk]}, follow=True,
+        HTTP_ACCEPT_LANGUAGE="en")
+
+    assert "Camille Martin" in listing.content.decode()  # to check the claim first
+    assert "1 erasure carried out." in response.content.decode()
+    assert not Face.objects.filter(event=event).exists()
+    record.refresh_from_db()
+    assert record.status == ErasureRecord.Status.DONE
+
+
+@pytest.mark.parametrize("who", ["owner", "photographer", "staff", "outsider"])
+@pytest.mark.parametrize("page", ["/admin/accounts/erasurerecord/", "/admin/accounts/bibclaim/"])
+def test_it_keeps_claims_and_erasures_to_platform_admins(who, page):
+    people = named_people(EventFactory())
+
+    response = client_for(people[who]).get(page)
+
+    assert response.status_code in (302, 403)
+    if response.status_code == 302:
+        assert response["Location"].startswith("/admin/login/")
+
+
+def test_it_applies_a_face_search_change_made_in_the_event_admin():
+    event = EventFactory(face_search=ON, slug="semi")
+    face = add_face(event, bib="42")
+    owner = named_people(event)["owner"]
+    client = client_for(owner)
+    form = client.get(f"/admin/events/event/{event.pk}/change/").context["adminform"].form
+    data = {name: value for name, value in form.initial.items()
+            if name in form.fields and value is not None}
+    data.update({"date": event.date.isoformat(), "face_search": OFF,
+                 "photographers": [user.pk for user in event.photographers.all()],
+                 "races-TOTAL_FORMS": 0, "races-INITIAL_FORMS": 0,
+                 "start_list-TOTAL_FORMS": 0, "start_list-INITIAL_FORMS": 0})
+    data.pop("watermark_logo", None)
+
+    response = client.post(f"/admin/events/event/{event.pk}/change/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert searchable(face) == [False]

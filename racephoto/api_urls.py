@@ -1,0 +1,19 @@
+"""The REST API, version 1: /api/v1/. Token (``Authorization: Token <key>``) or session auth."""
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from events.api import EventViewSet
+from photos import api as photos_api
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("events", EventViewSet, basename="event")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("events/<slug:slug>/photos/", photos_api.event_photos, name="event-photos"),
+    path("events/<slug:slug>/processing/", photos_api.event_processing, name="event-processing"),
+    path("photos/<int:pk>/", photos_api.photo_detail, name="photo-detail"),
+]
