@@ -80,22 +80,51 @@ def is_face_search_blocked(event, bib) -> bool:
 def is_face_blocked(face) -> bool:
     """is_face_search_blocked for a face, counting the bibs of its cluster (the same runner
     seen in other photos): an opt-out reaches the faces where the bib is hidden too."""
-    event = face.event
+    return _rule(face.event, [face])(face)
+
+
+def _rule(event, faces):
+    """The privacy decision for ``faces`` of ``event``, with every lookup done once:
+    returns ``blocked(face) -> bool``.
+
+    A face counts its own bib and the bibs linked to the other faces of its
+    cluster. Any of them opted out or erased: blocked. On an opt-in event, a
+    face with a bib needs consent for that bib; a face without one needs consent
+    for every bib of its cluster (a cluster can join two look-alike runners).
+    """
     if event.face_search == Event.FaceSearch.OFF:
-        return True
-    cluster_bibs = set()
-    if face.cluster is not None:
-        cluster_bibs = set(Face.objects.filter(event=event, cluster=face.cluster)
-                           .exclude(pk=face.pk).exclude(bib="")
-                           .values_list("bib", flat=True).distinct())
-    if _blocked_bibs(event, cluster_bibs | {face.bib}):
-        return True
-    if event.face_search == Event.FaceSearch.OPT_IN:
-        if face.bib:
-            return not _consented_bibs(event, {face.bib})
-        # No bib of its own: every runner its cluster was linked to must have agreed.
-        return not cluster_bibs or _consented_bibs(event, cluster_bibs) != cluster_bibs
-    return False
+        return lambda face: True
+    # Bibs of the clusters, from the database for the other faces and from memory for
+    # these (their bib may be changing in this very save).
+    given = {face.pk for face in faces if face.pk}
+    clusters = {face.cluster for face in faces if face.cluster is not None}
+    cluster_bibs: dict[int, set[str]] = {}
+    if clusters:
+        for cluster, bib in (Face.objects.filter(event=event, cluster__in=clusters)
+                             .exclude(pk__in=given).exclude(bib="")
+                             .values_list("cluster", "bib")):
+            cluster_bibs.setdefault(cluster, set()).add(bib)
+    for face in faces:
+        if face.cluster is not None and face.bib:
+            cluster_bibs.setdefault(face.cluster, set()).add(face.bib)
+    own = {face.bib for face in faces if face.bib}
+    known = own.union(*cluster_bibs.values())
+    blocked_bibs = _blocked_bibs(event, known)
+    consented = _consented_bibs(event, known) if event.face_search == Event.FaceSearch.OPT_IN \
+        else set()
+
+    def blocked(face) -> bool:
+        linked = cluster_bibs.get(face.cluster, set()) if face.cluster is not None else set()
+        bibs = linked | ({face.bib} if face.bib else set())
+        if bibs & blocked_bibs:
+            return True
+        if event.face_search == Event.FaceSearch.OPT_IN:
+            if face.bib:
+                return face.bib not in consented
+            return not linked or not linked <= consented
+        return False
+
+    return blocked
 
 
 def guard_face_searchable(sender, instance, raw=False, **kwargs):
@@ -126,13 +155,18 @@ def refresh_faces(faces) -> int:
     """Re-apply the rule to each face of a Face queryset, one save() each so the indexes
     follow; returns how many changed. The pipeline calls it after writes that skip the
     pre_save guard (bulk_create, update() of bib or cluster)."""
-    changed = 0
+    by_event: dict[int, tuple] = {}
     for face in faces.select_related("event").order_by("pk"):
-        searchable = not is_face_blocked(face)
-        if face.searchable != searchable:
-            face.searchable = searchable
-            face.save(update_fields=["searchable"])
-            changed += 1
+        by_event.setdefault(face.event_id, (face.event, []))[1].append(face)
+    changed = 0
+    for event, event_faces in by_event.values():
+        blocked = _rule(event, event_faces)
+        for face in event_faces:
+            searchable = not blocked(face)
+            if face.searchable != searchable:
+                face.searchable = searchable
+                face.save(update_fields=["searchable"])
+                changed += 1
     return changed
 
 
