@@ -250,3 +250,11 @@ def erase(record) -> ErasureRecord:
         "event_id": event.pk, "erasure_id": record.pk, "faces": faces_deleted,
         "bib_tags": bib_tags_deleted})
     return record
+
+
+def may_block_faces(event_id: int) -> bool:
+    """Whether any face of the event can be blocked at all; when not, the pipeline skips
+    re-checking an event's every face after clustering it."""
+    return (Event.objects.filter(pk=event_id).exclude(face_search=Event.FaceSearch.ON).exists()
+            or BibClaim.objects.filter(event_id=event_id).exists()
+            or ErasureRecord.objects.filter(event_id=event_id).exists())

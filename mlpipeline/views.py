@@ -1,6 +1,7 @@
 """The model-status page of the admin: what each model is, where, and what it makes possible."""
 
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
@@ -17,6 +18,9 @@ FEATURES = {
 
 @staff_member_required
 def model_status(request):
+    # Paths, hosts and errors of the machines: platform admins only, not event staff.
+    if not (request.user.is_superuser or getattr(request.user, "is_platform_admin", False)):
+        raise PermissionDenied
     models = all_models()
     try:
         workers, workers_error = worker_models(), ""

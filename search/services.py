@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageOps
 
+from accounts import privacy
 from mlpipeline import indexes, loaded
 from mlpipeline.base import ModelUnavailable
 from mlpipeline.faces import embed_selfie
@@ -76,6 +77,10 @@ def _selfie_image(upload) -> Image.Image:
 
 def photos_by_selfie(event, upload, limit: int = FACE_CANDIDATES) -> list[Match]:
     """The event's photos with a face like the one in the selfie, most similar first."""
+    try:
+        privacy.check_face_search(event)
+    except privacy.FaceSearchOff:
+        raise SearchError(_("The organiser of this event has turned face search off.")) from None
     image = _selfie_image(upload)
     detector, embedder = loaded.face_detector(), loaded.face_embedder()
     try:

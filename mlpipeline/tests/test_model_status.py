@@ -44,6 +44,12 @@ def test_it_keeps_the_model_status_page_from_non_staff(client):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
+def test_it_keeps_the_model_status_page_from_event_staff(client):
+    client.force_login(UserFactory(is_staff=True, role="organiser"))
+
+    assert client.get("/admin/models/").status_code == 403
+
+
 def test_it_reports_the_workers_models_in_healthz(published_worker):
     report, serving = health_report()
 

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from accounts.models import User
 from accounts.tests.factories import UserFactory
 from events.tests.factories import EventFactory
+from mlpipeline import worker
 from photos import services
 from photos.models import Photo
 from photos.tests.factories import PhotoFactory
@@ -36,8 +37,11 @@ def photographer(event):
 
 @pytest.fixture
 def eager_tasks(settings):
-    # The live server runs in this process, so its requests run the tasks themselves.
+    # The live server runs in this process, so its requests run the tasks themselves,
+    # bib, face and CLIP steps included; the models are loaded first, as a worker
+    # does when it starts, so the page's timeouts measure processing, not loading.
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    worker.preload()
 
 
 def photo_bytes(seed) -> bytes:
