@@ -39,17 +39,6 @@ def _media_in_tmp(settings, tmp_path, monkeypatch):
         monkeypatch.setattr(Photo._meta.get_field(field), "storage", storages["private"])
 
 
-@pytest.fixture(autouse=True)
-def _celery_eagerness_restored():
-    """Tests switch eager Celery on through ``celery_app.conf`` (the Django setting is
-    read once, when Celery first loads its config); it is switched back here."""
-    from racephoto.celery import app
-
-    eager = app.conf.task_always_eager
-    yield
-    app.conf.task_always_eager = eager
-
-
 # --- Browser tests -----------------------------------------------------------------
 # Playwright drives Debian's Chromium (never a browser Playwright downloads).
 # Outside CI, a machine without Chromium skips these tests and says so loudly

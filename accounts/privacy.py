@@ -56,6 +56,13 @@ def _blocked_bibs(event, bibs) -> set[str]:
     return blocked
 
 
+def is_bib_erased(event, bib) -> bool:
+    """Whether the runner wearing ``bib`` at ``event`` had their data erased: the pipeline
+    must then not tag new photos with that bib either."""
+    return bool(bib) and ErasureRecord.objects.filter(
+        event=event, reference=erasure_reference(event.pk, bib)).exists()
+
+
 def _consented_bibs(event, bibs) -> set[str]:
     return set(BibClaim.objects.filter(event=event, bib__in=[bib for bib in bibs if bib],
                                        face_search=BibClaim.FaceSearch.CONSENTED)

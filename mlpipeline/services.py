@@ -123,7 +123,9 @@ def read_bibs(photo: Photo) -> int:
     accepted = bib_rules_for(photo.event).accept(reader.predict(image, faces=face_boxes))
 
     manual = set(photo.bib_tags.filter(source=BibTag.Source.MANUAL).values_list("bib", flat=True))
-    accepted = [bib for bib in accepted if bib.text not in manual]
+    # An erased runner's bib is never tagged again, on photos uploaded later too.
+    accepted = [bib for bib in accepted
+                if bib.text not in manual and not privacy.is_bib_erased(photo.event, bib.text)]
     pairs = linking.assign_bibs_to_faces([bib.box for bib in accepted], face_boxes)
     face_of = {bib_index: faces[face_index] for bib_index, face_index, _conf in pairs}
 

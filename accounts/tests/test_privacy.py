@@ -196,6 +196,9 @@ def test_it_opts_out_at_once_when_erasure_is_requested_and_erases_once_carried_o
     assert privacy.is_face_search_blocked(event, "42")
     assert searchable(add_face(event, bib="42")) == [False]
     assert not privacy.is_face_search_blocked(other_event, "42")
+    assert privacy.is_bib_erased(event, "42")
+    assert not privacy.is_bib_erased(event, "43")
+    assert not privacy.is_bib_erased(other_event, "42")
 
 
 def test_it_erases_only_once():

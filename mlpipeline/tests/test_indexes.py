@@ -7,7 +7,6 @@ from events.tests.factories import EventFactory
 from mlpipeline import indexes
 from photos.models import Face
 from photos.tests.factories import PhotoFactory
-from racephoto.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +122,7 @@ def test_it_reports_and_repairs_an_index_out_of_step(capsys):
     assert "1 missing, 1 extra" in capsys.readouterr().err
 
     call_command("rebuild_indexes", event.slug)
-    with translation.override("en"):
+    with translation.override("en"):  # the project speaks French unless told otherwise
         call_command("check_indexes", event.slug)
     assert "agree" in capsys.readouterr().out
 
@@ -172,21 +171,20 @@ def test_it_rebuilds_an_unreadable_index_file():
     assert ids_in_index(event) == {face.pk}
 
 
-def test_it_updates_the_index_from_signals_after_commit(django_capture_on_commit_callbacks):
+def test_it_updates_the_index_from_signals_after_commit(settings,
+                                                        django_capture_on_commit_callbacks):
+    # Through Django's settings, restored after the test: setting celery_app.conf directly
+    # would pin the value for every later test, whatever their settings say.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     event = EventFactory()
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            face = add_face(event, 1)
-        assert ids_in_index(event) == {face.pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        face = add_face(event, 1)
+    assert ids_in_index(event) == {face.pk}
 
-        with django_capture_on_commit_callbacks(execute=True):
-            face.searchable = False
-            face.save()
-        assert ids_in_index(event) == set()
-    finally:
-        celery_app.conf.task_always_eager = eager
+    with django_capture_on_commit_callbacks(execute=True):
+        face.searchable = False
+        face.save()
+    assert ids_in_index(event) == set()
     assert indexes.check(event.pk) == []
 
 

@@ -17,7 +17,6 @@ from photos import pipeline
 from photos.derivatives import _watermark_font_path
 from photos.models import BibTag, Face, Photo, PhotoStep
 from photos.tests.test_pipeline import make_photo
-from racephoto.celery import app as celery_app
 from search.services import photos_by_bib
 
 pytestmark = pytest.mark.django_db
@@ -111,20 +110,18 @@ def test_it_marks_a_step_whose_model_is_missing_and_runs_it_when_the_model_is_ba
 
 
 def test_it_embeds_the_photo_with_clip_and_finds_it_in_the_index(
-        monkeypatch, tiny_weights):  # noqa: F811
+        monkeypatch, settings, tiny_weights):  # noqa: F811
     clip = ClipEmbedder(TINY, weights_path=tiny_weights, pretrained=False)
     monkeypatch.setattr(loaded, "clip_embedder", lambda: clip)
     event = EventFactory()
     photo = make_photo(event, bib_photo("77"))
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
-    try:
-        from django.test import TestCase
+    # Through Django's settings, restored after the test: setting celery_app.conf directly
+    # would pin the value for every later test, whatever their settings say.
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from django.test import TestCase
 
-        with TestCase.captureOnCommitCallbacks(execute=True):
-            pipeline.process_photo(photo.pk)
-    finally:
-        celery_app.conf.task_always_eager = eager
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        pipeline.process_photo(photo.pk)
 
     photo.refresh_from_db()
     assert photo.clip_model == clip.signature and len(photo.clip_embedding) == 32

@@ -2,7 +2,6 @@ import pytest
 
 from photos.models import Photo, PhotoStep
 from photos.tests.factories import PhotoFactory
-from racephoto.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +29,7 @@ def test_it_shows_a_photos_processing_steps(admin_client):
 
 def test_it_reprocesses_failed_photos_from_the_admin(admin_client, settings,
                                                      django_capture_on_commit_callbacks):
-    celery_app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     photo = PhotoFactory(with_original=True, state=Photo.State.FAILED, failure_reason="worker lost")
     PhotoStep.objects.create(photo=photo, step="derivatives", status=PhotoStep.Status.FAILED,
                              attempts=1, error="worker lost")

@@ -18,7 +18,6 @@ from photos import services, tasks
 from photos.models import Photo, PhotoStep
 from photos.tests.factories import PhotoFactory
 from photos.tests.images import jpeg, make_zip
-from racephoto.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +60,7 @@ def people(event):
 @pytest.fixture
 def eager_tasks(settings):
     """Tasks run in the process that sends them: the real pipeline, no worker needed."""
-    celery_app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
 
 
 def url(name, slug) -> str:
@@ -373,7 +372,7 @@ def test_it_sends_failed_photos_back_for_processing(event, people):
 def test_it_resets_failed_photos_to_uploaded_when_queued_for_a_worker(
         event, people, settings, monkeypatch):
     """With real workers the photo waits in the queue: reset, its failed step forgotten."""
-    celery_app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     broken = failed_photo(event)
     settings.CELERY_TASK_ALWAYS_EAGER = False
     queued = []

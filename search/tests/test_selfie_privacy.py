@@ -24,7 +24,6 @@ from mlpipeline import indexes, loaded
 from mlpipeline.faces import DetectedFace, DlibFaceEmbedder
 from photos.models import Face, Photo
 from photos.tests.factories import PhotoFactory
-from racephoto.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +72,7 @@ def embedder():
 def _models(monkeypatch, embedder, settings):
     monkeypatch.setattr(loaded, "face_detector", lambda: CentreDetector())
     monkeypatch.setattr(loaded, "face_embedder", lambda: embedder)
-    celery_app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     # The selfie throttle counts in the cache: start from zero, apart from other tests.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": "selfie-tests"}}

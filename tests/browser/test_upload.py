@@ -16,7 +16,6 @@ from photos import services
 from photos.models import Photo
 from photos.tests.factories import PhotoFactory
 from photos.tests.images import image_bytes
-from racephoto.celery import app as celery_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,17 +36,12 @@ def photographer(event):
 
 
 @pytest.fixture
-def eager_tasks():
+def eager_tasks(settings):
     # The live server runs in this process, so its requests run the tasks themselves,
     # bib, face and CLIP steps included; the models are loaded first, as a worker
     # does when it starts, so the page's timeouts measure processing, not loading.
-    # Set on Celery's own config: once another test has read it, the Django
-    # setting CELERY_TASK_ALWAYS_EAGER is no longer looked at.
-    eager = celery_app.conf.task_always_eager
-    celery_app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     worker.preload()
-    yield
-    celery_app.conf.task_always_eager = eager
 
 
 def photo_bytes(seed) -> bytes:
