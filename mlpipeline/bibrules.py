@@ -6,11 +6,11 @@ that can be bibs of this event, normalise them as the start list writes them
 (no leading zeros) and merge repeats, so a photo is tagged once per bib.
 
 With a start list, a reading outside it is dropped rather than kept as an
-unconfirmed tag: on the RBNR dev set such readings were almost all misreads or
-other numbers (see bench/bibs.py), so showing them would mostly mislead. Before
-dropping it, a reading that is one obvious slip away from exactly one listed
-bib is corrected to that bib (an extra digit read from the bib's edge, or one
-digit misread), at a reduced confidence.
+unconfirmed tag: it is not a bib of this event (on the RBNR dev set the
+readings outside the list were clocks, years, sponsor text and half-read
+bibs), so showing it would only mislead. Before dropping it, a reading that is
+one obvious slip away from exactly one listed bib is corrected to that bib (an
+extra digit read from the bib's edge, or one digit misread), at a reduced confidence.
 """
 
 from collections.abc import Iterable
