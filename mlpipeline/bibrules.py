@@ -28,6 +28,12 @@ class AcceptedBib:
     confirmed: bool
 
 
+def canonical(bib: str) -> str:
+    """A bib as start lists write it: no surrounding spaces, no leading zeros."""
+    bib = bib.strip()
+    return bib.lstrip("0") or bib[:1]
+
+
 @dataclass(frozen=True)
 class BibRules:
     min_length: int = 1
@@ -39,11 +45,17 @@ class BibRules:
     #: readings less sure than this are noise (sponsor logos, folds in the bib)
     min_confidence: float = 0.0
 
+    def __post_init__(self):
+        # Normalised once: an event's rules, start list included, serve every photo.
+        object.__setattr__(self, "ignore", frozenset(map(canonical, self.ignore)))
+        if self.start_list is not None:
+            object.__setattr__(self, "start_list", frozenset(map(canonical, self.start_list)))
+
     def normalise(self, text: str) -> str | None:
         """The bib as the start list writes it, or None when it cannot be a bib here."""
         if not text or not text.isascii() or not text.isdigit():
             return None
-        bib = text.lstrip("0") or "0"
+        bib = canonical(text)
         if not self.min_length <= len(bib) <= self.max_length:
             return None
         value = int(bib)
@@ -51,28 +63,18 @@ class BibRules:
             return None
         if self.max_value is not None and value > self.max_value:
             return None
-        if bib in self._ignored:
+        if bib in self.ignore:
             return None
         return bib
 
-    @property
-    def _ignored(self) -> frozenset[str]:
-        return frozenset(item.lstrip("0") or "0" for item in self.ignore)
-
-    @property
-    def _listed(self) -> frozenset[str] | None:
-        if self.start_list is None:
-            return None
-        return frozenset(item.lstrip("0") or "0" for item in self.start_list)
-
     def accept(self, readings: Iterable) -> list[AcceptedBib]:
         """Readings (objects with ``text``, ``confidence``, ``box``) kept as tags, best first."""
-        listed = self._listed
+        listed = self.start_list
         best: dict[str, AcceptedBib] = {}
         for reading in readings:
             if reading.confidence < self.min_confidence:
                 continue
-            digits = reading.text.strip().lstrip("0") or reading.text.strip()
+            digits = canonical(reading.text)
             confidence = float(reading.confidence)
             if listed is not None and digits not in listed:
                 corrected = near_miss(digits, listed)

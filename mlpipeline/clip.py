@@ -13,6 +13,7 @@ from django.conf import settings
 
 from mlpipeline.availability import CLIP_VIT_B32_FILE
 from mlpipeline.base import ModelUnavailable, ModelWrapper
+from mlpipeline.vectors import normalised
 
 
 class ClipEmbedder(ModelWrapper):
@@ -60,17 +61,11 @@ class ClipEmbedder(ModelWrapper):
         batch = self._torch.stack([self._preprocess(image.convert("RGB")) for image in images])
         with self._torch.inference_mode():
             features = self._model.encode_image(batch)
-        return _normalised(features.numpy())
+        return normalised(features.numpy())
 
     def embed_text(self, text: str) -> np.ndarray:
         self.ensure_loaded()
         tokens = self._tokenizer([text])
         with self._torch.inference_mode():
             features = self._model.encode_text(tokens)
-        return _normalised(features.numpy())[0]
-
-
-def _normalised(matrix: np.ndarray) -> np.ndarray:
-    matrix = matrix.astype(np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
+        return normalised(features.numpy())[0]

@@ -7,7 +7,6 @@ the embedder's ``match_threshold``. Thresholds come from ``bench/faces.py``
 the preprocessing changes and bump ``version``.
 """
 
-import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .availability import package_dir
 from .base import ModelUnavailable, ModelWrapper
+from .vectors import normalised
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +67,13 @@ def _rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _package_dir(module: str) -> Path | None:
-    # find_spec only locates the package: importing face_recognition_models would
-    # import pkg_resources, which this environment does not have.
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def mtcnn_weights_dir() -> Path | None:
-    base = _package_dir("facenet_pytorch")
+    base = package_dir("facenet_pytorch")
     return None if base is None else base / "data"
 
 
 def dlib_models_dir() -> Path | None:
-    base = _package_dir("face_recognition_models")
+    base = package_dir("face_recognition_models")
     return None if base is None else base / "models"
 
 
@@ -175,12 +167,6 @@ class FaceEmbedder(ModelWrapper):
         return np.zeros((0, self.dimension), dtype=np.float32)
 
 
-def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
 class DlibFaceEmbedder(FaceEmbedder):
     """dlib's ResNet face descriptor (128-d), weights from the face_recognition_models wheel."""
 
@@ -248,7 +234,7 @@ class DlibFaceEmbedder(FaceEmbedder):
         if not faces:
             return self._empty()
         image = _rgb(image)
-        return _l2_normalise(np.stack([self._descriptor(image, face) for face in faces]))
+        return normalised(np.stack([self._descriptor(image, face) for face in faces]))
 
 
 class FacenetFaceEmbedder(FaceEmbedder):
@@ -315,7 +301,7 @@ class FacenetFaceEmbedder(FaceEmbedder):
         batch = np.stack([self._crop(image, face) for face in faces]).transpose(0, 3, 1, 2)
         with torch.inference_mode():
             vectors = self._model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
-        return _l2_normalise(vectors)
+        return normalised(vectors)
 
 
 def default_face_embedder() -> FaceEmbedder:

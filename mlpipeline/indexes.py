@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db.models import F, Func
 from pgvector.django import CosineDistance, VectorField
 
+from mlpipeline.vectors import normalised
 from photos.models import PGVECTOR_CLIP_MODELS, PGVECTOR_FACE_MODELS, Face, Photo
 
 logger = logging.getLogger(__name__)
@@ -124,16 +125,22 @@ def index_path(event_id: int, kind: str, model: str) -> Path:
     return Path(settings.INDEX_DIR) / f"event-{event_id}" / f"{kind}--{_slug(model)}.hnsw"
 
 
-def _existing_files(event_id: int, kind: str) -> dict[str, Path]:
-    """Index files of one event and kind, by the model recorded inside each."""
-    folder = Path(settings.INDEX_DIR) / f"event-{event_id}"
+def _index_files(event_id: int, kind: str) -> list[Path]:
+    return sorted((Path(settings.INDEX_DIR) / f"event-{event_id}").glob(f"{kind}--*.hnsw"))
+
+
+def _existing(event_id: int, kind: str) -> dict[str, tuple[Path, dict | None]]:
+    """Index files of one event and kind, read once, by the model recorded inside each;
+    an unreadable file is keyed by its name and comes with None (it gets rebuilt)."""
     found = {}
-    for path in sorted(folder.glob(f"{kind}--*.hnsw")):
+    for path in _index_files(event_id, kind):
         try:
-            found[_read(path)["model"]] = path
+            data = _read(path)
         except Exception:
             logger.warning("unreadable index file %s: it will be rebuilt", path, exc_info=True)
-            found[path.stem.split("--", 1)[1]] = path
+            found[path.stem.split("--", 1)[1]] = (path, None)
+        else:
+            found[data["model"]] = (path, data)
     return found
 
 
@@ -200,18 +207,13 @@ def sync(event_id: int, kind: str) -> SyncResult:
     """Bring the event's index files of ``kind`` in line with the database."""
     result = SyncResult()
     with _locked(event_id, kind):
-        files = _existing_files(event_id, kind)
+        files = _existing(event_id, kind)
         wanted = models_in_database(kind, event_id)
         written = set()
         for model in wanted:
             path = index_path(event_id, kind, model)
             written.add(path)
-            data = None
-            if model in files:
-                try:
-                    data = _read(files[model])
-                except Exception:
-                    data = None
+            old_path, data = files.get(model, (None, None))
             if data is None:
                 data = _build(kind, event_id, model)
                 result.rebuilt.append(model)
@@ -222,25 +224,18 @@ def sync(event_id: int, kind: str) -> SyncResult:
                 result.removed += removed
                 if rebuilt:
                     result.rebuilt.append(model)
-                if not (added or removed or rebuilt) and files[model] == path:
+                if not (added or removed or rebuilt) and old_path == path:
                     continue
             _write(path, data)
             result.files += 1
-            if model in files and files[model] != path:
-                files[model].unlink(missing_ok=True)
-        for model, path in files.items():
+            if old_path is not None and old_path != path:
+                old_path.unlink(missing_ok=True)
+        for model, (path, data) in files.items():
             if model not in wanted and path not in written:  # no searchable rows left
-                result.removed += _count_in(path)
+                result.removed += len(data["ids"]) if data else 0
                 path.unlink(missing_ok=True)
     logger.info("index sync event %s %s: %s", event_id, kind, result)
     return result
-
-
-def _count_in(path: Path) -> int:
-    try:
-        return len(_read(path)["ids"])
-    except Exception:
-        return 0
 
 
 def _patch(data: dict, kind: str, event_id: int, model: str) -> tuple[int, int, bool]:
@@ -275,7 +270,7 @@ def rebuild(event_id: int, kinds=KINDS) -> SyncResult:
     result = SyncResult()
     for kind in kinds:
         with _locked(event_id, kind):
-            for path in _existing_files(event_id, kind).values():
+            for path in _index_files(event_id, kind):
                 path.unlink(missing_ok=True)
             for model in models_in_database(kind, event_id):
                 data = _build(kind, event_id, model)
@@ -292,13 +287,10 @@ def check(event_id: int, kinds=KINDS, vectors: bool = True) -> list[Mismatch]:
         return []  # PostgreSQL's own indexes cannot drift from its tables
     problems = []
     for kind in kinds:
-        files = _existing_files(event_id, kind)
+        files = _existing(event_id, kind)
         for model in sorted(set(files) | set(models_in_database(kind, event_id))):
             expected = set(_rows(kind, event_id, model).values_list("pk", flat=True))
-            try:
-                data = _read(files[model]) if model in files else None
-            except Exception:
-                data = None
+            _path, data = files.get(model, (None, None))
             actual = set(data["ids"].tolist()) if data else set()
             wrong = 0
             if data and vectors:
@@ -307,7 +299,7 @@ def check(event_id: int, kinds=KINDS, vectors: bool = True) -> list[Mismatch]:
                     ids, stored = _vectors(kind, event_id, model, common)
                     indexed = np.asarray(data["index"].get_items(ids.tolist()), dtype=np.float32)
                     # hnswlib keeps cosine vectors normalised; compare directions.
-                    stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+                    stored = normalised(stored)
                     wrong = int((np.abs(indexed - stored).max(axis=1) > 1e-4).sum())
             missing, extra = len(expected - actual), len(actual - expected)
             if missing or extra or wrong:

@@ -21,6 +21,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from mlpipeline.vectors import normalised
+
 Box = Sequence[float]
 
 # Geometry of a runner, measured on the 177 labelled (bib, face) pairs of rbnr-dev,
@@ -86,13 +88,6 @@ def assign_bibs_to_faces(bib_boxes: Sequence[Box], face_boxes: Sequence[Box],
             for r, c in sorted(zip(rows, cols)) if confidence[r, c] >= min_confidence]
 
 
-def _normalised(embeddings) -> np.ndarray:
-    vectors = np.asarray(embeddings, dtype=np.float32)
-    if vectors.ndim != 2:
-        raise ValueError("embeddings must be an (n, dim) array")
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
 def _candidate_pairs(vectors: np.ndarray, threshold: float, block: int = 2048):
     """Pairs (i < j) with cosine similarity >= threshold, best first; blockwise so an
     event of tens of thousands of faces never holds the full n x n matrix."""
@@ -120,7 +115,7 @@ def cluster_faces(embeddings, photo_ids: Sequence[Hashable],
 
     ``bibs[i]`` is the bib linked to face i by geometry (None when none).
     """
-    vectors = _normalised(embeddings)
+    vectors = normalised(embeddings)
     count = len(vectors)
     if len(photo_ids) != count or (bibs is not None and len(bibs) != count):
         raise ValueError("embeddings, photo_ids and bibs must have one entry per face")
@@ -181,7 +176,7 @@ def propagate_bibs(labels: Sequence[int], photo_ids: Sequence[Hashable],
     and propagates nothing. Within one photo a bib goes to one face at most (the
     most similar one), since one runner appears once per photo.
     """
-    vectors = _normalised(embeddings)
+    vectors = normalised(embeddings)
     count = len(vectors)
     if not (len(labels) == len(photo_ids) == len(face_ids) == len(bibs) == count):
         raise ValueError("labels, photo_ids, face_ids, bibs and embeddings must align")

@@ -14,7 +14,6 @@ Without faces (none found, or none given) the whole photo is read, shrunk to
 frame, but a photo of a back or a cropped head still gets a chance.
 """
 
-import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .availability import package_dir
 from .base import ModelUnavailable, ModelWrapper
 
 WEIGHTS_PACKAGE = "easyocr_en_models"
@@ -66,11 +66,10 @@ class _Tile:
 
 def weights_dir() -> Path:
     """The folder holding the EasyOCR weights, or ModelUnavailable saying what is missing."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    base = package_dir(WEIGHTS_PACKAGE)
+    if base is None:
         raise ModelUnavailable(f"Bib reading needs the Python package {WEIGHTS_PACKAGE}, "
                                "which is not installed.")
-    base = Path(next(iter(spec.submodule_search_locations)))
     missing = [name for name in WEIGHT_FILES if not (base / name).is_file()]
     if missing:
         raise ModelUnavailable(f"Bib reading needs {', '.join(missing)} in {base}; "

@@ -102,8 +102,7 @@ def bib_rules_for(event) -> BibRules:
     cached = _rules_cache.get(event.pk)
     if cached and cached[1] == stamp and time.monotonic() - cached[0] < START_LIST_CACHE_SECONDS:
         return cached[2]
-    start_list = frozenset(bib.strip().lstrip("0") or "0"
-                           for bib in event.start_list.values_list("bib", flat=True)
+    start_list = frozenset(bib for bib in event.start_list.values_list("bib", flat=True)
                            if bib.strip().isdigit())
     rules = BibRules(min_length=event.bib_min_length, max_length=event.bib_max_length,
                      min_value=event.bib_min_value, max_value=event.bib_max_value,

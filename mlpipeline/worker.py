@@ -20,7 +20,7 @@ from django.conf import settings
 
 from mlpipeline import loaded
 from mlpipeline.base import ModelUnavailable
-from racephoto.redis import get_redis
+from racephoto.redis import get_redis, json_values
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +75,4 @@ def stop(**kwargs):
 
 def worker_models() -> list[dict]:
     """What each live worker process reported about its models."""
-    client = get_redis()
-    reports = []
-    for key in client.scan_iter(match=MODELS_KEY_PREFIX + "*", count=100):
-        raw = client.get(key)
-        if raw:
-            try:
-                reports.append(json.loads(raw))
-            except ValueError:
-                continue
-    return sorted(reports, key=lambda report: (report.get("hostname", ""), report.get("pid", 0)))
+    return sorted(json_values(MODELS_KEY_PREFIX), key=lambda report: (report.get("hostname", ""), report.get("pid", 0)))

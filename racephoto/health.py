@@ -6,7 +6,6 @@ it out. A missing worker or model only degrades the service: pages still
 load, processing waits, so the status is "degraded" with HTTP 200.
 """
 
-import json
 import logging
 import time
 
@@ -16,7 +15,7 @@ from django.db.models import Count
 
 from mlpipeline.availability import all_models
 from racephoto.observability import DURATION_BUCKETS, TASK_DURATION_KEY_PREFIX, WORKER_KEY_PREFIX
-from racephoto.redis import get_redis
+from racephoto.redis import get_redis, json_values
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +43,7 @@ def check_broker() -> dict:
 
 
 def alive_workers() -> list[dict]:
-    client = get_redis()
-    workers = []
-    for key in client.scan_iter(match=WORKER_KEY_PREFIX + "*", count=100):
-        raw = client.get(key)
-        if raw:
-            try:
-                workers.append(json.loads(raw))
-            except ValueError:
-                continue
-    return sorted(workers, key=lambda worker: worker.get("hostname", ""))
+    return sorted(json_values(WORKER_KEY_PREFIX), key=lambda worker: worker.get("hostname", ""))
 
 
 def check_workers() -> dict:

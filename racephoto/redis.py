@@ -4,6 +4,7 @@ Short timeouts matter for /healthz: a dead broker must show up as
 "unhealthy" within a second, not hang the probe.
 """
 
+import json
 from functools import lru_cache
 
 import redis
@@ -18,3 +19,18 @@ def _client(url: str) -> redis.Redis:
 
 def get_redis() -> redis.Redis:
     return _client(settings.REDIS_URL)
+
+
+def json_values(prefix: str) -> list[dict]:
+    """The JSON reports stored under keys starting with ``prefix`` (heartbeats and the
+    like); a key that expires meanwhile or holds something else is skipped."""
+    client = get_redis()
+    values = []
+    for key in client.scan_iter(match=prefix + "*", count=100):
+        raw = client.get(key)
+        if raw:
+            try:
+                values.append(json.loads(raw))
+            except ValueError:
+                continue
+    return values

@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from accounts import privacy
 from mlpipeline import indexes, loaded
 from mlpipeline.base import ModelUnavailable
+from mlpipeline.bibrules import canonical
 from mlpipeline.faces import embed_selfie
 from photos.models import BibTag, Face
 
@@ -43,7 +44,7 @@ def photos_by_bib(event, bib: str) -> list[Match]:
     Unconfirmed readings (numbers not on the start list) are left out: they are
     for staff to review, not a result to show a runner.
     """
-    bib = bib.strip().lstrip("0") or "0"
+    bib = canonical(bib)
     if not bib.isdigit():
         raise SearchError(_("A bib number is made of digits only."))
     tags = (BibTag.objects.filter(photo__event=event, bib=bib)

@@ -91,6 +91,7 @@ class Command(BaseCommand):
             temporary.replace(target)
         finally:
             temporary.unlink(missing_ok=True)
-        digest = hashlib.sha256(target.read_bytes()).hexdigest()[:16]
+        with open(target, "rb") as handle:  # hundreds of MB: hashed in chunks, not read whole
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
         self.stdout.write(_("%(name)s installed (%(size).1f MB, sha256 %(digest)s…).")
                           % {"name": name, "size": target.stat().st_size / 1e6, "digest": digest})
