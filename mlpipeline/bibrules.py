@@ -8,9 +8,12 @@ that can be bibs of this event, normalise them as the start list writes them
 With a start list, a reading outside it is dropped rather than kept as an
 unconfirmed tag: it is not a bib of this event (on the RBNR dev set the
 readings outside the list were clocks, years, sponsor text and half-read
-bibs), so showing it would only mislead. Before dropping it, a reading that is
-one obvious slip away from exactly one listed bib is corrected to that bib (an
-extra digit read from the bib's edge, or one digit misread), at a reduced confidence.
+bibs), so showing it would only mislead. The reader gives every text box
+several readings (see ``ocr.BibReading.alternatives``): the most confident one
+that is on the list wins. When none is, a reading that is one obvious slip away
+from exactly one listed bib is corrected to that bib (an extra digit read from
+the bib's edge, an edge digit lost, or one digit misread), at a reduced confidence.
+Without a start list the most confident reading of each box is kept.
 """
 
 from collections.abc import Iterable
@@ -68,40 +71,62 @@ class BibRules:
         return bib
 
     def accept(self, readings: Iterable) -> list[AcceptedBib]:
-        """Readings (objects with ``text``, ``confidence``, ``box``) kept as tags, best first."""
-        listed = self.start_list
+        """Readings (``text``, ``confidence``, ``box``, optionally ``candidates()``) kept as
+        tags, best first; at most one tag per reading."""
         best: dict[str, AcceptedBib] = {}
         for reading in readings:
-            if reading.confidence < self.min_confidence:
+            chosen = self._choose(reading)
+            if chosen is None:
                 continue
-            digits = canonical(reading.text)
-            confidence = float(reading.confidence)
-            if listed is not None and digits not in listed:
-                corrected = near_miss(digits, listed)
-                if corrected is None:
-                    continue
-                digits, confidence = corrected, confidence * CORRECTION_PENALTY
-            bib = self.normalise(digits)
-            if bib is None:
-                continue
+            bib, confidence = chosen
             if bib not in best or confidence > best[bib].confidence:
-                best[bib] = AcceptedBib(bib, confidence, tuple(reading.box), listed is not None)
+                best[bib] = AcceptedBib(bib, confidence, tuple(reading.box),
+                                        self.start_list is not None)
         return sorted(best.values(), key=lambda tag: -tag.confidence)
+
+    def _choose(self, reading) -> tuple[str, float] | None:
+        options = reading.candidates() if hasattr(reading, "candidates") else \
+            ((reading.text, reading.confidence),)
+        options = sorted(((text, float(confidence)) for text, confidence in options
+                          if confidence >= self.min_confidence), key=lambda option: -option[1])
+        if self.start_list is None:
+            for text, confidence in options:
+                bib = self.normalise(text)
+                if bib is not None:
+                    return bib, confidence
+            return None
+        for text, confidence in options:
+            bib = self.normalise(text)
+            if bib is not None and bib in self.start_list:
+                return bib, confidence
+        for text, confidence in options:
+            corrected = near_miss(text, self.start_list)
+            if corrected is not None and self.normalise(corrected) is not None:
+                return corrected, confidence * CORRECTION_PENALTY
+        return None
 
 
 def near_miss(text: str, listed: frozenset[str]) -> str | None:
-    """The one listed bib that ``text`` is a slip away from, else None.
+    """The one listed bib that ``text`` (digits as read) is a slip away from, else None.
 
     Slips seen on real bibs: one extra digit at either end (the bib's border or
-    a safety pin read as a 1), and one digit misread at the same length.
-    Two candidates means we cannot tell, so nothing is corrected.
+    a safety pin read as a 1), an edge digit lost (cut by the box or a fold),
+    and one digit misread at the same length, a misread first digit often
+    coming out as a leading 0 ("0287" for 2287). Two candidates means we cannot
+    tell, so nothing is corrected; a large start list therefore corrects less.
     """
-    if not text.isdigit():
+    if not text.isdigit() or len(canonical(text)) < 2:
         return None
     candidates = set()
     if len(text) >= 3:
-        candidates.update(bib for bib in (text[1:], text[:-1]) if bib in listed)
-    for bib in listed:
-        if len(bib) == len(text) >= 3 and sum(a != b for a, b in zip(bib, text)) == 1:
-            candidates.add(bib)
+        candidates.update(canonical(cut) for cut in (text[1:], text[:-1])
+                          if canonical(cut) in listed)
+    for form in {text, canonical(text)}:
+        if len(form) < 3:
+            continue
+        for bib in listed:
+            if len(bib) == len(form) and sum(a != b for a, b in zip(bib, form)) == 1:
+                candidates.add(bib)
+            elif len(bib) == len(form) + 1 and form in (bib[1:], bib[:-1]):
+                candidates.add(bib)
     return candidates.pop() if len(candidates) == 1 else None

@@ -1,6 +1,7 @@
 from dataclasses import dataclass
 
 from mlpipeline.bibrules import CORRECTION_PENALTY, BibRules, near_miss
+from mlpipeline.ocr import BibReading
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,31 @@ def test_it_does_not_correct_short_readings():
 
 def test_it_drops_readings_below_the_confidence_floor():
     assert texts(BibRules(min_confidence=0.3).accept([Reading("12", 0.2), Reading("34", 0.5)])) == ["34"]
+
+
+def test_it_corrects_a_lost_edge_digit_and_a_misread_first_digit():
+    listed = frozenset({"71652", "2287", "891"})
+    assert near_miss("1652", listed) == "71652"
+    assert near_miss("0287", listed) == "2287"  # a misread 2 that came out as a 0
+    assert near_miss("10891", listed) == "891"  # an edge digit before a leading zero
+
+
+def test_a_lost_digit_is_not_guessed_when_several_bibs_fit():
+    assert near_miss("165", frozenset({"1652", "7165"})) is None
+
+
+def test_the_listed_alternative_wins_over_a_more_confident_misreading():
+    reading = BibReading("8158", 0.9, (0, 0, 1, 1), (("8158", 0.9), ("858", 0.6), ("158", 0.5)))
+    tags = BibRules(start_list=frozenset({"858", "158"})).accept([reading])
+    assert [(tag.text, tag.confidence) for tag in tags] == [("858", 0.6)]
+
+
+def test_without_a_start_list_the_most_confident_valid_alternative_is_kept():
+    reading = BibReading("1234567", 0.9, (0, 0, 1, 1), (("1234567", 0.9), ("4567", 0.7)))
+    assert texts(BibRules(max_length=5).accept([reading])) == ["4567"]
+    assert texts(BibRules(min_confidence=0.8, max_length=5).accept([reading])) == []
+
+
+def test_alternatives_below_the_floor_are_not_used_for_corrections():
+    reading = BibReading("99", 0.9, (0, 0, 1, 1), (("99", 0.9), ("13628", 0.1)))
+    assert BibRules(start_list=frozenset({"3628"}), min_confidence=0.3).accept([reading]) == []

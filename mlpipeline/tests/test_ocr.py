@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from mlpipeline.base import ModelUnavailable
-from mlpipeline.ocr import BibReader, BibReading
+from mlpipeline.ocr import BibReader, BibReading, ctc_greedy
 
 FACE = (170.0, 40.0, 230.0, 110.0)  # 60 × 70 px
 BIB = (140, 280, 260, 350)  # where a bib hangs below that face
@@ -46,6 +46,57 @@ def test_it_reads_the_bib_below_a_face(reader):
     assert 0.0 <= best.confidence <= 1.0
     x1, y1, x2, y2 = best.box
     assert BIB[0] - 10 <= x1 < x2 <= BIB[2] + 10 and BIB[1] - 10 <= y1 < y2 <= BIB[3] + 10
+
+
+def test_each_box_keeps_its_alternative_readings_most_confident_first(reader):
+    readings = reader.predict(runner_photo(), [FACE])
+    best = next(r for r in readings if r.text == "4721")
+    assert best.alternatives[0] == (best.text, best.confidence)
+    confidences = [confidence for _text, confidence in best.alternatives]
+    assert confidences == sorted(confidences, reverse=True)
+    assert len({text for text, _c in best.alternatives}) == len(best.alternatives)
+
+
+def test_a_tilted_bib_is_read(reader):
+    photo = runner_photo("3521")
+    bib = photo.crop((120, 260, 280, 370)).rotate(9, resample=Image.BICUBIC, fillcolor=(90, 90, 90))
+    photo.paste(bib, (120, 260))
+    assert "3521" in {text for r in reader.predict(photo, [FACE]) for text, _c in r.candidates()}
+
+
+SMALL_BIB = (184, 204, 216, 218)
+
+
+def small_bib_photo() -> Image.Image:
+    """Digits 9 px high under a 70 px face: too small for CRAFT at the first scale."""
+    image = runner_photo("86")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle(BIB, fill=(90, 90, 90))
+    draw.rectangle(SMALL_BIB, fill="white")
+    draw.text((200, 211), "2649", fill=(200, 30, 40), font=ImageFont.load_default(size=9),
+              anchor="mm")
+    return image
+
+
+def test_a_torso_without_text_gets_a_second_closer_look(reader, monkeypatch):
+    found = reader.predict(small_bib_photo(), [FACE])
+    assert found
+    x1, y1, x2, y2 = found[0].box
+    assert SMALL_BIB[0] - 6 <= x1 < x2 <= SMALL_BIB[2] + 6
+    assert SMALL_BIB[1] - 6 <= y1 < y2 <= SMALL_BIB[3] + 6
+    monkeypatch.setattr("mlpipeline.ocr.RETRY_MAX_FACES", 0)
+    assert reader.predict(small_bib_photo(), [FACE]) == []
+
+
+def test_ctc_greedy_collapses_repeats_and_drops_blanks():
+    # columns: blank, "1", "2"; frames: 1 1 blank 1 2 2 blank
+    frames = np.array([[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.9, 0.1, 0.0], [0.3, 0.7, 0.0],
+                       [0.1, 0.0, 0.9], [0.4, 0.0, 0.6], [1.0, 0.0, 0.0]])
+    text, confidence = ctc_greedy(frames, "12")
+    assert text == "112"
+    kept = [0.9, 0.8, 0.7, 0.9, 0.6]
+    assert confidence == pytest.approx(np.prod(kept) ** (2 / np.sqrt(len(kept))))
+    assert ctc_greedy(np.array([[1.0, 0.0, 0.0]] * 4), "12") == ("", 0.0)
 
 
 def test_it_reads_the_whole_photo_without_faces(reader):
