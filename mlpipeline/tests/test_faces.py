@@ -147,6 +147,10 @@ def test_small_faces_are_aligned_on_the_detectors_eyes_large_ones_by_dlib(dlib_e
     dlib_embedder(cartoon_face(2 * large), [DetectedFace(large / 2, 0.3 * large, 1.5 * large,
                                                          1.6 * large, 0.99, eyes)])
     assert len(predicted) == 2
+    # landmarks that fix no eye line (both eyes on one pixel) are left to the predictor
+    collapsed = ((25.0, 21.0),) * 5
+    dlib_embedder(small, [DetectedFace(12.5, 7.8, 37.5, 40.6, 0.99, collapsed)])
+    assert len(predicted) == 3
     assert np.allclose(np.linalg.norm(aligned_on_eyes), 1.0, atol=1e-5)
     assert float(aligned_on_eyes @ by_predictor) < 0.9999  # the two alignments differ
 

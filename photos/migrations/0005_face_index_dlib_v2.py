@@ -1,4 +1,5 @@
-"""PostgreSQL's own HNSW index for dlib-resnet-v1@2 face vectors (photos.models.PGVECTOR_FACE_MODELS)."""
+"""PostgreSQL's own HNSW index for dlib-resnet-v1@2 face vectors
+(photos.models.PGVECTOR_FACE_MODELS)."""
 
 from django.db import migrations
 
@@ -18,7 +19,8 @@ class Migration(migrations.Migration):
     operations = [
         migrations.RunSQL(
             f'CREATE INDEX "{pgvector_index_name("face", SIGNATURE)}" ON "photos_face" USING hnsw '
-            f"((embedding::vector({DIMENSION})) vector_cosine_ops) WITH (m = 16, ef_construction = 64) "
+            f"((embedding::vector({DIMENSION})) vector_cosine_ops) "
+            "WITH (m = 16, ef_construction = 64) "
             f"WHERE model = '{SIGNATURE}'",
             reverse_sql=f'DROP INDEX "{pgvector_index_name("face", SIGNATURE)}"'),
     ]
