@@ -162,7 +162,7 @@ def bench_runners(faces_dir: Path, images_dir: Path, detector, embedder, thresho
         for threshold, r_micro, p_micro, r_macro, p_macro in _retrieval(
                 chosen, names, vectors, runner_photos, sorted(set(thresholds) | {product})):
             mark = "  <- product" if abs(threshold - product) < 1e-9 else ""
-            print(f"  {threshold:9.3f}  {r_micro:13.3f}  {p_micro:16.3f}  {r_macro:13.3f}"
+            print(f"  {threshold:9.4f}  {r_micro:13.3f}  {p_micro:16.3f}  {r_macro:13.3f}"
                   f"  {p_macro:16.3f}{mark}")
         grid = np.round(np.arange(0.90, 0.99, 0.0025), 4)
         usable = [row for row in _retrieval(chosen, names, vectors, runner_photos, grid)
@@ -211,7 +211,7 @@ def bench_celebs(faces_dir: Path, detector, embedder, thresholds, product, seed:
     print(f"  similarity mean: same {positives.mean():.3f}, different {negatives.mean():.3f}")
     for threshold in sorted(set(thresholds) | {product}):
         mark = "  <- product" if abs(threshold - product) < 1e-9 else ""
-        print(f"  threshold {threshold:.3f}: accuracy {accuracy(threshold):.4f}{mark}")
+        print(f"  threshold {threshold:.4f}: accuracy {accuracy(threshold):.4f}{mark}")
     grid = np.arange(0.0, 1.0, 0.005)
     best = max(grid, key=accuracy)
     print(f"  best threshold {best:.3f}: accuracy {accuracy(best):.4f}")
