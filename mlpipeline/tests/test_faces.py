@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from mlpipeline import faces as faces_module
 from mlpipeline.base import ModelUnavailable
 from mlpipeline.faces import (DetectedFace, DlibFaceEmbedder, FaceDetector, FacenetFaceEmbedder,
-                              default_face_embedder, embed_selfie)
+                              default_face_embedder, dlib_points_from_eyes, embed_selfie)
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,63 @@ def test_it_embeds_faces_as_unit_vectors_with_dlib(dlib_embedder):
     assert dlib_embedder(image, []).shape == (0, 128)
     # the same face embedded twice is the same vector: matches are reproducible
     assert float(vectors[0] @ dlib_embedder(image, faces[:1])[0]) > 0.999
+
+
+def test_a_face_and_its_mirror_image_embed_alike(dlib_embedder):
+    # An asymmetric face (a mark on one cheek, hair on one side): one descriptor of
+    # it and one of its mirror image are only ~0.986 alike; averaging each face with
+    # its own mirror, as the embedder does, makes the two nearly one vector.
+    image = cartoon_face()
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((95, 95, 112, 108), fill=(120, 60, 50))
+    draw.rectangle((40, 20, 80, 40), fill=(30, 30, 30))
+    mirrored = ImageOps.mirror(image)
+    [vector] = dlib_embedder(image, [DetectedFace(40, 25, 120, 130, 0.99)])
+    [mirrored_vector] = dlib_embedder(mirrored, [DetectedFace(160 - 120, 25, 160 - 40, 130, 0.99)])
+    assert float(vector @ mirrored_vector) > 0.995
+
+
+def test_dlib_points_placed_from_the_eyes_follow_the_eye_line():
+    # Upright face, eyes 20 px apart: each eye centre lies between its two corners,
+    # the nose base ~0.8 eye distances below the middle of the eyes.
+    points = np.array(dlib_points_from_eyes((40.0, 50.0), (60.0, 50.0)))
+    assert points[1, 0] < 60 < points[0, 0] and points[2, 0] < 40 < points[3, 0]
+    assert np.allclose(points[:4, 1], 50.0, atol=1.0)
+    assert points[4] == pytest.approx((49.4, 65.8), abs=0.1)
+    # The same face turned by 90 degrees and twice as large: the points turn and grow with it.
+    turned = np.array(dlib_points_from_eyes((100.0, 100.0), (100.0, 140.0)))
+    centre = np.array([50.0, 50.0])
+    expected = [(100.0, 120.0) + 2 * np.array([-(y - centre[1]), x - centre[0]])
+                for x, y in points]
+    assert np.allclose(turned, expected, atol=1e-6)
+
+
+def test_small_faces_are_aligned_on_the_detectors_eyes_large_ones_by_dlib(dlib_embedder,
+                                                                          monkeypatch):
+    predicted = []
+    predictor = dlib_embedder._landmarks
+
+    def recording_predictor(pixels, rect):
+        predicted.append(rect)
+        return predictor(pixels, rect)
+
+    monkeypatch.setattr(dlib_embedder, "_landmarks", recording_predictor)
+    small = cartoon_face(50)  # face about 25 px wide, eyes at (18.75, 21.25) and (31.25, 21.25)
+    eyes = ((18.75, 21.25), (31.25, 21.25), (25.0, 26.0), (20.0, 32.0), (30.0, 32.0))
+    [aligned_on_eyes] = dlib_embedder(small, [DetectedFace(12.5, 7.8, 37.5, 40.6, 0.99, eyes)])
+    assert predicted == []
+    # without landmarks, or at or above eye_alignment_below, dlib's predictor places them
+    [by_predictor] = dlib_embedder(small, [DetectedFace(12.5, 7.8, 37.5, 40.6, 0.99)])
+    large = DlibFaceEmbedder.eye_alignment_below
+    dlib_embedder(cartoon_face(2 * large), [DetectedFace(large / 2, 0.3 * large, 1.5 * large,
+                                                         1.6 * large, 0.99, eyes)])
+    assert len(predicted) == 2
+    # landmarks that fix no eye line (both eyes on one pixel) are left to the predictor
+    collapsed = ((25.0, 21.0),) * 5
+    dlib_embedder(small, [DetectedFace(12.5, 7.8, 37.5, 40.6, 0.99, collapsed)])
+    assert len(predicted) == 3
+    assert np.allclose(np.linalg.norm(aligned_on_eyes), 1.0, atol=1e-5)
+    assert float(aligned_on_eyes @ by_predictor) < 0.9999  # the two alignments differ
 
 
 def test_it_returns_no_selfie_vector_without_a_face(detector, dlib_embedder):

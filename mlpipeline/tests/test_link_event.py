@@ -3,13 +3,14 @@ import pytest
 
 from events.tests.factories import EventFactory
 from mlpipeline import services
+from mlpipeline.faces import DlibFaceEmbedder
 from photos.models import BibTag, Face
 from photos.tests.factories import PhotoFactory
 from search.services import photos_by_bib
 
 pytestmark = pytest.mark.django_db
 
-DLIB = "dlib-resnet-v1@1"
+DLIB = f"{DlibFaceEmbedder.name}@{DlibFaceEmbedder.version}"
 
 
 def runner_vector(runner: int, jitter: int) -> list[float]:
@@ -90,3 +91,18 @@ def test_it_leaves_a_photo_alone_when_its_bib_is_already_tagged():
 
     assert list(BibTag.objects.filter(photo=also_read).values_list("source", flat=True)) == [
         BibTag.Source.MANUAL]
+
+
+def test_faces_of_a_retired_model_version_are_still_linked_with_that_versions_threshold():
+    assert services.match_threshold(DLIB) == DlibFaceEmbedder.match_threshold
+    assert services.match_threshold("dlib-resnet-v1@1") == 0.95
+    with pytest.raises(ValueError, match="No known face model"):
+        services.match_threshold("dlib-resnet-v1@999")
+    # An event processed before the version bump: its faces were never embedded again.
+    event = EventFactory()
+    first, second = PhotoFactory(event=event), PhotoFactory(event=event)
+    for photo, jitter in ((first, 1), (second, 2)):
+        Face.objects.create(photo=photo, event=event, box=[10, 10, 50, 50], score=0.99,
+                            embedding=runner_vector(7, jitter), model="dlib-resnet-v1@1")
+    result = services.link_event(event.pk)
+    assert result.faces == 2 and result.clusters == 1
