@@ -289,6 +289,26 @@ def photos_needing_work(photos) -> list[int]:
     return sorted(ids)
 
 
+def redo(photos, step_name: str) -> int:
+    """Forget ``step_name`` and every step after it on the ready ``photos``; how many.
+
+    For a model upgrade: a new face model version needs every face found and
+    embedded again, and the bib step after it links the bibs to those new faces.
+    ``photos_needing_work`` then puts the photos back and they are processed again.
+    Photos still in progress are left alone (their steps are being written), and
+    so are failed ones (``--only-failed`` is their way back).
+    """
+    names = [step.name for step in STEPS]
+    if step_name not in names:
+        raise ValueError(f"No processing step named {step_name!r}; known: {names}.")
+    later = names[names.index(step_name):]
+    with transaction.atomic():
+        ready = list(photos.filter(state=Photo.State.READY).select_for_update()
+                     .values_list("pk", flat=True))
+        PhotoStep.objects.filter(photo__in=ready, step__in=later).delete()
+    return len(ready)
+
+
 def give_up(photo_id: int, error: BaseException | str) -> None:
     """Mark the photo failed after its task used up its retries on a transient error."""
     with transaction.atomic():

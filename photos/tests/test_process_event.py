@@ -169,3 +169,30 @@ def test_it_waits_until_the_workers_are_done(monkeypatch):
     assert set(states(event).values()) == {Photo.State.READY}
     assert "Ready: 3" in output
     assert len(photos) == 3
+
+
+@pytest.mark.django_db
+def test_redo_runs_a_step_again_on_ready_photos_only():
+    event = EventFactory(slug="redo-race")
+    photos = [make_photo(event) for _ in range(2)]
+    run("redo-race", "--sync")
+    failed = make_photo(event)
+    Photo.objects.filter(pk=failed.pk).update(state=Photo.State.FAILED)
+    before = set(PhotoStep.objects.values_list("pk", flat=True))
+
+    output = run("redo-race", "--redo", "derivatives", "--sync")
+
+    assert "2 ready photos will go through derivatives again." in output
+    assert set(states(event).values()) == {Photo.State.READY, Photo.State.FAILED}
+    redone = [PhotoStep.objects.get(photo=photo, step="derivatives") for photo in photos]
+    assert all(step.pk not in before and step.status == PhotoStep.Status.DONE for step in redone)
+    assert not PhotoStep.objects.filter(photo=failed).exists()
+
+
+@pytest.mark.django_db
+def test_redo_names_the_known_steps_on_a_typo():
+    EventFactory(slug="redo-typo")
+    with pytest.raises(CommandError, match="No processing step “face”. Steps: derivatives"):
+        run("redo-typo", "--redo", "face")
+    with pytest.raises(CommandError, match="do not go together"):
+        run("redo-typo", "--redo", "derivatives", "--only-failed")

@@ -4,14 +4,16 @@ Queues every photo that is neither ready nor failed, and ready photos that
 miss a step (a step added since, or a model that was unavailable and is back);
 done steps are skipped, so running it again after a crash or an outage only
 finishes what is left.
-``--only-failed`` resets failed photos and queues them again. ``--sync`` does
+``--only-failed`` resets failed photos and queues them again. ``--redo STEP``
+runs a step and the steps after it again on ready photos (after a model
+upgrade, e.g. ``--redo faces`` for a new face-embedding version). ``--sync`` does
 the work in this process, without a Celery worker (a laptop, a test).
 """
 
 import time
 from functools import partial
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -45,6 +47,10 @@ class Command(BaseCommand):
                             help=_("Show progress until every photo is ready or failed."))
         parser.add_argument("--only-failed", action="store_true",
                             help=_("Reset the failed photos and process only those."))
+        parser.add_argument("--redo", metavar="STEP",
+                            help=_("Run this step and the ones after it again on ready photos "
+                                   "(after a model upgrade). Steps: %(steps)s.")
+                            % {"steps": ", ".join(step.name for step in pipeline.STEPS)})
         parser.add_argument("--sync", action="store_true",
                             help=_("Process here, one photo after another, without a worker."))
         parser.add_argument("--poll-interval", type=float, default=1.0,
@@ -53,6 +59,18 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         event = event_from_argument(options["event"])
         photos = Photo.objects.filter(event=event)
+        if options["redo"]:
+            if options["only_failed"]:
+                raise CommandError(_("--redo and --only-failed do not go together."))
+            try:
+                count = pipeline.redo(photos, options["redo"])
+            except ValueError:
+                raise CommandError(_("No processing step “%(step)s”. Steps: %(steps)s.") % {
+                    "step": options["redo"],
+                    "steps": ", ".join(step.name for step in pipeline.STEPS)}) from None
+            self.stdout.write(ngettext("%(count)d ready photo will go through %(step)s again.",
+                                       "%(count)d ready photos will go through %(step)s again.",
+                                       count) % {"count": count, "step": options["redo"]})
         if options["only_failed"]:
             failed = photos.filter(state=Photo.State.FAILED).values_list("pk", flat=True)
             ids = [pk for pk in failed if pipeline.reset_failed(pk)]
