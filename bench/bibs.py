@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from mlpipeline.bibrules import PRODUCT_MIN_CONFIDENCE  # noqa: E402
+
 TARGET_RECALL = 0.90
 TARGET_UNLABELLED_WRONG = 0.05
 TARGET_SECONDS = 0.6
@@ -67,6 +69,7 @@ def main() -> int:
     print(f"{reader.signature} loaded in {time.monotonic() - started:.1f} s; "
           f"{len(photos)} photos, torch threads {args.threads}")
 
+    assert PRODUCT_MIN_CONFIDENCE in FLOORS
     runs = {f"no start list, confidence >= {floor}": (floor, None) for floor in FLOORS}
     if args.start_list:
         runs.update({f"start list, confidence >= {floor}": (floor, start_lists) for floor in FLOORS})
@@ -107,7 +110,9 @@ def main() -> int:
     print(_timing("face detection (FaceDetector, MTCNN) wall", face_s))
 
     if args.dump:
-        run = list(runs)[len(FLOORS)] if args.start_list else list(runs)[0]
+        # The product's own setting: its confidence floor, with the start list when given.
+        product = FLOORS.index(PRODUCT_MIN_CONFIDENCE)
+        run = list(runs)[len(FLOORS) + product] if args.start_list else list(runs)[product]
         _dump(args.dataset, args.dump, scores[run]["unlabelled"])
         print(f"unlabelled tags ({run}) dumped to {args.dump}")
     return 0

@@ -22,7 +22,7 @@ from django.db.models import Count
 
 from accounts import privacy
 from mlpipeline import indexes, linking, loaded
-from mlpipeline.bibrules import BibRules
+from mlpipeline.bibrules import PRODUCT_MIN_CONFIDENCE, BibRules
 from photos import derivatives
 from photos.models import BibTag, Face, Photo
 from photos.pipeline import PermanentStepError
@@ -107,7 +107,8 @@ def bib_rules_for(event) -> BibRules:
     rules = BibRules(min_length=event.bib_min_length, max_length=event.bib_max_length,
                      min_value=event.bib_min_value, max_value=event.bib_max_value,
                      start_list=start_list or None,
-                     ignore=frozenset(event.ignored_bibs_raw()))
+                     ignore=frozenset(event.ignored_bibs_raw()),
+                     min_confidence=PRODUCT_MIN_CONFIDENCE)
     _rules_cache[event.pk] = (time.monotonic(), stamp, rules)
     return rules
 
