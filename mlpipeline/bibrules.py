@@ -19,6 +19,7 @@ Without a start list the most confident reading of each box is kept.
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+DIGITS = "0123456789"
 #: a corrected reading is less certain than one read exactly as listed
 CORRECTION_PENALTY = 0.8
 #: the product's confidence floor for a reading to count: on rbnr-dev with the start
@@ -125,11 +126,19 @@ def near_miss(text: str, listed: frozenset[str]) -> str | None:
         candidates.update(canonical(cut) for cut in (text[1:], text[:-1])
                           if canonical(cut) in listed)
     for form in {text, canonical(text)}:
-        if len(form) < 3:
-            continue
-        for bib in listed:
-            if len(bib) == len(form) and sum(a != b for a, b in zip(bib, form)) == 1:
-                candidates.add(bib)
-            elif len(bib) == len(form) + 1 and form in (bib[1:], bib[:-1]):
-                candidates.add(bib)
+        if len(form) >= 3:
+            # The few strings one slip away are looked up, instead of scanning a start
+            # list of thousands for every reading of every box.
+            candidates.update(bib for bib in _one_slip_away(form) if bib in listed)
     return candidates.pop() if len(candidates) == 1 else None
+
+
+def _one_slip_away(form: str):
+    """``form`` with one digit changed, or with one digit added at either end."""
+    for position, digit in enumerate(form):
+        for other in DIGITS:
+            if other != digit:
+                yield form[:position] + other + form[position + 1:]
+    for digit in DIGITS:
+        yield digit + form
+        yield form + digit
