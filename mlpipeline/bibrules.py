@@ -25,6 +25,8 @@ CORRECTION_PENALTY = 0.8
 #: the product's confidence floor for a reading to count: on rbnr-dev with the start
 #: list, 0.3 costs 3 of 157 found bibs and drops 20 of 33 unlabelled tags (bench/bibs.py)
 PRODUCT_MIN_CONFIDENCE = 0.3
+#: two tags whose boxes share more than this much of the smaller one read the same digits
+SAME_PLACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,18 @@ class BibRules:
             if bib not in best or confidence > best[bib].confidence:
                 best[bib] = AcceptedBib(bib, confidence, tuple(reading.box),
                                         self.start_list is not None)
-        return sorted(best.values(), key=lambda tag: -tag.confidence)
+        # One patch of a bib carries one number: where two tags sit on the same digits
+        # (a part read again at the closer second look, "80" inside "814"), the more
+        # confident one stands.
+        kept: list[AcceptedBib] = []
+        for tag in sorted(best.values(), key=lambda tag: -tag.confidence):
+            if not any(_overlap(tag.box, other.box) > SAME_PLACE for other in kept):
+                kept.append(tag)
+        return kept
+
+    def keeps(self, reading) -> bool:
+        """Whether this reading would become a tag (the bib reader's second look asks)."""
+        return self._choose(reading) is not None
 
     def _choose(self, reading) -> tuple[str, float] | None:
         options = reading.candidates() if hasattr(reading, "candidates") else \
@@ -108,6 +121,16 @@ class BibRules:
             if corrected is not None and self.normalise(corrected) is not None:
                 return corrected, confidence * CORRECTION_PENALTY
         return None
+
+
+def _overlap(a, b) -> float:
+    """Share of the smaller box (x1, y1, x2, y2) that lies inside the other."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height / smaller if smaller > 0 else 0.0
 
 
 def near_miss(text: str, listed: frozenset[str]) -> str | None:

@@ -27,7 +27,7 @@ first scale.
 """
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +74,7 @@ VARIANTS = ((0.0, 0.0, 0), (-0.08, 0.0, 0), (0.08, 0.0, 0), (0.0, -0.08, 0),
 #: the recogniser's input height, and the widest input it is given (16:1 covers any bib)
 LINE_HEIGHT = 64
 MAX_LINE_WIDTH = 16 * LINE_HEIGHT
-#: boxes read per photo at most (largest first): bounds the cost of a photo full of text
+#: boxes read per look at most (largest first): bounds the cost of a photo full of text
 MAX_BOXES = 40
 #: recogniser inputs per forward pass, grouped by width so little is padding
 BATCH = 24
@@ -137,30 +137,37 @@ class BibReader(ModelWrapper):
         self._columns = [0] + [characters.index(digit) for digit in DIGITS]
 
     def predict(self, image: Image.Image,
-                faces: Sequence[tuple[float, float, float, float]] | None = None
-                ) -> list[BibReading]:
+                faces: Sequence[tuple[float, float, float, float]] | None = None,
+                keeps: Callable[[BibReading], bool] | None = None) -> list[BibReading]:
+        """What the bibs under ``faces`` (or, without faces, anywhere) say.
+
+        ``keeps`` tells whether a reading is one the caller would keep (the event's bib
+        rules): the largest torsos with no such reading get a second, closer look.
+        Without it, only torsos where no text was found at all are looked at again.
+        """
         rgb = np.asarray(image.convert("RGB"))
         if rgb.shape[0] < 8 or rgb.shape[1] < 8:
             return []
         usable = _largest_usable(() if faces is None else faces)
         if not usable:
             tiles, canvas = _whole(rgb)
-            boxes = self._detect(canvas, tiles)
+            return self._read(rgb, self._detect(canvas, tiles))
+        readings, boxes = [], []
+        tiles = _torso_tiles(rgb, usable, FACE_HEIGHT)
+        if tiles:
+            boxes = self._detect(_canvas(rgb, tiles), tiles)
+            readings = self._read(rgb, boxes)
+        if keeps is None:
+            found = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, x2, y1, y2 in boxes]
         else:
-            boxes = []
-            tiles = _torso_tiles(rgb, usable, FACE_HEIGHT)
-            if tiles:
-                boxes = self._detect(_canvas(rgb, tiles), tiles)
-            # Torsos where nothing was found get a second, closer look.
-            retry = [face for face in usable[:RETRY_MAX_FACES]
-                     if not any(_inside(box, _torso(face, rgb.shape)) for box in boxes)]
-            tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT)
-            if tiles:
-                boxes += self._detect(_canvas(rgb, tiles), tiles)
-        boxes = sorted(boxes, key=lambda b: -(b[1] - b[0]) * (b[3] - b[2]))[:MAX_BOXES]
-        if not boxes:
-            return []
-        return self._read(rgb, boxes)
+            found = [((x1 + x2) / 2, (y1 + y2) / 2) for reading in readings if keeps(reading)
+                     for x1, y1, x2, y2 in [reading.box]]
+        retry = [face for face in usable[:RETRY_MAX_FACES]
+                 if not any(_inside(point, _torso(face, rgb.shape)) for point in found)]
+        tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT)
+        if tiles:
+            readings += self._read(rgb, self._detect(_canvas(rgb, tiles), tiles))
+        return readings
 
     def _detect(self, canvas: np.ndarray, tiles) -> list[list[int]]:
         """Text boxes [x1, x2, y1, y2] in photo pixels (slanted ones as their bounding box)."""
@@ -173,6 +180,9 @@ class BibReader(ModelWrapper):
         return [box for box in boxes if box[1] - box[0] >= 4 and box[3] - box[2] >= 4]
 
     def _read(self, rgb: np.ndarray, boxes: list[list[int]]) -> list[BibReading]:
+        boxes = sorted(boxes, key=lambda b: -(b[1] - b[0]) * (b[3] - b[2]))[:MAX_BOXES]
+        if not boxes:
+            return []
         # Read in the photo itself, not the canvas: a close-up's digits keep their resolution.
         grey = np.asarray(Image.fromarray(rgb).convert("L"))
         crops, owners = [], []
@@ -289,9 +299,8 @@ def _torso(face, shape) -> tuple[int, int, int, int]:
             min(width, int(centre + TORSO_HALF_WIDTH * w)), min(height, int(y2 + TORSO_BOTTOM * h)))
 
 
-def _inside(box: list[int], region: tuple[int, int, int, int]) -> bool:
-    cx, cy = (box[0] + box[1]) / 2, (box[2] + box[3]) / 2
-    return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
+def _inside(point: tuple[float, float], region: tuple[int, int, int, int]) -> bool:
+    return region[0] <= point[0] <= region[2] and region[1] <= point[1] <= region[3]
 
 
 def _torso_tiles(rgb: np.ndarray, faces, face_height: int) -> list[tuple[_Tile, np.ndarray]]:

@@ -120,7 +120,9 @@ def read_bibs(photo: Photo) -> int:
     image, scale = _analysis_image(photo)
     faces = list(photo.faces.order_by("pk"))
     face_boxes = [_scaled(face.box, 1 / scale) for face in faces]
-    accepted = bib_rules_for(photo.event).accept(reader.predict(image, faces=face_boxes))
+    rules = bib_rules_for(photo.event)
+    # The rules steer the reader's second look to torsos where no keepable bib was read.
+    accepted = rules.accept(reader.predict(image, faces=face_boxes, keeps=rules.keeps))
 
     manual = set(photo.bib_tags.filter(source=BibTag.Source.MANUAL).values_list("bib", flat=True))
     # An erased runner's bib is never tagged again, on photos uploaded later too.

@@ -1,4 +1,5 @@
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
 from mlpipeline.bibrules import CORRECTION_PENALTY, BibRules, near_miss
 from mlpipeline.ocr import BibReading
@@ -8,7 +9,16 @@ from mlpipeline.ocr import BibReading
 class Reading:
     text: str
     confidence: float
-    box: tuple = (0, 0, 10, 10)
+    #: each reading somewhere else on the photo unless a test places it
+    box: tuple = field(default_factory=lambda: _somewhere_else())
+
+
+_places = itertools.count()
+
+
+def _somewhere_else() -> tuple:
+    x = 20 * next(_places)
+    return (x, 0, x + 10, 10)
 
 
 def texts(tags):
@@ -101,3 +111,20 @@ def test_without_a_start_list_the_most_confident_valid_alternative_is_kept():
 def test_alternatives_below_the_floor_are_not_used_for_corrections():
     reading = BibReading("99", 0.9, (0, 0, 1, 1), (("99", 0.9), ("13628", 0.1)))
     assert BibRules(start_list=frozenset({"3628"}), min_confidence=0.3).accept([reading]) == []
+
+
+def test_keeps_says_whether_a_reading_would_become_a_tag():
+    rules = BibRules(start_list=frozenset({"2287", "4410"}), min_confidence=0.3)
+    assert rules.keeps(Reading("2287", 0.9))
+    assert rules.keeps(Reading("4416", 0.9))  # one slip from 4410: corrected
+    assert not rules.keeps(Reading("77", 0.9))
+    assert not rules.keeps(Reading("2287", 0.2))
+    assert BibRules().keeps(Reading("77", 0.9))
+
+
+def test_two_tags_on_the_same_digits_keep_the_more_confident():
+    rules = BibRules(start_list=frozenset({"814", "80", "2287"}))
+    tags = rules.accept([Reading("814", 0.9, (100, 100, 160, 130)),
+                         Reading("80", 0.4, (100, 100, 140, 130)),  # a part of the same bib
+                         Reading("2287", 0.8, (300, 100, 360, 130))])
+    assert texts(tags) == ["814", "2287"]

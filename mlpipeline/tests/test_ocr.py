@@ -88,6 +88,30 @@ def test_a_torso_without_text_gets_a_second_closer_look(reader, monkeypatch):
     assert reader.predict(small_bib_photo(), [FACE]) == []
 
 
+def test_a_torso_with_only_text_the_rules_drop_gets_a_second_look(reader):
+    """A big sponsor number is found at the first scale; the small bib only closer."""
+    photo = small_bib_photo()
+    ImageDraw.Draw(photo).text((200, 400), "77", fill="white", anchor="mm",
+                               font=ImageFont.load_default(size=40))
+
+    def on_small_bib(readings):
+        return [r for r in readings
+                if SMALL_BIB[0] - 6 <= r.box[0] < r.box[2] <= SMALL_BIB[2] + 6
+                and SMALL_BIB[1] - 6 <= r.box[1] < r.box[3] <= SMALL_BIB[3] + 6]
+
+    plain = reader.predict(photo, [FACE])
+    assert "77" in texts(plain) and not on_small_bib(plain)  # text found: no second look
+    asked = []
+
+    def keeps(reading):  # rules that drop 77, as a start list without it would
+        asked.append(reading.text)
+        return reading.text != "77"
+
+    steered = reader.predict(photo, [FACE], keeps=keeps)
+    assert "77" in asked
+    assert "77" in texts(steered) and on_small_bib(steered)
+
+
 def test_ctc_greedy_collapses_repeats_and_drops_blanks():
     # columns: blank, "1", "2"; frames: 1 1 blank 1 2 2 blank
     frames = np.array([[0.1, 0.9, 0.0], [0.2, 0.8, 0.0], [0.9, 0.1, 0.0], [0.3, 0.7, 0.0],
