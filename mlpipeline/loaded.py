@@ -10,8 +10,6 @@ import functools
 
 from django.conf import settings
 
-from mlpipeline import availability
-
 
 def configure_torch() -> None:
     if settings.ML_TORCH_THREADS:
@@ -29,12 +27,11 @@ def face_detector():
 
 @functools.cache
 def face_embedder():
-    from mlpipeline.faces import DlibFaceEmbedder, FacenetFaceEmbedder
+    from mlpipeline.faces import default_face_embedder
 
-    choice = settings.FACE_EMBEDDER
-    if choice == "auto":
-        choice = "facenet" if availability.face_embedder().name == "facenet-vggface2" else "dlib"
-    return FacenetFaceEmbedder() if choice == "facenet" else DlibFaceEmbedder()
+    # settings.FACE_EMBEDDER, resolved by availability.face_embedder() ("auto": SFace,
+    # else FaceNet, else dlib, whichever has its weights here first)
+    return default_face_embedder()
 
 
 @functools.cache

@@ -294,9 +294,9 @@ RETIRED_MATCH_THRESHOLDS = {
 
 def match_threshold(signature: str) -> float:
     """The similarity above which two faces of ``signature`` are the same person."""
-    from mlpipeline.faces import DlibFaceEmbedder, FacenetFaceEmbedder
+    from mlpipeline.faces import EMBEDDERS
 
-    for embedder in (DlibFaceEmbedder, FacenetFaceEmbedder):
+    for embedder in EMBEDDERS.values():
         if f"{embedder.name}@{embedder.version}" == signature:
             return embedder.match_threshold
     if signature in RETIRED_MATCH_THRESHOLDS:

@@ -14,7 +14,7 @@ from events.models import Event
 # mlpipeline.indexes). A new model needs a line here and a migration.
 # dlib @1 stays listed: an event's faces keep it until they are embedded again.
 PGVECTOR_FACE_MODELS = {"dlib-resnet-v1@1": 128, "dlib-resnet-v1@2": 128,
-                        "facenet-vggface2@1": 512}
+                        "facenet-vggface2@1": 512, "sface-2021dec-int8@1": 128}
 PGVECTOR_CLIP_MODELS = {"open_clip-ViT-B-32@1": 512}
 
 

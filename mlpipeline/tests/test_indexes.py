@@ -202,3 +202,18 @@ def test_it_answers_the_same_query_with_pgvector(settings):
     assert [face_id for face_id, _s in from_pgvector] == [face_id for face_id, _s in from_hnswlib]
     for (_a, ours), (_b, theirs) in zip(from_hnswlib, from_pgvector):
         assert ours == pytest.approx(theirs, abs=1e-4)
+
+
+def test_every_pgvector_face_model_has_its_partial_index():
+    # A new face model needs a migration creating its index: without one pgvector
+    # search still answers, by scanning every face of every event.
+    from django.db import connection
+
+    from photos.models import PGVECTOR_FACE_MODELS, pgvector_index_name
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'photos_face'")
+        definitions = dict(cursor.fetchall())
+    for signature, dimension in PGVECTOR_FACE_MODELS.items():
+        definition = definitions[pgvector_index_name("face", signature)]
+        assert f"vector({dimension})" in definition and f"'{signature}'" in definition
