@@ -1,12 +1,19 @@
 """Photos per second through ingestion and derivatives, in-process, on a throwaway database.
 
-    python bench/ingest.py DIR [--event-slug SLUG] [--limit N] [--full] [--var-dir DIR]
+    python bench/ingest.py DIR [--event-slug SLUG] [--limit N] [--full] [--processes N]
+                           [--var-dir DIR]
 
 Every JPEG, PNG or WebP under DIR is ingested (``ingest_file``: read, hash,
 validate, decode, store the private original, create the Photo), then each
 accepted photo is processed synchronously in this process: the ``derivatives``
 step alone, or with ``--full`` every step registered (``process_photo``).
 Both phases are timed separately and together.
+
+With ``--full`` the photos are shared out between ``--processes`` forked processes
+(default: the worker's ``WORKER_CONCURRENCY``), each set up as a Celery worker
+process is (``worker.preload``: models loaded, threads shared out, malloc tuned)
+before the clock starts, so the figure is the throughput of the product's worker
+on this machine, and the memory reported is what all its processes hold together.
 
 The embedded PostgreSQL and Valkey run in a fresh temp dir (or --var-dir), never
 the developer's var/, and are stopped at the end; a temp dir is deleted too.
@@ -32,6 +39,9 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=None, help="at most this many files")
     parser.add_argument("--full", action="store_true",
                         help="run every registered processing step, not only derivatives")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="with --full, worker processes sharing the photos (default: the "
+                             "WORKER_CONCURRENCY setting, as the product's worker runs)")
     parser.add_argument("--var-dir", type=Path, default=None,
                         help="data dir for the embedded servers (default: a new temp dir, "
                              "deleted afterwards); never point it at your real var/")
@@ -133,25 +143,18 @@ def _bench(args, files: list[Path], var_dir: Path) -> int:
             print(f"  rejected {result.name}: {result.reason}")
     ingest_seconds = time.perf_counter() - started
 
+    peaks: list[tuple[float, float]] = []
     if args.full:
-        # Loading is paid once per worker process, not per photo: timed apart.
-        from mlpipeline import worker
+        from django.conf import settings
 
+        processes = args.processes or settings.CELERY_WORKER_CONCURRENCY
+        print(f"worker processes: {processes}")
+        process_seconds, peaks = _process_in_workers(enqueued, processes)
+    else:
         started = time.perf_counter()
-        worker.preload()
-        print(f"models loaded in {time.perf_counter() - started:.1f} s:")
-        for model in worker.loaded.all_models():
-            state = model.describe()
-            print(f"  {state['name']}@{state['version']}: "
-                  + ("loaded" if state["loaded"] else f"NOT loaded ({state['error']})"))
-
-    started = time.perf_counter()
-    for photo_id in enqueued:
-        if args.full:
-            pipeline.process_photo(photo_id)
-        else:
+        for photo_id in enqueued:
             pipeline.run_step(photo_id, "derivatives")
-    process_seconds = time.perf_counter() - started
+        process_seconds = time.perf_counter() - started
 
     photos = Photo.objects.filter(event=event)
     states = {}
@@ -178,11 +181,64 @@ def _bench(args, files: list[Path], var_dir: Path) -> int:
           f"{rate(processed, process_seconds)}")
     print(f"both:                {total:7.2f} s  {rate(processed, total)}")
     if args.full:
-        _full_pipeline_figures(event)
+        _full_pipeline_figures(event, peaks)
     return 0
 
 
-def _full_pipeline_figures(event) -> None:
+def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, list]:
+    """Seconds to run every step of every photo in ``processes`` forked workers (the
+    clock starts once all have loaded their models), and each worker's peak RSS and
+    final PSS in GiB."""
+    import multiprocessing
+
+    from django.db import connections
+
+    context = multiprocessing.get_context("fork")
+    queue, results = context.Queue(), context.Queue()
+    for photo_id in photo_ids:
+        queue.put(photo_id)
+    for _ in range(processes):
+        queue.put(None)
+    ready = context.Barrier(processes + 1)
+    connections.close_all()  # each worker opens its own, never one shared across a fork
+    workers = [context.Process(target=_worker, args=(queue, results, ready), daemon=True)
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    ready.wait()
+    started = time.perf_counter()
+    peaks = [results.get() for _ in workers]
+    seconds = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+    return seconds, peaks
+
+
+def _worker(queue, results, ready) -> None:
+    import resource
+
+    from mlpipeline import allocator, worker
+    from photos import pipeline
+
+    started = time.perf_counter()
+    worker.preload()
+    loaded = [model.describe() for model in worker.loaded.all_models()]
+    print(f"worker {os.getpid()}: models loaded in {time.perf_counter() - started:.1f} s: "
+          + ", ".join(f"{m['name']}@{m['version']} "
+                      + ("loaded" if m["loaded"] else f"NOT loaded ({m['error']})")
+                      for m in loaded), flush=True)
+    ready.wait()
+    while (photo_id := queue.get()) is not None:
+        pipeline.process_photo(photo_id)
+        allocator.release_free_memory()  # as the worker does after each task (task_postrun)
+    # ru_maxrss is in KiB on Linux: the whole process, models, Django and all. PSS counts
+    # the pages shared with the other workers (libraries) once between them.
+    pss = next(int(line.split()[1]) for line in open("/proc/self/smaps_rollup")
+               if line.startswith("Pss:"))
+    results.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, pss / 1024**2))
+
+
+def _full_pipeline_figures(event, peaks: list[tuple[float, float]]) -> None:
     import resource
 
     from mlpipeline import indexes, services
@@ -209,9 +265,12 @@ def _full_pipeline_figures(event) -> None:
           f"{linked.face_link_tags} face-link tags); index build {index_seconds:.2f} s")
     print(f"faces: {Face.objects.filter(event=event).count()}  bib tags: "
           f"{BibTag.objects.filter(photo__event=event).count()}")
-    # ru_maxrss is in KiB on Linux: the whole process, models, Django and all.
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"peak RSS of this process (all models loaded): {peak:.2f} GiB")
+    # The bench's own process (Django, no model) stands for the worker's parent process.
+    parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"worker processes (all models loaded), peak RSS: "
+          f"{', '.join(f'{peak:.2f}' for peak, _pss in peaks)} GiB, PSS at the end: "
+          f"{', '.join(f'{pss:.2f}' for _peak, pss in peaks)} GiB; parent peak RSS "
+          f"{parent:.2f} GiB; sum of peak RSS {sum(p for p, _ in peaks) + parent:.2f} GiB")
 
 
 if __name__ == "__main__":

@@ -15,10 +15,10 @@ import os
 import socket
 import threading
 
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import task_postrun, worker_process_init, worker_process_shutdown
 from django.conf import settings
 
-from mlpipeline import loaded
+from mlpipeline import allocator, loaded
 from mlpipeline.base import ModelUnavailable
 from racephoto.redis import get_redis, json_values
 
@@ -40,7 +40,7 @@ def publish() -> None:
 
 
 def preload() -> None:
-    loaded.configure_torch()
+    loaded.configure_threads()
     for model in loaded.all_models():
         try:
             model.ensure_loaded()
@@ -62,6 +62,12 @@ def _run() -> None:
 def start(**kwargs):
     _stop.clear()
     threading.Thread(target=_run, name="racephoto-models", daemon=True).start()
+
+
+@task_postrun.connect(dispatch_uid="mlpipeline.release_memory")
+def release_memory(**kwargs):
+    # A photo's buffers are freed by now: hand their pages back (see allocator).
+    allocator.release_free_memory()
 
 
 @worker_process_shutdown.connect(dispatch_uid="mlpipeline.unpublish")

@@ -122,7 +122,7 @@ class Command(BaseCommand):
         )
         worker = subprocess.Popen(
             [str(bin_dir / "celery"), "-A", "racephoto", "worker", "--loglevel=info",
-             "--concurrency=1", "--without-mingle", "--without-gossip"],
+             "--without-mingle", "--without-gossip"],
             env=env, preexec_fn=_set_parent_death_signal,
         )
         return [web, worker]
