@@ -153,14 +153,16 @@ def main() -> int:
                         help="share of bib readings hidden to stand for unreadable bibs (default 0.5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threshold", type=float, default=None,
-                        help="clustering threshold (default: the embedder's match_threshold)")
+                        help="clustering threshold (default: the embedder's link_threshold, "
+                             "else its match_threshold, as link_event uses)")
     parser.add_argument("--embedder", choices=("sface", "dlib"), default="sface")
     args = parser.parse_args()
 
     detector = FaceDetector().ensure_loaded()
     embedder = SFaceEmbedder() if args.embedder == "sface" else DlibFaceEmbedder()
     embedder.ensure_loaded()
-    threshold = args.threshold if args.threshold is not None else embedder.match_threshold
+    threshold = (args.threshold if args.threshold is not None
+                 else embedder.link_threshold or embedder.match_threshold)
     reader = None
     if args.ocr:
         try:

@@ -242,7 +242,7 @@ def link_event(event_id: int) -> LinkResult:
         photo_ids = [row[1] for row in rows]
         bibs = [row[2] or None for row in rows]
         vectors = np.stack([np.asarray(row[3], dtype=np.float32) for row in rows])
-        threshold = match_threshold(model)
+        threshold = link_threshold(model)
         labels = linking.cluster_faces(vectors, photo_ids, bibs, threshold)
         # Only bibs a person would trust count as "already on the photo".
         photo_bibs: dict[int, set[str]] = {}
@@ -302,6 +302,17 @@ def match_threshold(signature: str) -> float:
     if signature in RETIRED_MATCH_THRESHOLDS:
         return RETIRED_MATCH_THRESHOLDS[signature]
     raise ValueError(f"No known face model {signature!r}.")
+
+
+def link_threshold(signature: str) -> float:
+    """The similarity above which event linking takes two faces of ``signature`` as one
+    runner: the model's own linking threshold where it has one, else its match threshold."""
+    from mlpipeline.faces import EMBEDDERS
+
+    for embedder in EMBEDDERS.values():
+        if f"{embedder.name}@{embedder.version}" == signature and embedder.link_threshold:
+            return embedder.link_threshold
+    return match_threshold(signature)
 
 
 def _save_clusters(rows, labels) -> None:

@@ -106,3 +106,32 @@ def test_faces_of_a_retired_model_version_are_still_linked_with_that_versions_th
                             embedding=runner_vector(7, jitter), model="dlib-resnet-v1@1")
     result = services.link_event(event.pk)
     assert result.faces == 2 and result.clusters == 1
+
+
+def test_sface_links_runners_at_its_stricter_linking_threshold():
+    from mlpipeline.faces import SFaceEmbedder
+
+    sface = f"{SFaceEmbedder.name}@{SFaceEmbedder.version}"
+    assert services.link_threshold(sface) == 0.70 > services.match_threshold(sface)
+    assert services.link_threshold(DLIB) == services.match_threshold(DLIB)
+
+    def at(similarity: float, axis: int) -> list[float]:
+        vector = np.zeros(128)
+        vector[0], vector[axis] = similarity, np.sqrt(1 - similarity**2)
+        return vector.tolist()
+
+    event = EventFactory()
+    read, close, doubtful = (PhotoFactory(event=event) for _ in range(3))
+    faces = {}
+    for photo, vector in ((read, at(1.0, 1)), (close, at(0.8, 2)), (doubtful, at(0.65, 3))):
+        faces[photo.pk] = Face.objects.create(photo=photo, event=event, box=[10, 10, 50, 50],
+                                              score=0.99, embedding=vector, model=sface)
+    faces[read.pk].bib = "512"
+    faces[read.pk].save()
+    ocr_tag(read, "512", faces[read.pk])
+
+    services.link_event(event.pk)
+
+    # 0.65 would be a selfie match, but not enough to carry a bib unseen.
+    linked = BibTag.objects.filter(source=BibTag.Source.FACE_LINK).values_list("photo_id", flat=True)
+    assert list(linked) == [close.pk]
