@@ -4,24 +4,17 @@ import django.db.models.deletion
 import pgvector.django.vector
 from django.db import migrations, models
 
+from photos.migrations._hnsw import hnsw_index
+
 # The models PostgreSQL indexes as of this migration (photos.models.PGVECTOR_*), frozen
 # here: a later change to those constants needs its own migration.
 FACE_MODELS = {"dlib-resnet-v1@1": 128, "facenet-vggface2@1": 512}
 CLIP_MODELS = {"open_clip-ViT-B-32@1": 512}
 
 
-def pgvector_index_name(prefix, signature):
-    return f"{prefix}_" + "".join(c if c.isalnum() else "_" for c in signature.lower())[:24]
-
-
 def _hnsw(table, prefix, column, model_column, models_):
-    return [migrations.RunSQL(
-        f'CREATE INDEX "{pgvector_index_name(prefix, signature)}" ON "{table}" USING hnsw '
-        f'(({column}::vector({dimension})) vector_cosine_ops) WITH (m = 16, ef_construction = 64) '
-        f"WHERE {model_column} = '{signature}'",
-        reverse_sql=f'DROP INDEX "{pgvector_index_name(prefix, signature)}"')
-        for signature, dimension in models_.items()]
-
+    return [hnsw_index(table, prefix, column, model_column, signature, dimension)
+            for signature, dimension in models_.items()]
 
 
 class Migration(migrations.Migration):

@@ -3,11 +3,7 @@
 
 from django.db import migrations
 
-SIGNATURE, DIMENSION = "sface-2021dec-int8@1", 128
-
-
-def pgvector_index_name(prefix, signature):
-    return f"{prefix}_" + "".join(c if c.isalnum() else "_" for c in signature.lower())[:24]
+from photos.migrations._hnsw import hnsw_index
 
 
 class Migration(migrations.Migration):
@@ -17,10 +13,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunSQL(
-            f'CREATE INDEX "{pgvector_index_name("face", SIGNATURE)}" ON "photos_face" USING hnsw '
-            f"((embedding::vector({DIMENSION})) vector_cosine_ops) "
-            "WITH (m = 16, ef_construction = 64) "
-            f"WHERE model = '{SIGNATURE}'",
-            reverse_sql=f'DROP INDEX "{pgvector_index_name("face", SIGNATURE)}"'),
+        hnsw_index("photos_face", "face", "embedding", "model", "sface-2021dec-int8@1", 128),
     ]
