@@ -160,8 +160,7 @@ class BibReader(ModelWrapper):
         if keeps is None:
             found = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, x2, y1, y2 in boxes]
         else:
-            found = [((x1 + x2) / 2, (y1 + y2) / 2) for reading in readings if keeps(reading)
-                     for x1, y1, x2, y2 in [reading.box]]
+            found = [_centre(reading.box) for reading in readings if keeps(reading)]
         retry = [face for face in usable[:RETRY_MAX_FACES]
                  if not any(_inside(point, _torso(face, rgb.shape)) for point in found)]
         tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT)
@@ -297,6 +296,12 @@ def _torso(face, shape) -> tuple[int, int, int, int]:
     height, width = shape[:2]
     return (max(0, int(centre - TORSO_HALF_WIDTH * w)), max(0, int(y2 + TORSO_TOP * h)),
             min(width, int(centre + TORSO_HALF_WIDTH * w)), min(height, int(y2 + TORSO_BOTTOM * h)))
+
+
+def _centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
+    """Centre of a reading's box (x1, y1, x2, y2)."""
+    x1, y1, x2, y2 = box
+    return (x1 + x2) / 2, (y1 + y2) / 2
 
 
 def _inside(point: tuple[float, float], region: tuple[int, int, int, int]) -> bool:

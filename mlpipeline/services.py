@@ -292,13 +292,19 @@ RETIRED_MATCH_THRESHOLDS = {
 }
 
 
-def match_threshold(signature: str) -> float:
-    """The similarity above which two faces of ``signature`` are the same person."""
+def _embedder_of(signature: str):
+    """The embedder class that produces ``signature`` vectors, or None for a retired one."""
     from mlpipeline.faces import EMBEDDERS
 
-    for embedder in EMBEDDERS.values():
-        if f"{embedder.name}@{embedder.version}" == signature:
-            return embedder.match_threshold
+    return next((embedder for embedder in EMBEDDERS.values()
+                 if f"{embedder.name}@{embedder.version}" == signature), None)
+
+
+def match_threshold(signature: str) -> float:
+    """The similarity above which two faces of ``signature`` are the same person."""
+    embedder = _embedder_of(signature)
+    if embedder is not None:
+        return embedder.match_threshold
     if signature in RETIRED_MATCH_THRESHOLDS:
         return RETIRED_MATCH_THRESHOLDS[signature]
     raise ValueError(f"No known face model {signature!r}.")
@@ -307,11 +313,9 @@ def match_threshold(signature: str) -> float:
 def link_threshold(signature: str) -> float:
     """The similarity above which event linking takes two faces of ``signature`` as one
     runner: the model's own linking threshold where it has one, else its match threshold."""
-    from mlpipeline.faces import EMBEDDERS
-
-    for embedder in EMBEDDERS.values():
-        if f"{embedder.name}@{embedder.version}" == signature and embedder.link_threshold:
-            return embedder.link_threshold
+    embedder = _embedder_of(signature)
+    if embedder is not None and embedder.link_threshold:
+        return embedder.link_threshold
     return match_threshold(signature)
 
 
