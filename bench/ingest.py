@@ -1,7 +1,7 @@
 """Photos per second through ingestion and derivatives, in-process, on a throwaway database.
 
     python bench/ingest.py DIR [--event-slug SLUG] [--limit N] [--full] [--processes N]
-                           [--var-dir DIR]
+                           [--var-dir DIR] [--models-dir DIR]
 
 Every JPEG, PNG or WebP under DIR is ingested (``ingest_file``: read, hash,
 validate, decode, store the private original, create the Photo), then each
@@ -10,10 +10,12 @@ step alone, or with ``--full`` every step registered (``process_photo``).
 Both phases are timed separately and together.
 
 With ``--full`` the photos are shared out between ``--processes`` forked processes
-(default: the worker's ``WORKER_CONCURRENCY``), each set up as a Celery worker
-process is (``worker.preload``: models loaded, threads shared out, malloc tuned)
-before the clock starts, so the figure is the throughput of the product's worker
-on this machine, and the memory reported is what all its processes hold together.
+(default: the worker's ``WORKER_CONCURRENCY``), set up as the Celery worker's are:
+this process loads the models, then forks the workers, which share the weights
+and take their share of the cores (``worker.preload``); the clock starts once all
+are ready, so the figure is the throughput of the product's worker on this
+machine. Memory: each process's peak RSS, and the whole worker's peak PSS. Model
+weights come from ``--models-dir`` (default MODELS_DIR, else var/models).
 
 The embedded PostgreSQL and Valkey run in a fresh temp dir (or --var-dir), never
 the developer's var/, and are stopped at the end; a temp dir is deleted too.
@@ -45,6 +47,9 @@ def main() -> int:
     parser.add_argument("--var-dir", type=Path, default=None,
                         help="data dir for the embedded servers (default: a new temp dir, "
                              "deleted afterwards); never point it at your real var/")
+    parser.add_argument("--models-dir", type=Path,
+                        default=Path(os.environ.get("MODELS_DIR") or ROOT / "var" / "models"),
+                        help="model weights to use (default: MODELS_DIR, else var/models)")
     args = parser.parse_args()
 
     if not args.directory.is_dir():
@@ -62,7 +67,7 @@ def main() -> int:
         var_dir = args.var_dir.resolve()
         if var_dir == (ROOT / "var").resolve():
             parser.error("--var-dir must not be the project's own var/")
-    _isolate(var_dir)
+    _isolate(var_dir, args.models_dir.resolve())
 
     try:
         return _bench(args, files, var_dir)
@@ -72,15 +77,17 @@ def main() -> int:
             shutil.rmtree(temp_root, ignore_errors=True)
 
 
-def _isolate(var_dir: Path) -> None:
+def _isolate(var_dir: Path, models_dir: Path) -> None:
     """Point settings at the throwaway data dir. Must run before django.setup()."""
     # Settings use DATABASE_URL/REDIS_URL when set: a bench must never write there.
     # MEDIA_ROOT and friends would send the files outside the throwaway dir.
-    for key in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "PRIVATE_MEDIA_ROOT", "INDEX_DIR",
-                "MODELS_DIR"):
+    for key in ("DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "PRIVATE_MEDIA_ROOT", "INDEX_DIR"):
         os.environ.pop(key, None)
+    # Model weights are read, never written: the bench uses the ones the product would
+    # (MODELS_DIR, else the project's var/models), so CLIP and FaceNet run when present.
     os.environ.update(DEBUG="1", RACEPHOTO_VAR_DIR=str(var_dir), CELERY_TASK_ALWAYS_EAGER="0",
-                      DJANGO_SETTINGS_MODULE="racephoto.settings")
+                      DJANGO_SETTINGS_MODULE="racephoto.settings",
+                      MODELS_DIR=str(models_dir))
     sys.path.insert(0, str(ROOT))
 
 
@@ -143,13 +150,13 @@ def _bench(args, files: list[Path], var_dir: Path) -> int:
             print(f"  rejected {result.name}: {result.reason}")
     ingest_seconds = time.perf_counter() - started
 
-    peaks: list[tuple[float, float]] = []
+    memory: dict = {}
     if args.full:
         from django.conf import settings
 
         processes = args.processes or settings.CELERY_WORKER_CONCURRENCY
         print(f"worker processes: {processes}")
-        process_seconds, peaks = _process_in_workers(enqueued, processes)
+        process_seconds, memory = _process_in_workers(enqueued, processes)
     else:
         started = time.perf_counter()
         for photo_id in enqueued:
@@ -181,18 +188,30 @@ def _bench(args, files: list[Path], var_dir: Path) -> int:
           f"{rate(processed, process_seconds)}")
     print(f"both:                {total:7.2f} s  {rate(processed, total)}")
     if args.full:
-        _full_pipeline_figures(event, peaks)
+        _full_pipeline_figures(event, memory)
     return 0
 
 
-def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, list]:
-    """Seconds to run every step of every photo in ``processes`` forked workers (the
-    clock starts once all have loaded their models), and each worker's peak RSS and
-    final PSS in GiB."""
+def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, dict]:
+    """Seconds to run every step of every photo in ``processes`` worker processes, set
+    up as the Celery worker's are: this process loads the models (``load_before_fork``)
+    and forks the workers, which share the weights' pages. The clock starts once all are
+    ready. Memory: each worker's peak RSS, and the peak of the whole worker's PSS (this
+    process and its workers, sampled together twice a second), which counts a shared page once."""
     import multiprocessing
+    import threading
 
     from django.db import connections
 
+    from mlpipeline import worker
+
+    started = time.perf_counter()
+    worker.load_before_fork()
+    print(f"models loaded before the fork in {time.perf_counter() - started:.1f} s: "
+          + ", ".join(f"{m['name']}@{m['version']} "
+                      + ("loaded" if m["loaded"] else f"NOT loaded ({m['error']})")
+                      for m in (model.describe() for model in worker.loaded.all_models())),
+          flush=True)
     context = multiprocessing.get_context("fork")
     queue, results = context.Queue(), context.Queue()
     for photo_id in photo_ids:
@@ -203,15 +222,35 @@ def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, li
     connections.close_all()  # each worker opens its own, never one shared across a fork
     workers = [context.Process(target=_worker, args=(queue, results, ready), daemon=True)
                for _ in range(processes)]
-    for worker in workers:
-        worker.start()
+    for process in workers:
+        process.start()
+    pss_peak, done = [0], threading.Event()
+
+    def sample_pss():
+        pids = [os.getpid()] + [process.pid for process in workers]
+        while not done.wait(0.5):
+            pss_peak[0] = max(pss_peak[0], sum(_pss_kib(pid) for pid in pids))
+
+    sampler = threading.Thread(target=sample_pss, daemon=True)
+    sampler.start()
     ready.wait()
     started = time.perf_counter()
     peaks = [results.get() for _ in workers]
     seconds = time.perf_counter() - started
-    for worker in workers:
-        worker.join()
-    return seconds, peaks
+    done.set()
+    sampler.join()
+    for process in workers:
+        process.join()
+    return seconds, {"rss": peaks, "pss": pss_peak[0] / 1024**2}
+
+
+def _pss_kib(pid: int) -> int:
+    """A process's proportional set size: its private pages plus its share of shared ones."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+    except (OSError, StopIteration):  # the process has just ended
+        return 0
 
 
 def _worker(queue, results, ready) -> None:
@@ -220,25 +259,16 @@ def _worker(queue, results, ready) -> None:
     from mlpipeline import allocator, worker
     from photos import pipeline
 
-    started = time.perf_counter()
-    worker.preload()
-    loaded = [model.describe() for model in worker.loaded.all_models()]
-    print(f"worker {os.getpid()}: models loaded in {time.perf_counter() - started:.1f} s: "
-          + ", ".join(f"{m['name']}@{m['version']} "
-                      + ("loaded" if m["loaded"] else f"NOT loaded ({m['error']})")
-                      for m in loaded), flush=True)
+    worker.preload()  # as worker_process_init: this thread's model threads; models are loaded
     ready.wait()
     while (photo_id := queue.get()) is not None:
         pipeline.process_photo(photo_id)
         allocator.release_free_memory()  # as the worker does after each task (task_postrun)
-    # ru_maxrss is in KiB on Linux: the whole process, models, Django and all. PSS counts
-    # the pages shared with the other workers (libraries) once between them.
-    pss = next(int(line.split()[1]) for line in open("/proc/self/smaps_rollup")
-               if line.startswith("Pss:"))
-    results.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, pss / 1024**2))
+    # ru_maxrss is in KiB on Linux: the whole process, the shared weights included.
+    results.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
 
 
-def _full_pipeline_figures(event, peaks: list[tuple[float, float]]) -> None:
+def _full_pipeline_figures(event, memory: dict) -> None:
     import resource
 
     from mlpipeline import indexes, services
@@ -265,13 +295,12 @@ def _full_pipeline_figures(event, peaks: list[tuple[float, float]]) -> None:
           f"{linked.face_link_tags} face-link tags); index build {index_seconds:.2f} s")
     print(f"faces: {Face.objects.filter(event=event).count()}  bib tags: "
           f"{BibTag.objects.filter(photo__event=event).count()}")
-    # The bench's own process (Django, no model) stands for the worker's parent process.
+    # This process loaded the models and forked the workers, as the Celery worker's main
+    # process does. RSS counts a page shared by several processes in each of them.
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"worker processes (all models loaded), peak RSS: "
-          f"{', '.join(f'{peak:.2f}' for peak, _pss in peaks)} GiB, PSS at the end: "
-          f"{', '.join(f'{pss:.2f}' for _peak, pss in peaks)} GiB; parent peak RSS "
-          f"{parent:.2f} GiB; sum of peak RSS {sum(p for p, _ in peaks) + parent:.2f} GiB")
-
+    print(f"worker memory: main process (models loaded) peak RSS {parent:.2f} GiB, worker "
+          f"processes peak RSS {', '.join(f'{peak:.2f}' for peak in memory['rss'])} GiB; "
+          f"whole worker's peak PSS (shared pages counted once) {memory['pss']:.2f} GiB")
 
 if __name__ == "__main__":
     sys.exit(main())

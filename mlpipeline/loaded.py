@@ -22,12 +22,19 @@ def model_threads() -> int:
     return max(1, (os.cpu_count() or 1) // settings.CELERY_WORKER_CONCURRENCY)
 
 
-def configure_threads() -> None:
-    """torch and OpenCV (SFace runs in cv2.dnn) both take ``model_threads()``."""
+def configure_threads(threads: int | None = None) -> None:
+    """torch and OpenCV (SFace runs in cv2.dnn) both take ``threads`` (default
+    ``model_threads()``).
+
+    Call it from the thread that runs the models: torch's count is OpenMP's, which
+    belongs to the calling thread, so a count set from a helper thread leaves the
+    task thread on every core (measured: set in a thread, torch in the main thread
+    still ran 2 threads while OpenCV's count, process-wide, had changed).
+    """
     import cv2
     import torch
 
-    threads = model_threads()
+    threads = threads or model_threads()
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
 

@@ -1,12 +1,16 @@
 """Worker side of the models: load them when a worker process starts, and say so.
 
-Each worker process loads every model once, in a background thread started
-when the process is forked (Celery kills a child whose start-up takes more
-than a few seconds, and EasyOCR alone needs that), then publishes which models
-it holds — loaded or not, pretrained or not, the error if one failed — under a
-short-lived Redis key that it keeps refreshing. ``/healthz`` and the admin's
-model-status page read those keys: the web process never loads a model to
-report on them.
+The worker's main process loads every model before it forks its pool of
+processes, so the processes share the weights' memory pages instead of each
+holding a copy: inference never writes a weight, so copy-on-write never copies
+them (bench/ingest.py prints the worker's memory). A process that starts without
+a model, because its weights were missing then, tries again in a background
+thread (Celery kills a child whose start-up takes more than a few seconds).
+
+Each process then publishes which models it holds — loaded or not, pretrained
+or not, the error if one failed — under a short-lived Redis key that it keeps
+refreshing. ``/healthz`` and the admin's model-status page read those keys: the
+web process never loads a model to report on them.
 """
 
 import json
@@ -15,7 +19,8 @@ import os
 import socket
 import threading
 
-from celery.signals import task_postrun, worker_process_init, worker_process_shutdown
+from celery.signals import (task_postrun, worker_init, worker_process_init,
+                            worker_process_shutdown)
 from django.conf import settings
 
 from mlpipeline import allocator, loaded
@@ -39,8 +44,8 @@ def publish() -> None:
     get_redis().set(models_key(), json.dumps(payload), ex=interval * 3)
 
 
-def preload() -> None:
-    loaded.configure_threads()
+def load_models() -> None:
+    """Every model this process can load; one whose weights are missing is reported."""
     for model in loaded.all_models():
         try:
             model.ensure_loaded()
@@ -48,8 +53,28 @@ def preload() -> None:
             logger.warning("model unavailable in this worker: %s", exc)
 
 
+def preload() -> None:
+    """Ready the calling thread to run the models, and load them (a process that runs
+    its tasks in this thread: a worker process, a bench, a browser test)."""
+    loaded.configure_threads()
+    load_models()
+
+
+@worker_init.connect(dispatch_uid="mlpipeline.load_before_fork")
+def load_before_fork(**kwargs):
+    # GNU OpenMP cannot serve a child forked after its parent ran a parallel region
+    # with several threads: the child hangs in its first one. This process loads on
+    # one thread and runs no model while it forks; its children set their own count.
+    loaded.configure_threads(1)
+    load_models()
+    # Loading CLIP holds a second copy of its weights for a moment (the checkpoint read
+    # before it is copied into the model): hand that back before the children share it.
+    allocator.release_free_memory()
+    loaded.configure_threads()  # a solo pool runs the tasks in this very process
+
+
 def _run() -> None:
-    preload()
+    load_models()  # loaded before the fork: nothing to do unless weights were missing
     while not _stop.is_set():
         try:
             publish()
@@ -60,6 +85,7 @@ def _run() -> None:
 
 @worker_process_init.connect(dispatch_uid="mlpipeline.preload")
 def start(**kwargs):
+    loaded.configure_threads()  # here, in the thread that will run the tasks
     _stop.clear()
     threading.Thread(target=_run, name="racephoto-models", daemon=True).start()
 

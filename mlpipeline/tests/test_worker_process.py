@@ -1,9 +1,22 @@
 """How a worker process shares the machine: threads per model, memory handed back."""
 
+import multiprocessing
+
+import cv2
 import numpy as np
+import pytest
 import torch
 
 from mlpipeline import allocator, loaded, worker
+from mlpipeline.base import ModelWrapper
+
+
+@pytest.fixture
+def threads_restored():
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    torch.set_num_threads(before[0])
+    cv2.setNumThreads(before[1])
 
 
 def test_the_cores_are_shared_out_between_the_worker_processes(settings, monkeypatch):
@@ -17,18 +30,72 @@ def test_the_cores_are_shared_out_between_the_worker_processes(settings, monkeyp
     assert loaded.model_threads() == 3
 
 
-def test_configure_threads_applies_them_to_torch_and_opencv(settings):
-    import cv2
-
-    before = torch.get_num_threads(), cv2.getNumThreads()
+def test_configure_threads_applies_them_to_torch_and_opencv(settings, threads_restored):
     settings.ML_TORCH_THREADS = 1
+    loaded.configure_threads()
+    assert torch.get_num_threads() == 1
+    assert cv2.getNumThreads() == 1
+    loaded.configure_threads(2)
+    assert torch.get_num_threads() == 2
+
+
+def test_a_worker_process_sets_its_threads_in_the_thread_that_runs_the_tasks(
+        settings, monkeypatch, threads_restored):
+    # torch's count belongs to the thread that sets it: set from the model-loading
+    # thread, it would leave the tasks on every core, two processes fighting for them.
+    settings.ML_TORCH_THREADS = 1
+    monkeypatch.setattr(loaded, "all_models", lambda: [])
+    monkeypatch.setattr(worker, "publish", lambda: None)
+    torch.set_num_threads(2)
     try:
-        loaded.configure_threads()
+        worker.start()  # worker_process_init, in the process's main thread
         assert torch.get_num_threads() == 1
-        assert cv2.getNumThreads() == 1
     finally:
-        torch.set_num_threads(before[0])
-        cv2.setNumThreads(before[1])
+        worker._stop.set()
+
+
+class ConvModel(ModelWrapper):
+    """A small real torch model whose loading runs a parallel region when threads allow."""
+
+    job, name, pretrained = "test", "conv", False
+
+    def load(self) -> None:
+        self.layer = torch.nn.Conv2d(32, 32, 3)
+        self.run()
+
+    def run(self) -> float:
+        with torch.inference_mode():
+            return float(self.layer(torch.ones(1, 32, 384, 384)).sum())
+
+
+def _run_after_fork(model, results) -> None:
+    loaded.configure_threads()  # as worker_process_init does
+    model.run()
+    results.put(torch.get_num_threads())
+
+
+def test_processes_forked_after_the_models_loaded_run_them_on_several_threads(
+        settings, monkeypatch, threads_restored):
+    # GNU OpenMP hangs a child forked after its parent ran a parallel region on
+    # several threads: the worker's main process must load the models on one.
+    settings.ML_TORCH_THREADS = 2
+    model = ConvModel()
+    monkeypatch.setattr(loaded, "all_models", lambda: [model])
+    torch.set_num_threads(2)
+
+    worker.load_before_fork()
+
+    assert model.loaded
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_run_after_fork, args=(model, results))
+    child.start()
+    child.join(timeout=60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung, "the forked process hung in its first parallel region"
+    assert results.get(timeout=5) == 2
 
 
 def _rss_kib() -> int:
