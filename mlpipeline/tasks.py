@@ -12,6 +12,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from racephoto.redis import get_redis
 
@@ -45,8 +46,11 @@ def sync_index(self, event_id: int, kind: str) -> dict:
     return {"added": result.added, "removed": result.removed, "rebuilt": result.rebuilt}
 
 
-@shared_task(bind=True, name="mlpipeline.link_event", max_retries=3, retry_backoff=5,
-             acks_late=True)
+# Linking rewrites an event's face-link tags while other worker processes write the
+# tags and faces of new photos: PostgreSQL may break a deadlock by failing either side.
+# Linking recomputes everything from the database, so running it again is always right.
+@shared_task(bind=True, name="mlpipeline.link_event", max_retries=5, retry_backoff=5,
+             retry_jitter=True, autoretry_for=(OperationalError, InterfaceError), acks_late=True)
 def link_event(self, event_id: int) -> dict:
     from mlpipeline import services
 

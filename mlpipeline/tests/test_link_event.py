@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from events.tests.factories import EventFactory
-from mlpipeline import services
+from django.db import OperationalError
+
+from mlpipeline import services, tasks
 from mlpipeline.faces import DlibFaceEmbedder
 from photos.models import BibTag, Face
 from photos.tests.factories import PhotoFactory
@@ -135,3 +137,28 @@ def test_sface_links_runners_at_its_stricter_linking_threshold():
     # 0.65 would be a selfie match, but not enough to carry a bib unseen.
     linked = BibTag.objects.filter(source=BibTag.Source.FACE_LINK).values_list("photo_id", flat=True)
     assert list(linked) == [close.pk]
+
+
+def test_the_linking_task_runs_again_when_postgresql_breaks_a_deadlock(monkeypatch):
+    # Worker processes writing a new photo's tags can deadlock with linking; PostgreSQL
+    # then fails one of them, and the links must still be made.
+    event = EventFactory()
+    read, hidden = PhotoFactory(event=event), PhotoFactory(event=event)
+    ocr_tag(read, "512", face(event, read, runner=1, jitter=0, bib="512"))
+    face(event, hidden, runner=1, jitter=1)
+    real, calls = services.link_event, []
+
+    def deadlocked_once(event_id):
+        calls.append(event_id)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected")
+        return real(event_id)
+
+    monkeypatch.setattr(services, "link_event", deadlocked_once)
+
+    result = tasks.link_event.apply(args=(event.pk,), throw=False)  # retries run inline
+
+    assert result.successful()
+
+    assert calls == [event.pk, event.pk]
+    assert BibTag.objects.filter(photo=hidden, bib="512", source=BibTag.Source.FACE_LINK).exists()
