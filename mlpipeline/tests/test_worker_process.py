@@ -1,6 +1,9 @@
 """How a worker process shares the machine: threads per model, memory handed back."""
 
-import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -9,6 +12,8 @@ import torch
 
 from mlpipeline import allocator, loaded, worker
 from mlpipeline.base import ModelWrapper
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -74,28 +79,39 @@ def _run_after_fork(model, results) -> None:
     results.put(torch.get_num_threads())
 
 
-def test_processes_forked_after_the_models_loaded_run_them_on_several_threads(
-        settings, monkeypatch, threads_restored):
+# Run in a new interpreter: this test process has run parallel regions already.
+FORK_AFTER_LOADING = """
+import multiprocessing, sys
+import torch
+from mlpipeline import loaded, worker
+from mlpipeline.tests.test_worker_process import ConvModel, _run_after_fork
+
+model = ConvModel()
+loaded.all_models = lambda: [model]
+torch.set_num_threads(2)  # what the main process has before the worker starts
+worker.load_before_fork()
+assert model.loaded
+context = multiprocessing.get_context("fork")
+results = context.Queue()
+child = context.Process(target=_run_after_fork, args=(model, results))
+child.start()
+child.join(timeout=60)
+if child.is_alive():
+    child.kill()
+    sys.exit("the forked process hung in its first parallel region")
+print("threads in the child:", results.get(timeout=5))
+"""
+
+
+def test_processes_forked_after_the_models_loaded_run_them_on_several_threads():
     # GNU OpenMP hangs a child forked after its parent ran a parallel region on
     # several threads: the worker's main process must load the models on one.
-    settings.ML_TORCH_THREADS = 2
-    model = ConvModel()
-    monkeypatch.setattr(loaded, "all_models", lambda: [model])
-    torch.set_num_threads(2)
+    done = subprocess.run([sys.executable, "-c", FORK_AFTER_LOADING], cwd=ROOT,
+                          env={**os.environ, "ML_TORCH_THREADS": "2"},
+                          capture_output=True, text=True, timeout=180)
 
-    worker.load_before_fork()
-
-    assert model.loaded
-    context = multiprocessing.get_context("fork")
-    results = context.Queue()
-    child = context.Process(target=_run_after_fork, args=(model, results))
-    child.start()
-    child.join(timeout=60)
-    hung = child.is_alive()
-    if hung:
-        child.kill()
-    assert not hung, "the forked process hung in its first parallel region"
-    assert results.get(timeout=5) == 2
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "threads in the child: 2" in done.stdout
 
 
 def _rss_kib() -> int:
