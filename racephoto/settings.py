@@ -164,8 +164,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a task killed mid-way is redelivered, not lost
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# Worker processes, each holding every model (about 1 GB): two keep both cores of a small
-# machine busy, and torch gets the cores shared out between them (mlpipeline.loaded).
+# Worker processes: two keep both cores of a small machine busy, torch gets the cores
+# shared out between them (mlpipeline.loaded), and they share the models' weights, which
+# the worker loads before it forks them (mlpipeline.worker).
 CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -242,10 +243,11 @@ SEARCH_BACKEND = env_choice("SEARCH_BACKEND", ("hnswlib", "pgvector"), "hnswlib"
 # Off: photos are ready once their derivatives exist, with no bib, face or CLIP
 # step (an ingestion-only machine; tests of the pipeline's own mechanics).
 ML_PIPELINE = env_bool("ML_PIPELINE", True)
-# Which face embedder the pipeline uses: FaceNet when its weights are in
-# MODELS_DIR, else the offline dlib model ("auto"); or force one.
+# Which face embedder the pipeline uses ("auto": the offline SFace model, else FaceNet
+# when its weights are in MODELS_DIR, else the offline dlib model); or force one.
 FACE_EMBEDDER = env_choice("FACE_EMBEDDER", ("auto", "sface", "facenet", "dlib"), "auto")
-# CPU threads torch may use per worker process (0: torch's own default).
+# CPU threads torch and OpenCV may use per worker process (0: the cores shared out
+# between the WORKER_CONCURRENCY processes).
 ML_TORCH_THREADS = env_int("ML_TORCH_THREADS", 0, minimum=0)
 # Seconds a burst of face/CLIP changes is gathered before one index update runs.
 INDEX_UPDATE_DELAY = env_int("INDEX_UPDATE_DELAY", 2, minimum=0)
