@@ -6,13 +6,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test install messages lock clean-var
+.PHONY: run test lint install messages lock clean-var
 
 run: install
 	DEBUG=$${DEBUG:-1} $(PY) manage.py run
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade (settings in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 install: $(STAMP) messages
 
