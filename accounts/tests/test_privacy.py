@@ -1,6 +1,7 @@
 """Face-search privacy: event setting, bib claims, opt-out and consent, erasure."""
 
 import pytest
+from django.db import connection
 from django.db.models.signals import post_delete, post_save
 from django.test import Client
 
@@ -84,7 +85,7 @@ def test_it_makes_new_events_opt_in():
 # --- Opting out and in --------------------------------------------------------------------
 
 
-def test_it_takes_every_face_of_a_runner_out_of_search_at_once_when_they_opt_out(signalled):
+def test_it_takes_every_face_of_a_runner_out_of_search_at_once_when_they_opt_out():
     event = EventFactory(face_search=ON)
     runner = UserFactory(username="camille")
     with_bib = add_face(event, bib="42", cluster=7)
@@ -97,8 +98,6 @@ def test_it_takes_every_face_of_a_runner_out_of_search_at_once_when_they_opt_out
     assert claim.face_search == OPTED_OUT
     assert searchable(with_bib, same_runner_bib_hidden, someone_else, same_bib_other_event) == [
         False, False, True, True]
-    # Through save(), so the index signals saw each change.
-    assert set(signalled["saved"]) >= {with_bib.pk, same_runner_bib_hidden.pk}
 
 
 def test_it_creates_the_later_faces_of_an_opted_out_runner_unsearchable():
@@ -139,12 +138,10 @@ def test_it_applies_a_changed_event_setting_to_every_face():
 
     event.face_search = OFF
     event.save()
-    privacy.apply_event_face_search(event)
     assert searchable(*faces) == [False, False]
 
-    event.face_search = ON
-    event.save()
-    privacy.apply_event_face_search(event)
+    # However the setting is written: the database applies it.
+    Event.objects.filter(pk=event.pk).update(face_search=ON)
     assert searchable(*faces) == [True, True]
 
 
@@ -392,3 +389,111 @@ def test_it_applies_a_face_search_change_made_in_the_event_admin():
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert searchable(face) == [False]
+
+
+# --- The rule holds for every write -----------------------------------------------------
+# The database applies it (migration 0003): a write site that forgets the rule cannot make
+# an opted-out runner's face searchable, whatever it writes with.
+
+
+@pytest.fixture
+def opted_out_runner():
+    """An event where the runner wearing 42 opted out; their face in cluster 7 is known."""
+    event = EventFactory(face_search=ON)
+    known = add_face(event, bib="42", cluster=7)
+    privacy.claim_bib(UserFactory(), event, "42", OPTED_OUT)
+    return event, known
+
+
+def test_bulk_create_cannot_make_an_opted_out_face_searchable(opted_out_runner):
+    event, _known = opted_out_runner
+    photo = PhotoFactory(event=event)
+    created = Face.objects.bulk_create([
+        Face(photo=photo, event=event, box=[0, 0, 1, 1], score=0.9, bib="42", searchable=True),
+        Face(photo=photo, event=event, box=[0, 0, 1, 1], score=0.9, cluster=7, searchable=True),
+        Face(photo=photo, event=event, box=[0, 0, 1, 1], score=0.9, bib="43", searchable=True),
+    ])
+
+    assert searchable(*created) == [False, False, True]
+
+
+def test_queryset_update_cannot_make_an_opted_out_face_searchable(opted_out_runner):
+    event, known = opted_out_runner
+    other, bib_hidden = add_face(event, bib="43"), add_face(event)
+
+    Face.objects.filter(pk=known.pk).update(searchable=True)
+    Face.objects.filter(pk=other.pk).update(bib="42")
+    Face.objects.bulk_update([Face(pk=bib_hidden.pk, cluster=7)], ["cluster"])
+
+    assert searchable(known, other, bib_hidden) == [False, False, False]
+
+
+def test_raw_sql_cannot_make_an_opted_out_face_searchable(opted_out_runner):
+    event, known = opted_out_runner
+    photo = PhotoFactory(event=event)
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE photos_face SET searchable = true WHERE id = %s", [known.pk])
+        cursor.execute(
+            "INSERT INTO photos_face (photo_id, event_id, box, score, model, bib, cluster,"
+            " searchable, created_at) VALUES (%s, %s, '[0, 0, 1, 1]', 0.9, '', '', 7, true,"
+            " now()) RETURNING id", [photo.pk, event.pk])
+        (inserted,) = cursor.fetchone()
+
+    assert searchable(known, Face(pk=inserted)) == [False, False]
+
+
+def test_a_bulk_write_that_joins_a_cluster_carries_the_opt_out_to_its_other_faces():
+    event = EventFactory(face_search=ON)
+    privacy.claim_bib(UserFactory(), event, "42", OPTED_OUT)
+    bib_hidden = add_face(event, cluster=3)
+    newly_read = add_face(event)
+    assert searchable(bib_hidden, newly_read) == [True, True]
+
+    # The bib is read on a face that clustering then puts with the bib-hidden one.
+    Face.objects.filter(pk=newly_read.pk).update(bib="42")
+    Face.objects.bulk_update([Face(pk=newly_read.pk, cluster=3)], ["cluster"])
+
+    assert searchable(bib_hidden, newly_read) == [False, False]
+
+
+def test_a_bulk_write_lets_a_consented_face_into_search_on_an_opt_in_event():
+    event = EventFactory(face_search=OPT_IN)
+    privacy.claim_bib(UserFactory(), event, "42", CONSENTED)
+    face, bib_hidden = add_face(event), add_face(event, cluster=4)
+    assert searchable(face, bib_hidden) == [False, False]
+
+    Face.objects.filter(pk=face.pk).update(bib="42", cluster=4)
+
+    assert searchable(face, bib_hidden) == [True, True]
+
+
+def test_a_face_that_a_bulk_write_made_unsearchable_leaves_the_index(
+        settings, django_capture_on_commit_callbacks):
+    from mlpipeline import indexes
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    event = EventFactory(face_search=ON)
+    with django_capture_on_commit_callbacks(execute=True):
+        face = add_face(event)
+    assert indexes.nearest(event.pk, indexes.FACES, "test@1", [1.0, 0.0, 0.0], 5)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        Face.objects.filter(pk=face.pk).update(bib="42")
+        privacy.claim_bib(UserFactory(), event, "42", OPTED_OUT)
+
+    assert indexes.nearest(event.pk, indexes.FACES, "test@1", [1.0, 0.0, 0.0], 5) == []
+    assert indexes.check(event.pk) == []
+
+
+def test_an_opt_out_alone_takes_the_face_out_of_the_index(settings,
+                                                           django_capture_on_commit_callbacks):
+    from mlpipeline import indexes
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    event = EventFactory(face_search=ON)
+    with django_capture_on_commit_callbacks(execute=True):
+        add_face(event, bib="42")
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy.claim_bib(UserFactory(), event, "42", OPTED_OUT)
+
+    assert indexes.nearest(event.pk, indexes.FACES, "test@1", [1.0, 0.0, 0.0], 5) == []
