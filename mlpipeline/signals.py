@@ -6,7 +6,7 @@ is searchable (accounts migration 0003): a bib claim saved or deleted, an
 event's face-search setting, a bulk write of faces (``photos.models.faces_written``).
 """
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from accounts.models import BibClaim
@@ -30,14 +30,25 @@ def faces_bulk_written(sender, event_ids, **kwargs):
 
 @receiver(post_save, sender=BibClaim, dispatch_uid="mlpipeline.claim_saved")
 @receiver(post_delete, sender=BibClaim, dispatch_uid="mlpipeline.claim_deleted")
-def claim_changed(sender, instance: BibClaim, **kwargs):
-    # The database has just taken the runner's faces out of search, or put them back.
+def claim_changed(sender, instance: BibClaim, created=False, **kwargs):
+    # The database has just taken the runner's faces out of search, or put them back;
+    # a new claim that decides nothing yet changes no face.
+    if created and instance.face_search == BibClaim.FaceSearch.UNDECIDED:
+        return
     indexes_changed(instance.event_id, indexes.FACES)
 
 
+@receiver(pre_save, sender=Event, dispatch_uid="mlpipeline.event_saving")
+def event_saving(sender, instance: Event, **kwargs):
+    instance.face_search_before_save = (
+        Event.objects.filter(pk=instance.pk).values_list("face_search", flat=True).first()
+        if instance.pk else None)
+
+
 @receiver(post_save, sender=Event, dispatch_uid="mlpipeline.event_saved")
-def event_saved(sender, instance: Event, created=False, update_fields=None, **kwargs):
-    if not created and (update_fields is None or "face_search" in update_fields):
+def event_saved(sender, instance: Event, created=False, **kwargs):
+    # The database has just applied the new setting to every face of the event.
+    if not created and instance.face_search != instance.face_search_before_save:
         indexes_changed(instance.pk, indexes.FACES)
 
 

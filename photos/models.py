@@ -4,6 +4,7 @@ from django.dispatch import Signal
 from pgvector.django import VectorField
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import is_platform_admin
 from events.models import Event
 
 
@@ -35,10 +36,16 @@ class PhotoQuerySet(models.QuerySet):
         photographers only the photos they took (never a colleague's, never a sale of theirs)."""
         if not (user.is_authenticated and user.is_active):
             return self.none()
-        if user.is_superuser or getattr(user, "is_platform_admin", False):
+        if is_platform_admin(user):
             return self.all()
         return self.filter(models.Q(event__in=user.organised_events.values("pk"))
                            | models.Q(photographer=user))
+
+    def state_counts(self) -> dict[str, int]:
+        """How many of these photos are in each processing state (every state, zeros too)."""
+        counts = dict.fromkeys(Photo.State.values, 0)
+        counts.update(self.order_by().values_list("state").annotate(count=models.Count("pk")))
+        return counts
 
 
 class Photo(models.Model):

@@ -7,7 +7,7 @@ from django.test import Client
 
 from accounts import privacy
 from accounts.models import BibClaim, ErasureRecord
-from accounts.tests.factories import UserFactory, named_people
+from accounts.tests.factories import UserFactory
 from events.models import Event
 from events.tests.factories import EventFactory, StartListEntryFactory
 from photos.models import BibTag, Face
@@ -252,11 +252,81 @@ def test_it_lets_a_runner_claim_a_bib_and_opt_out_from_their_account(settings):
     assert (claim.event, claim.bib, claim.face_search) == (event, "42", OPTED_OUT)
     assert searchable(face) == [False]
     page = client.get("/en/accounts/privacy/").content.decode()
-    assert "Semi de Lyon" in page and "Opted out of face search" in page
+    assert "Semi de Lyon" in page and "You do not want to be found by your face." in page
 
     client.post(f"/en/accounts/privacy/claims/{claim.pk}/", {"face_search": CONSENTED})
 
     assert searchable(face) == [True]
+
+
+@pytest.mark.parametrize(("choice", "english", "french"), [
+    (CONSENTED, "You agree to be found by your face.",
+     "Vous acceptez d’être retrouvé·e par votre visage."),
+    (OPTED_OUT, "You do not want to be found by your face.",
+     "Vous ne voulez pas être retrouvé·e par votre visage."),
+    (BibClaim.FaceSearch.UNDECIDED, "You have not chosen yet.", "Vous n’avez pas encore choisi."),
+])
+def test_it_tells_the_runner_their_own_choice_in_their_words(choice, english, french):
+    runner = UserFactory(username="camille")
+    privacy.claim_bib(runner, EventFactory(face_search=ON), "42", choice)
+    client = client_for(runner)
+
+    en = client.get("/en/accounts/privacy/").content.decode()
+    fr = client.get("/fr/accounts/privacy/").content.decode()
+
+    assert f"<p>{english}</p>" in en
+    assert f"<p>{french}</p>" in fr
+    # Not the staff's description of the runner in the third person.
+    assert "Accepte d’être retrouvé par son visage" not in fr
+    assert str(BibClaim.FaceSearch(choice).label) not in en
+
+
+def test_it_refuses_a_claim_for_a_bib_that_is_not_on_the_start_list():
+    event = EventFactory(name="Semi de Lyon")
+    StartListEntryFactory(event=event, bib="42")
+    client = client_for(UserFactory(username="camille"))
+
+    en = client.post("/en/accounts/privacy/claim/", {
+        "event": event.pk, "bib": "43", "face_search": OPTED_OUT})
+    fr = client.post("/fr/accounts/privacy/claim/", {
+        "event": event.pk, "bib": "43", "face_search": OPTED_OUT})
+
+    assert en.status_code == fr.status_code == 400
+    assert "Bib 43 is not on the start list of Semi de Lyon" in en.content.decode()
+    assert ("Le dossard 43 n’est pas sur la liste des inscrits de Semi de Lyon"
+            in fr.content.decode())
+    assert not BibClaim.objects.exists()
+
+
+def test_it_accepts_a_bib_of_the_start_list_without_a_warning():
+    event = EventFactory(name="Semi de Lyon")
+    StartListEntryFactory(event=event, bib="A42")
+    runner = UserFactory(username="camille")
+
+    response = client_for(runner).post("/en/accounts/privacy/claim/", {
+        "event": event.pk, "bib": "a42", "face_search": OPTED_OUT}, follow=True)
+
+    assert BibClaim.objects.get(user=runner).bib == "A42"  # as the start list writes it
+    page = response.content.decode()
+    assert "Your choice is saved" in page and "no start list" not in page
+
+
+def test_it_accepts_a_bib_when_the_event_has_no_start_list_and_says_it_could_not_check():
+    event = EventFactory(name="Semi de Lyon")
+    runner = UserFactory(username="camille")
+    client = client_for(runner)
+
+    en = client.post("/en/accounts/privacy/claim/", {
+        "event": event.pk, "bib": "42", "face_search": OPTED_OUT}, follow=True)
+    fr = client.post("/fr/accounts/privacy/claim/", {
+        "event": event.pk, "bib": "43", "face_search": OPTED_OUT}, follow=True)
+
+    assert set(BibClaim.objects.filter(user=runner).values_list("bib", flat=True)) == {"42",
+                                                                                       "43"}
+    assert ('<li class="warning">Semi de Lyon has no start list, so we could not check that '
+            "bib 42 is yours") in en.content.decode()
+    assert ("Semi de Lyon n’a pas de liste des inscrits : nous n’avons pas pu vérifier que "
+            "le dossard 43 est bien le vôtre.") in fr.content.decode()
 
 
 def test_it_keeps_a_runner_from_changing_someone_elses_claim():
@@ -337,7 +407,7 @@ def test_it_explains_face_search_on_the_public_event_page(setting, english, fren
 # --- Admin ----------------------------------------------------------------------------------
 
 
-def test_it_lets_a_platform_admin_carry_out_erasures_from_the_admin():
+def test_it_lets_a_platform_admin_carry_out_erasures_from_the_admin(named_people):
     event = EventFactory(face_search=ON)
     StartListEntryFactory(event=event, bib="42", first_name="Camille", last_name="Martin")
     runner = UserFactory(username="camille")
@@ -359,9 +429,9 @@ def test_it_lets_a_platform_admin_carry_out_erasures_from_the_admin():
     assert record.status == ErasureRecord.Status.DONE
 
 
-@pytest.mark.parametrize("who", ["owner", "photographer", "staff", "outsider"])
+@pytest.mark.parametrize("who", ["owner", "photographer", "staff", "outsider", "runner"])
 @pytest.mark.parametrize("page", ["/admin/accounts/erasurerecord/", "/admin/accounts/bibclaim/"])
-def test_it_keeps_claims_and_erasures_to_platform_admins(who, page):
+def test_it_keeps_claims_and_erasures_to_platform_admins(who, page, named_people):
     people = named_people(EventFactory())
 
     response = client_for(people[who]).get(page)
@@ -371,7 +441,7 @@ def test_it_keeps_claims_and_erasures_to_platform_admins(who, page):
         assert response["Location"].startswith("/admin/login/")
 
 
-def test_it_applies_a_face_search_change_made_in_the_event_admin():
+def test_it_applies_a_face_search_change_made_in_the_event_admin(named_people):
     event = EventFactory(face_search=ON, slug="semi")
     face = add_face(event, bib="42")
     owner = named_people(event)["owner"]
