@@ -16,6 +16,17 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture
+def own_cache(settings):
+    """A cache of this test's own: allauth counts sign-in attempts in the cache, and each
+    test starts from zero, whatever earlier tests (or runs) left in the shared Valkey."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": "racephoto-tests"}}
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 # --- The people of every permission test ----------------------------------------------
 
 

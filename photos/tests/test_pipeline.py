@@ -329,7 +329,7 @@ def test_it_counts_an_events_photos_per_state():
         Photo.objects.filter(pk=make_photo(event).pk).update(state=state)
     make_photo(other)
 
-    counts = pipeline.event_state_counts(event)
+    counts = Photo.objects.filter(event=event).state_counts()
 
     assert counts == {**dict.fromkeys(Photo.State.values, 0), Photo.State.READY: 2,
                       Photo.State.FAILED: 1, Photo.State.UPLOADED: 1}
