@@ -25,80 +25,117 @@ opt-out (checked here); after it, the pipeline never writes that bib again and
 from django.db import migrations
 
 RULE = r"""
--- Whether face ``p_face_id`` (NULL: a face not written yet) of ``p_event_id``, with
--- ``p_bib`` ('' : no bib read) in ``p_cluster`` (NULL: not clustered), must stay out of
--- face search. Off: always. Any bib of the face or of its cluster opted out: blocked.
--- Opt-in: a face with a bib needs consent for it; one without needs consent for every
--- bib of its cluster (a cluster can join two look-alike runners).
+-- The rule, for a set of faces of one event given as parallel arrays (a face not written
+-- yet has a NULL id): which of them must stay out of face search, by position. Off: all.
+-- Any bib of the face or of the other faces of its cluster opted out: blocked. Opt-in: a
+-- face with a bib needs consent for it; one without needs consent for every bib of its
+-- cluster (a cluster can join two look-alike runners).
 -- VOLATILE on purpose: inside a trigger it must see the rows written so far.
-CREATE FUNCTION racephoto_face_blocked(p_event_id bigint, p_face_id bigint, p_bib text,
-                                       p_cluster integer) RETURNS boolean
+CREATE FUNCTION racephoto_faces_blocked(p_event_id bigint, p_face_ids bigint[],
+                                        p_bibs text[], p_clusters integer[])
+RETURNS TABLE (o_position bigint, o_blocked boolean)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     setting text;
-    linked text[] := '{}';
 BEGIN
-    SELECT face_search INTO setting FROM events_event WHERE id = p_event_id;
-    IF setting IS NULL OR setting = 'off' THEN
-        RETURN true;  -- an event not (yet) visible here fails closed
+    SELECT e.face_search INTO setting FROM events_event e WHERE e.id = p_event_id;
+    IF setting IS NULL OR setting = 'off'
+       OR NOT EXISTS (SELECT 1 FROM accounts_bibclaim c WHERE c.event_id = p_event_id) THEN
+        -- Off, or nobody chose anything at this event: the setting alone decides. An event
+        -- not (yet) visible here fails closed.
+        RETURN QUERY SELECT t.n, setting IS DISTINCT FROM 'on'
+                       FROM unnest(p_face_ids) WITH ORDINALITY AS t(id, n);
+        RETURN;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM accounts_bibclaim WHERE event_id = p_event_id) THEN
-        RETURN setting = 'opt_in';  -- nobody chose anything at this event
-    END IF;
-    IF p_cluster IS NOT NULL THEN
-        SELECT coalesce(array_agg(DISTINCT f.bib), '{}') INTO linked FROM photos_face f
-         WHERE f.event_id = p_event_id AND f.cluster = p_cluster AND f.bib <> ''
-           AND f.id IS DISTINCT FROM p_face_id;
-    END IF;
-    IF EXISTS (SELECT 1 FROM accounts_bibclaim c
-                WHERE c.event_id = p_event_id AND c.face_search = 'opted_out'
-                  AND (c.bib = p_bib OR c.bib = ANY (linked))) THEN
-        RETURN true;
-    END IF;
-    IF setting = 'opt_in' THEN
-        IF coalesce(p_bib, '') <> '' THEN
-            RETURN NOT EXISTS (SELECT 1 FROM accounts_bibclaim c
-                                WHERE c.event_id = p_event_id AND c.bib = p_bib
-                                  AND c.face_search = 'consented');
-        END IF;
-        RETURN cardinality(linked) = 0 OR EXISTS (
-            SELECT 1 FROM unnest(linked) AS bib
+    RETURN QUERY
+    WITH target AS (
+        SELECT t.n, t.id, coalesce(t.bib, '') AS bib, t.cluster
+          FROM unnest(p_face_ids, p_bibs, p_clusters) WITH ORDINALITY AS t(id, bib, cluster, n)
+    ), linked AS (
+        SELECT t.n, coalesce(array_agg(DISTINCT m.bib::text) FILTER (WHERE m.bib <> ''),
+                             '{}') AS bibs
+          FROM target t LEFT JOIN photos_face m
+            ON t.cluster IS NOT NULL AND m.event_id = p_event_id AND m.cluster = t.cluster
+           AND m.id IS DISTINCT FROM t.id
+         GROUP BY t.n
+    )
+    SELECT t.n, CASE
+        WHEN EXISTS (SELECT 1 FROM accounts_bibclaim c
+                      WHERE c.event_id = p_event_id AND c.face_search = 'opted_out'
+                        AND (c.bib = t.bib OR c.bib = ANY (l.bibs))) THEN true
+        WHEN setting <> 'opt_in' THEN false
+        WHEN t.bib <> '' THEN NOT EXISTS (
+            SELECT 1 FROM accounts_bibclaim c
+             WHERE c.event_id = p_event_id AND c.bib = t.bib AND c.face_search = 'consented')
+        ELSE cardinality(l.bibs) = 0 OR EXISTS (
+            SELECT 1 FROM unnest(l.bibs) AS linked_bib(bib)
              WHERE NOT EXISTS (SELECT 1 FROM accounts_bibclaim c
-                                WHERE c.event_id = p_event_id AND c.bib = bib.bib
-                                  AND c.face_search = 'consented'));
-    END IF;
-    RETURN false;
+                                WHERE c.event_id = p_event_id AND c.bib = linked_bib.bib
+                                  AND c.face_search = 'consented'))
+        END
+      FROM target t JOIN linked l USING (n);
 END $$;
+
+-- The rule for one face.
+CREATE FUNCTION racephoto_face_blocked(p_event_id bigint, p_face_id bigint, p_bib text,
+                                       p_cluster integer) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    SELECT o_blocked FROM racephoto_faces_blocked(p_event_id, ARRAY[p_face_id], ARRAY[p_bib],
+                                                  ARRAY[p_cluster]);
+$$;
 
 -- Decide again, both ways, the faces of ``p_event_id`` that carry one of ``p_bibs``, sit
 -- in one of ``p_clusters`` or in a cluster of one of those bibs (both NULL: every face
--- of the event). Only faces whose answer changes are written; returns how many.
+-- of the event), all at once. Only faces whose answer changes are written; returns how many.
 CREATE FUNCTION racephoto_refresh_faces(p_event_id bigint, p_bibs text[],
                                         p_clusters integer[]) RETURNS integer
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
+    ids bigint[];
+    bibs text[];
+    clusters integer[];
     changed integer;
 BEGIN
-    UPDATE photos_face f
-       SET searchable = NOT racephoto_face_blocked(f.event_id, f.id, f.bib, f.cluster)
+    SELECT array_agg(f.id ORDER BY f.id), array_agg(f.bib::text ORDER BY f.id),
+           array_agg(f.cluster ORDER BY f.id)
+      INTO ids, bibs, clusters
+      FROM photos_face f
      WHERE f.event_id = p_event_id
        AND ((p_bibs IS NULL AND p_clusters IS NULL)
             OR f.bib = ANY (p_bibs)
             OR f.cluster = ANY (p_clusters)
             OR f.cluster IN (SELECT m.cluster FROM photos_face m
                               WHERE m.event_id = p_event_id AND m.bib = ANY (p_bibs)
-                                AND m.cluster IS NOT NULL))
-       AND f.searchable IS DISTINCT FROM
-           NOT racephoto_face_blocked(f.event_id, f.id, f.bib, f.cluster);
+                                AND m.cluster IS NOT NULL));
+    IF ids IS NULL THEN
+        RETURN 0;
+    END IF;
+    UPDATE photos_face f SET searchable = NOT decided.o_blocked
+      FROM (SELECT ids[b.o_position] AS id, b.o_blocked
+              FROM racephoto_faces_blocked(p_event_id, ids, bibs, clusters) b) decided
+     WHERE f.id = decided.id AND f.searchable IS DISTINCT FROM NOT decided.o_blocked;
     GET DIAGNOSTICS changed = ROW_COUNT;
     RETURN changed;
 END $$;
 
--- Every written face, before it is stored.
+-- Every written face, before it is stored: never searchable while blocked, and when what
+-- the rule reads (bib, cluster, event) changed, the rule decides both ways. A face with a
+-- cluster, written by a statement of its own (not by these functions), is left to the end
+-- of that statement, where its whole cluster is decided at once: a row trigger sees the
+-- other rows of its statement half-written, and deciding each row alone costs a query per
+-- row of a bulk write.
 CREATE FUNCTION racephoto_face_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    moved boolean := true;
 BEGIN
-    IF TG_OP = 'UPDATE' AND (NEW.bib, NEW.cluster, NEW.event_id)
-                            IS DISTINCT FROM (OLD.bib, OLD.cluster, OLD.event_id) THEN
+    IF TG_OP = 'UPDATE' THEN
+        moved := (NEW.bib, NEW.cluster, NEW.event_id)
+                 IS DISTINCT FROM (OLD.bib, OLD.cluster, OLD.event_id);
+    END IF;
+    IF moved AND NEW.cluster IS NOT NULL AND pg_trigger_depth() = 1 THEN
+        RETURN NEW;  -- racephoto_face_clusters_after decides
+    END IF;
+    IF moved AND TG_OP = 'UPDATE' THEN
         NEW.searchable := NOT racephoto_face_blocked(NEW.event_id, NEW.id, NEW.bib,
                                                      NEW.cluster);
     ELSIF NEW.searchable THEN
@@ -112,9 +149,9 @@ CREATE TRIGGER photos_face_privacy_guard
     BEFORE INSERT OR UPDATE OF searchable, bib, cluster, event_id ON photos_face
     FOR EACH ROW EXECUTE FUNCTION racephoto_face_guard();
 
--- After a statement: the clusters it touched are decided again as a whole, since a row
--- trigger sees the other rows of its own statement half-written. Writes made by these
--- functions themselves (trigger depth > 1) need no second pass.
+-- After a statement that added, moved or removed faces with a cluster: the faces of those
+-- clusters (old and new) are decided again, together. Writes made by these functions
+-- themselves (trigger depth > 1) only change searchable and need no second pass.
 CREATE FUNCTION racephoto_face_clusters_after() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     touched record;
@@ -123,26 +160,25 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        FOR touched IN SELECT event_id, array_agg(DISTINCT cluster) AS clusters
-                         FROM new_faces WHERE cluster IS NOT NULL GROUP BY event_id LOOP
+        FOR touched IN SELECT n.event_id, array_agg(DISTINCT n.cluster) AS clusters
+                         FROM new_faces n WHERE n.cluster IS NOT NULL GROUP BY n.event_id LOOP
             PERFORM racephoto_refresh_faces(touched.event_id, '{}', touched.clusters);
         END LOOP;
     ELSIF TG_OP = 'UPDATE' THEN
-        FOR touched IN SELECT event_id, array_agg(DISTINCT cluster) AS clusters FROM (
-                           SELECT o.event_id, o.cluster FROM old_faces o JOIN new_faces n USING (id)
-                            WHERE (o.bib, o.cluster, o.event_id)
-                                  IS DISTINCT FROM (n.bib, n.cluster, n.event_id)
-                           UNION
-                           SELECT n.event_id, n.cluster FROM old_faces o JOIN new_faces n USING (id)
-                            WHERE (o.bib, o.cluster, o.event_id)
-                                  IS DISTINCT FROM (n.bib, n.cluster, n.event_id)
-                       ) moved WHERE cluster IS NOT NULL GROUP BY event_id LOOP
+        FOR touched IN
+            SELECT moved.event_id, array_agg(DISTINCT moved.cluster) AS clusters FROM (
+                SELECT o.event_id, o.cluster FROM old_faces o JOIN new_faces n USING (id)
+                 WHERE (o.bib, o.cluster, o.event_id) IS DISTINCT FROM (n.bib, n.cluster, n.event_id)
+                UNION
+                SELECT n.event_id, n.cluster FROM old_faces o JOIN new_faces n USING (id)
+                 WHERE (o.bib, o.cluster, o.event_id) IS DISTINCT FROM (n.bib, n.cluster, n.event_id)
+            ) moved WHERE moved.cluster IS NOT NULL GROUP BY moved.event_id LOOP
             PERFORM racephoto_refresh_faces(touched.event_id, '{}', touched.clusters);
         END LOOP;
     ELSE
-        FOR touched IN SELECT event_id, array_agg(DISTINCT cluster) AS clusters
-                         FROM old_faces WHERE cluster IS NOT NULL AND bib <> ''
-                        GROUP BY event_id LOOP
+        FOR touched IN SELECT o.event_id, array_agg(DISTINCT o.cluster) AS clusters
+                         FROM old_faces o WHERE o.cluster IS NOT NULL AND o.bib <> ''
+                        GROUP BY o.event_id LOOP
             PERFORM racephoto_refresh_faces(touched.event_id, '{}', touched.clusters);
         END LOOP;
     END IF;
@@ -205,6 +241,7 @@ DROP FUNCTION IF EXISTS racephoto_face_clusters_after();
 DROP FUNCTION IF EXISTS racephoto_face_guard();
 DROP FUNCTION IF EXISTS racephoto_refresh_faces(bigint, text[], integer[]);
 DROP FUNCTION IF EXISTS racephoto_face_blocked(bigint, bigint, text, integer);
+DROP FUNCTION IF EXISTS racephoto_faces_blocked(bigint, bigint[], text[], integer[]);
 """
 
 

@@ -567,3 +567,17 @@ def test_an_opt_out_alone_takes_the_face_out_of_the_index(settings,
         privacy.claim_bib(UserFactory(), event, "42", OPTED_OUT)
 
     assert indexes.nearest(event.pk, indexes.FACES, "test@1", [1.0, 0.0, 0.0], 5) == []
+
+
+def test_a_bulk_delete_takes_the_consent_away_from_the_rest_of_the_cluster():
+    event = EventFactory(face_search=OPT_IN)
+    privacy.claim_bib(UserFactory(), event, "42", CONSENTED)
+    consented, bib_hidden = add_face(event, bib="42", cluster=4), add_face(event, cluster=4)
+    assert searchable(consented, bib_hidden) == [True, True]
+
+    with connection.cursor() as cursor:  # no model signals, no Python at all
+        cursor.execute("DELETE FROM photos_bibtag WHERE face_id = %s", [consented.pk])
+        cursor.execute("DELETE FROM photos_face WHERE id = %s", [consented.pk])
+
+    # Nobody in the cluster is known to have agreed any more.
+    assert searchable(bib_hidden) == [False]
