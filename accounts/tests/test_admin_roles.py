@@ -259,3 +259,27 @@ def test_it_makes_a_role_the_only_key_to_the_back_office():
     photographer.save()
     assert photographer.is_staff is False
     assert StartListEntry.objects.count() == 0
+
+
+# --- One platform-admin rule ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [{"role": User.Role.ADMIN}, {"is_superuser": True}])
+@pytest.mark.parametrize("active", [True, False])
+def test_every_check_agrees_on_who_is_a_platform_admin(flags, active):
+    from django.contrib.auth.models import AnonymousUser
+
+    from accounts.models import is_platform_admin
+
+    event = EventFactory()
+    PhotoFactory(event=event)
+    user = UserFactory(username="ada-admin", is_active=active, **flags)
+
+    # A deactivated admin keeps the role but none of its powers, wherever it is asked.
+    assert is_platform_admin(user) is active
+    assert user.is_platform_admin is active
+    assert event.can_manage(user) is active and event.can_upload(user) is active
+    assert Event.objects.managed_by(user).exists() is active
+    assert Photo.objects.visible_to(user).exists() is active
+    assert user.has_perm("events.change_event") is active
+    assert not is_platform_admin(AnonymousUser())
