@@ -1,11 +1,12 @@
 """Face-search privacy: who can be found by their face, opting out, erasure.
 
-The rule lives in the database, in one SQL function (``racephoto_face_blocked``,
-accounts migration 0003), and triggers apply it to every write of a face, a
-bib claim or an event's setting: save(), bulk_create(), QuerySet.update(),
-bulk_update() and raw SQL alike. Python cannot forget it at a new write site,
-because no write site has to remember it. :func:`is_face_search_blocked` asks
-the same function.
+The rule lives in the database, in one SQL function (``racephoto_faces_blocked``,
+accounts migration 0003, which decides a set of faces at once; the one-face
+``racephoto_face_blocked`` calls it), and triggers apply it to every write of
+a face, a bib claim or an event's setting: save(), bulk_create(),
+QuerySet.update(), bulk_update() and raw SQL alike. Python cannot forget it at
+a new write site, because no write site has to remember it.
+:func:`is_face_search_blocked` asks the same function.
 
 Why not in Python: a rule that each write path must call is a rule the next
 bulk write forgets (it happened three times in the pipeline); a database rule

@@ -4,7 +4,8 @@
 plus a by-hand re-check after every bulk write. Any bulk_create,
 QuerySet.update(), bulk_update() or raw INSERT that forgot the re-check left an
 opted-out runner's face searchable. Here the rule is one SQL function,
-``racephoto_face_blocked``, and triggers apply it to every write:
+``racephoto_faces_blocked`` (a set of faces at once; ``racephoto_face_blocked``
+asks it for one), and triggers apply it to every write:
 
 - a face written (INSERT, or UPDATE of searchable, bib, cluster or event):
   never searchable while blocked; when its bib, cluster or event changes the
