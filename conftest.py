@@ -11,6 +11,68 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # Tests create many users: the production hasher would make most of the run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def own_cache(settings):
+    """A cache of this test's own: allauth counts sign-in attempts in the cache, and each
+    test starts from zero, whatever earlier tests (or runs) left in the shared Valkey."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                   "LOCATION": "racephoto-tests"}}
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+# --- The people of every permission test ----------------------------------------------
+
+
+@pytest.fixture
+def named_people(db):
+    """``named_people(event)``: the named users of the permission tests, by what they are
+    to ``event``, the same in every test.
+
+    anonymous: not signed in. runner: signed in, no staff role. outsider: a photographer
+    of another event (staff, nothing to do with this one). staff: an organiser of another
+    event. photographer: assigned to the event. owner: organiser of the event. admin: a
+    platform admin (the admin role, without the superuser flag).
+    """
+    from accounts.models import User
+    from accounts.tests.factories import UserFactory
+
+    def people_at(event) -> dict:
+        other = event.__class__.objects.create(
+            name=f"Autre {event.slug}", slug=f"autre-{event.slug}", date=event.date,
+            is_published=True)
+        people = {
+            "anonymous": None,
+            "runner": UserFactory(username="rita-runner"),
+            "outsider": UserFactory(username="oscar-outsider", role=User.Role.PHOTOGRAPHER),
+            "staff": UserFactory(username="sam-staff", role=User.Role.ORGANISER),
+            "photographer": UserFactory(username="paula-photographer",
+                                        role=User.Role.PHOTOGRAPHER),
+            "owner": UserFactory(username="olivier-owner", role=User.Role.ORGANISER),
+            "admin": UserFactory(username="ada-admin", role=User.Role.ADMIN),
+        }
+        other.photographers.add(people["outsider"])
+        other.organisers.add(people["staff"])
+        event.photographers.add(people["photographer"])
+        event.organisers.add(people["owner"])
+        return people
+
+    return people_at
+
+
+@pytest.fixture
+def people(event, named_people):
+    """The named people of the module's ``event`` fixture."""
+    return named_people(event)
+
+
+@pytest.fixture(autouse=True)
 def _media_in_tmp(settings, tmp_path, monkeypatch):
     """Every test writes files under its own temp dir, never into var/."""
     media = tmp_path / "media"

@@ -8,10 +8,9 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts")
 
     def ready(self):
-        from accounts.privacy import guard_face_searchable
+        from accounts.privacy import guard_erased_bib
         from photos.models import Face
 
-        # Whoever saves a Face (pipeline, linking, admin), an opted-out runner's
-        # face is never stored as searchable.
-        pre_save.connect(guard_face_searchable, sender=Face,
-                         dispatch_uid="accounts.guard_face_searchable")
+        # The database keeps every other face of an opted-out runner out of search
+        # (migration 0003); an erased bib only Python can recognise.
+        pre_save.connect(guard_erased_bib, sender=Face, dispatch_uid="accounts.guard_erased_bib")

@@ -26,6 +26,23 @@ class BibClaimForm(forms.Form):
             raise forms.ValidationError(_("A bib is made of digits (and sometimes letters)."))
         return bib
 
+    def clean(self):
+        cleaned = super().clean()
+        event, bib = cleaned.get("event"), cleaned.get("bib")
+        # Whether the bib could be checked: the view tells the runner when it could not.
+        self.checked_against_start_list = False
+        if event is None or not bib or not event.start_list.exists():
+            return cleaned
+        entry = event.start_list.filter(bib__iexact=bib).first()
+        if entry is None:
+            self.add_error("bib", _("Bib %(bib)s is not on the start list of %(event)s: check "
+                                    "the number printed on your bib.")
+                           % {"bib": bib, "event": event.name})
+            return cleaned
+        cleaned["bib"] = entry.bib  # as the organiser wrote it, so tags and claims agree
+        self.checked_against_start_list = True
+        return cleaned
+
 
 class FaceSearchChoiceForm(forms.Form):
     face_search = forms.ChoiceField(choices=[

@@ -30,12 +30,12 @@ class User(AbstractUser):
 
     def has_perm(self, perm, obj=None) -> bool:
         # A platform admin may do everything a superuser may, without the flag.
-        if self.is_active and self.role == self.Role.ADMIN:
+        if is_platform_admin(self):
             return True
         return super().has_perm(perm, obj)
 
     def has_module_perms(self, app_label) -> bool:
-        if self.is_active and self.role == self.Role.ADMIN:
+        if is_platform_admin(self):
             return True
         return super().has_module_perms(app_label)
 
@@ -54,7 +54,14 @@ class User(AbstractUser):
 
     @property
     def is_platform_admin(self) -> bool:
-        return self.role == self.Role.ADMIN or self.is_superuser
+        return is_platform_admin(self)
+
+
+def is_platform_admin(user) -> bool:
+    """Whether ``user`` (signed in or not) may see and do everything: an active superuser or
+    an active user with the admin role. The one definition; every check asks it."""
+    return bool(getattr(user, "is_active", False)
+                and (user.is_superuser or getattr(user, "role", None) == User.Role.ADMIN))
 
 
 class BibClaim(models.Model):

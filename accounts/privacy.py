@@ -1,21 +1,35 @@
 """Face-search privacy: who can be found by their face, opting out, erasure.
 
-The rule lives in one place, :func:`is_face_blocked`, and every way a face
-can become searchable goes through it: the pipeline calls
-:func:`is_face_search_blocked` when it links a face to a bib, and a
-``pre_save`` guard (connected in ``AccountsConfig.ready``) re-checks every
-Face that is saved, so a face of a runner who opted out is never saved as
-searchable, whoever saves it.
+The rule lives in the database, in one SQL function (``racephoto_faces_blocked``,
+accounts migration 0003, which decides a set of faces at once; the one-face
+``racephoto_face_blocked`` calls it), and triggers apply it to every write of
+a face, a bib claim or an event's setting: save(), bulk_create(),
+QuerySet.update(), bulk_update() and raw SQL alike. Python cannot forget it at
+a new write site, because no write site has to remember it.
+:func:`is_face_search_blocked` asks the same function.
 
-Faces leave and enter the ANN indexes through ``Face.save()`` and
-``Face.delete()`` (QuerySet.delete() included), whose signals update the
-indexes on commit. ``QuerySet.update()`` on Face would bypass them: never
-use it here.
+Why not in Python: a rule that each write path must call is a rule the next
+bulk write forgets (it happened three times in the pipeline); a database rule
+also covers imports and maintenance SQL. Why a trigger, not a generated
+column or a view: the answer depends on other rows (claims, the event, the
+faces of the same cluster), which a generated column cannot read, and a view
+would leave the ANN indexes and every other reader of ``searchable`` to
+remember it instead.
+
+The one part the database cannot know is erasure: an erasure record keeps only
+a keyed hash of the bib, and the key (SECRET_KEY) never reaches the database.
+Until the erasure is carried out the runner's claim is an opt-out, which the
+database applies; afterwards the pipeline never writes the erased bib again,
+and a face saved with it stays unsearchable (:func:`guard_erased_bib`).
+
+The ANN indexes follow: a face's save or delete, a bib claim's, an event's
+setting and the Face queryset's bulk writes each schedule an index sync of the
+event (``mlpipeline.signals``), and a sync keeps only searchable faces.
 """
 
 import logging
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -40,33 +54,11 @@ def erasure_reference(event_id: int, bib: str) -> str:
                        algorithm="sha256").hexdigest()
 
 
-def _blocked_bibs(event, bibs) -> set[str]:
-    """Which of ``bibs`` someone opted out of face search for, or had erased."""
-    bibs = {bib for bib in bibs if bib}
-    if not bibs:
-        return set()
-    blocked = set(BibClaim.objects.filter(event=event, bib__in=bibs,
-                                          face_search=BibClaim.FaceSearch.OPTED_OUT)
-                  .values_list("bib", flat=True))
-    references = {erasure_reference(event.pk, bib): bib for bib in bibs - blocked}
-    if references:
-        erased = ErasureRecord.objects.filter(event=event, reference__in=references)
-        blocked |= {references[reference] for reference in erased.values_list("reference",
-                                                                              flat=True)}
-    return blocked
-
-
 def is_bib_erased(event, bib) -> bool:
     """Whether the runner wearing ``bib`` at ``event`` had their data erased: the pipeline
     must then not tag new photos with that bib either."""
     return bool(bib) and ErasureRecord.objects.filter(
         event=event, reference=erasure_reference(event.pk, bib)).exists()
-
-
-def _consented_bibs(event, bibs) -> set[str]:
-    return set(BibClaim.objects.filter(event=event, bib__in=[bib for bib in bibs if bib],
-                                       face_search=BibClaim.FaceSearch.CONSENTED)
-               .values_list("bib", flat=True))
 
 
 def is_face_search_blocked(event, bib) -> bool:
@@ -75,70 +67,17 @@ def is_face_search_blocked(event, bib) -> bool:
     Off: never. On: unless someone opted out for the bib or had it erased.
     Opt-in: only once someone consented for the bib, and nobody opted out.
     """
-    if event.face_search == Event.FaceSearch.OFF:
-        return True
-    if bib and _blocked_bibs(event, {bib}):
-        return True
-    if event.face_search == Event.FaceSearch.OPT_IN:
-        return not (bib and _consented_bibs(event, {bib}))
-    return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT racephoto_face_blocked(%s, NULL, %s, NULL)", [event.pk, bib or ""])
+        (blocked,) = cursor.fetchone()
+    return blocked or is_bib_erased(event, bib)
 
 
-def is_face_blocked(face) -> bool:
-    """is_face_search_blocked for a face, counting the bibs of its cluster (the same runner
-    seen in other photos): an opt-out reaches the faces where the bib is hidden too."""
-    return _rule(face.event, [face])(face)
-
-
-def _rule(event, faces):
-    """The privacy decision for ``faces`` of ``event``, with every lookup done once:
-    returns ``blocked(face) -> bool``.
-
-    A face counts its own bib and the bibs linked to the other faces of its
-    cluster. Any of them opted out or erased: blocked. On an opt-in event, a
-    face with a bib needs consent for that bib; a face without one needs consent
-    for every bib of its cluster (a cluster can join two look-alike runners).
-    """
-    if event.face_search == Event.FaceSearch.OFF:
-        return lambda face: True
-    # Bibs of the clusters, from the database for the other faces and from memory for
-    # these (their bib may be changing in this very save).
-    given = {face.pk for face in faces if face.pk}
-    clusters = {face.cluster for face in faces if face.cluster is not None}
-    cluster_bibs: dict[int, set[str]] = {}
-    if clusters:
-        for cluster, bib in (Face.objects.filter(event=event, cluster__in=clusters)
-                             .exclude(pk__in=given).exclude(bib="")
-                             .values_list("cluster", "bib")):
-            cluster_bibs.setdefault(cluster, set()).add(bib)
-    for face in faces:
-        if face.cluster is not None and face.bib:
-            cluster_bibs.setdefault(face.cluster, set()).add(face.bib)
-    own = {face.bib for face in faces if face.bib}
-    known = own.union(*cluster_bibs.values())
-    blocked_bibs = _blocked_bibs(event, known)
-    consented = _consented_bibs(event, known) if event.face_search == Event.FaceSearch.OPT_IN \
-        else set()
-
-    def blocked(face) -> bool:
-        linked = cluster_bibs.get(face.cluster, set()) if face.cluster is not None else set()
-        bibs = linked | ({face.bib} if face.bib else set())
-        if bibs & blocked_bibs:
-            return True
-        if event.face_search == Event.FaceSearch.OPT_IN:
-            if face.bib:
-                return face.bib not in consented
-            return not linked or not linked <= consented
-        return False
-
-    return blocked
-
-
-def guard_face_searchable(sender, instance, raw=False, **kwargs):
-    """pre_save on Face: a blocked face is never saved as searchable."""
-    if raw or not instance.searchable:
-        return
-    if is_face_blocked(instance):
+def guard_erased_bib(sender, instance, raw=False, **kwargs):
+    """pre_save on Face: a face saved with an erased runner's bib stays out of search (the
+    database applies the rest of the rule, but cannot recognise an erased bib)."""
+    if not raw and instance.searchable and instance.bib and is_bib_erased(instance.event,
+                                                                          instance.bib):
         instance.searchable = False
 
 
@@ -158,25 +97,6 @@ def _runner_faces(event, bib):
     return Face.objects.filter(Q(bib=bib) | Q(cluster__in=clusters), event=event)
 
 
-def refresh_faces(faces) -> int:
-    """Re-apply the rule to each face of a Face queryset, one save() each so the indexes
-    follow; returns how many changed. The pipeline calls it after writes that skip the
-    pre_save guard (bulk_create, update() of bib or cluster)."""
-    by_event: dict[int, tuple] = {}
-    for face in faces.select_related("event").order_by("pk"):
-        by_event.setdefault(face.event_id, (face.event, []))[1].append(face)
-    changed = 0
-    for event, event_faces in by_event.values():
-        blocked = _rule(event, event_faces)
-        for face in event_faces:
-            searchable = not blocked(face)
-            if face.searchable != searchable:
-                face.searchable = searchable
-                face.save(update_fields=["searchable"])
-                changed += 1
-    return changed
-
-
 @transaction.atomic
 def claim_bib(user, event, bib, face_search=BibClaim.FaceSearch.UNDECIDED) -> BibClaim:
     """Record that ``user`` wears ``bib`` at ``event``, with their face-search choice."""
@@ -190,21 +110,19 @@ def claim_bib(user, event, bib, face_search=BibClaim.FaceSearch.UNDECIDED) -> Bi
 @transaction.atomic
 def set_face_search(claim, choice) -> int:
     """Opt out of (or agree to) face search for a claimed bib; applies to every face of
-    the runner at once. Returns how many faces changed."""
+    the runner at once (the database does, when the claim is written). Returns how many
+    faces changed."""
     claim = BibClaim.objects.select_for_update().get(pk=claim.pk)
+    runner_faces = _runner_faces(claim.event, claim.bib)
+    before = set(runner_faces.filter(searchable=True).values_list("pk", flat=True))
     if claim.face_search != choice:
         claim.face_search = choice
         claim.save(update_fields=["face_search", "updated_at"])
-    changed = refresh_faces(_runner_faces(claim.event, claim.bib))
+    after = set(runner_faces.filter(searchable=True).values_list("pk", flat=True))
+    changed = len(before ^ after)
     logger.info("face search choice applied", extra={
         "event_id": claim.event_id, "choice": choice, "faces_changed": changed})
     return changed
-
-
-@transaction.atomic
-def apply_event_face_search(event) -> int:
-    """After the event's face-search setting changed: every face follows it."""
-    return refresh_faces(Face.objects.filter(event=event))
 
 
 @transaction.atomic
@@ -257,11 +175,3 @@ def erase(record) -> ErasureRecord:
         "event_id": event.pk, "erasure_id": record.pk, "faces": faces_deleted,
         "bib_tags": bib_tags_deleted})
     return record
-
-
-def may_block_faces(event_id: int) -> bool:
-    """Whether any face of the event can be blocked at all; when not, the pipeline skips
-    re-checking an event's every face after clustering it."""
-    return (Event.objects.filter(pk=event_id).exclude(face_search=Event.FaceSearch.ON).exists()
-            or BibClaim.objects.filter(event_id=event_id).exists()
-            or ErasureRecord.objects.filter(event_id=event_id).exists())

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.authtoken.models import Token
@@ -69,10 +70,21 @@ def admin_login(request, extra_context=None):
 # --- Privacy: bib claims, face-search choices, erasure requests --------------------------
 
 
+# The runner's own choice, said to them (the model's labels describe it to staff).
+YOUR_FACE_SEARCH_CHOICE = {
+    BibClaim.FaceSearch.UNDECIDED: gettext_lazy("You have not chosen yet."),
+    BibClaim.FaceSearch.CONSENTED: gettext_lazy("You agree to be found by your face."),
+    BibClaim.FaceSearch.OPTED_OUT: gettext_lazy("You do not want to be found by your face."),
+}
+
+
 def _privacy_page(request, form=None, status=200):
+    claims = list(BibClaim.objects.filter(user=request.user).select_related("event"))
+    for claim in claims:
+        claim.your_choice = YOUR_FACE_SEARCH_CHOICE[claim.face_search]
     return render(request, "accounts/privacy.html", {
         "form": form or BibClaimForm(),
-        "claims": BibClaim.objects.filter(user=request.user).select_related("event"),
+        "claims": claims,
         "erasures": ErasureRecord.objects.filter(user=request.user,
                                                  status=ErasureRecord.Status.REQUESTED)
         .select_related("event"),
@@ -94,6 +106,11 @@ def claim_bib(request):
     privacy_services.claim_bib(request.user, form.cleaned_data["event"], form.cleaned_data["bib"],
                                form.cleaned_data["face_search"])
     messages.success(request, _("Your choice is saved and applies to your photos at once."))
+    if not form.checked_against_start_list:
+        messages.warning(request, _("%(event)s has no start list, so we could not check that "
+                                    "bib %(bib)s is yours: make sure the number is right.")
+                         % {"event": form.cleaned_data["event"].name,
+                            "bib": form.cleaned_data["bib"]})
     return redirect("accounts:privacy")
 
 

@@ -8,7 +8,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts import privacy
 from accounts.roles import ORGANISER, ParentScopedInline, RoleScopedAdmin, is_platform_admin
 from events.models import Event, Race, StartListEntry
 
@@ -94,12 +93,6 @@ class EventAdmin(RoleScopedAdmin):
         if is_platform_admin(request.user):
             return self.readonly_fields
         return (*self.readonly_fields, "organisers")
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "face_search" in form.changed_data:
-            # Takes effect for every face now, not only for photos processed from now on.
-            privacy.apply_event_face_search(obj)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -4,13 +4,11 @@ from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import is_platform_admin
+
 
 def _active(user) -> bool:
     return user.is_authenticated and user.is_active
-
-
-def _platform_admin(user) -> bool:
-    return user.is_superuser or getattr(user, "is_platform_admin", False)
 
 
 class EventQuerySet(models.QuerySet):
@@ -18,7 +16,7 @@ class EventQuerySet(models.QuerySet):
         """Events ``user`` manages (the same rule as Event.can_manage, for lists)."""
         if not _active(user):
             return self.none()
-        if _platform_admin(user):
+        if is_platform_admin(user):
             return self.all()
         return self.filter(pk__in=user.organised_events.values("pk"))
 
@@ -26,7 +24,7 @@ class EventQuerySet(models.QuerySet):
         """Events ``user`` may upload to (the same rule as Event.can_upload, for lists)."""
         if not _active(user):
             return self.none()
-        if _platform_admin(user):
+        if is_platform_admin(user):
             return self.all()
         return self.filter(pk__in=user.organised_events.values("pk")) | self.filter(
             pk__in=user.photographed_events.values("pk"))
@@ -127,14 +125,14 @@ class Event(models.Model):
         """Photographers assigned to the event, its organisers and admins may add photos."""
         if not _active(user):
             return False
-        return (_platform_admin(user) or self.photographers.filter(pk=user.pk).exists()
+        return (is_platform_admin(user) or self.photographers.filter(pk=user.pk).exists()
                 or self.organisers.filter(pk=user.pk).exists())
 
     def can_manage(self, user) -> bool:
         """Organisers of the event and admins manage processing (retries, tagging, prices)."""
         if not _active(user):
             return False
-        return _platform_admin(user) or self.organisers.filter(pk=user.pk).exists()
+        return is_platform_admin(user) or self.organisers.filter(pk=user.pk).exists()
 
 
 class Race(models.Model):

@@ -84,9 +84,6 @@ def detect_faces(photo: Photo) -> int:
              score=float(face.score), embedding=vector.tolist(), model=embedder.signature)
         for face, vector in zip(found, vectors)
     ])
-    # bulk_create skips the privacy guard: faces of an event without face search,
-    # or not consented to, are made unsearchable before anything can find them.
-    privacy.refresh_faces(photo.faces.all())
     indexes_changed(photo.event_id, indexes.FACES)
     return len(found)
 
@@ -147,8 +144,6 @@ def read_bibs(photo: Photo) -> int:
         if face.bib != bib:
             # Not a privacy change, so no index update is needed: update() skips the signals.
             Face.objects.filter(pk=face.pk).update(bib=bib)
-    # A bib whose runner opted out takes its face out of search at once.
-    privacy.refresh_faces(photo.faces.all())
     if accepted:
         links_changed(photo.event_id)
     return len(accepted)
@@ -256,10 +251,6 @@ def link_event(event_id: int) -> LinkResult:
     with transaction.atomic():
         _save_clusters(rows, labels)
         created = _replace_face_links(event_id, links)
-        # New clusters may join an opted-out runner's faces with faces where the bib
-        # is hidden: those must leave search too.
-        if privacy.may_block_faces(event_id):
-            privacy.refresh_faces(Face.objects.filter(event_id=event_id))
     result = LinkResult(faces=len(rows), clusters=len(set(labels.tolist())),
                         face_link_tags=created)
     logger.info("event %s linked: %s", event_id, result)

@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import is_platform_admin
 from mlpipeline.availability import all_models
 from mlpipeline.worker import worker_models
 
@@ -19,7 +20,7 @@ FEATURES = {
 @staff_member_required
 def model_status(request):
     # Paths, hosts and errors of the machines: platform admins only, not event staff.
-    if not (request.user.is_superuser or getattr(request.user, "is_platform_admin", False)):
+    if not is_platform_admin(request.user):
         raise PermissionDenied
     models = all_models()
     try:

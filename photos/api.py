@@ -6,7 +6,6 @@ event. An event the caller has nothing to do with answers 404 while it is
 unpublished (its slug is not public yet) and 403 once it is public.
 """
 
-from django.db.models import Count
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from rest_framework import serializers, status
@@ -77,11 +76,7 @@ def _upload(request, event):
         code = status.HTTP_400_BAD_REQUEST
     else:
         code = status.HTTP_200_OK  # duplicates: nothing new, nothing wrong
-    return Response({"results": [
-        {"name": result.name, "status": result.status.value, "reason": str(result.reason or ""),
-         "photo": result.photo.pk if result.photo else None}
-        for result in results
-    ]}, status=code)
+    return Response({"results": [result.as_json() for result in results]}, status=code)
 
 
 @api_view(["GET"])
@@ -89,9 +84,7 @@ def _upload(request, event):
 def event_processing(request, slug):
     """How many of the caller's visible photos of the event are in each processing state."""
     event = _staff_event(request, slug)
-    counts = dict.fromkeys(Photo.State.values, 0)
-    counts.update(Photo.objects.visible_to(request.user).filter(event=event).order_by()
-                  .values_list("state").annotate(count=Count("pk")))
+    counts = Photo.objects.visible_to(request.user).filter(event=event).state_counts()
     return Response({"event": event.slug, "total": sum(counts.values()), "states": counts})
 
 

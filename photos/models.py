@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.db import models
+from django.dispatch import Signal
 from pgvector.django import VectorField
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import is_platform_admin
 from events.models import Event
 
 
@@ -34,10 +36,16 @@ class PhotoQuerySet(models.QuerySet):
         photographers only the photos they took (never a colleague's, never a sale of theirs)."""
         if not (user.is_authenticated and user.is_active):
             return self.none()
-        if user.is_superuser or getattr(user, "is_platform_admin", False):
+        if is_platform_admin(user):
             return self.all()
         return self.filter(models.Q(event__in=user.organised_events.values("pk"))
                            | models.Q(photographer=user))
+
+    def state_counts(self) -> dict[str, int]:
+        """How many of these photos are in each processing state (every state, zeros too)."""
+        counts = dict.fromkeys(Photo.State.values, 0)
+        counts.update(self.order_by().values_list("state").annotate(count=models.Count("pk")))
+        return counts
 
 
 class Photo(models.Model):
@@ -160,6 +168,41 @@ class DropFolderFile(models.Model):
         return self.path
 
 
+# Sent with ``event_ids`` after a bulk write of faces (bulk_create, QuerySet.update(),
+# bulk_update()) that may have changed which faces are searchable: those send no model
+# signals, and the search indexes must follow (mlpipeline.signals).
+faces_written = Signal()
+
+# Face columns the privacy rule reads: writing one may change ``searchable``.
+PRIVACY_INPUTS = frozenset({"searchable", "bib", "cluster", "event", "event_id"})
+
+
+class FaceQuerySet(models.QuerySet):
+    """Bulk writes of faces say which events they touched.
+
+    Whether a face is searchable is decided by the database on every write
+    (accounts migration 0003), these included; what they cannot do on their own
+    is tell the ANN indexes, hence ``faces_written``.
+    """
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = super().bulk_create(objs, *args, **kwargs)
+        self._written({face.event_id for face in objs})
+        return objs
+
+    def update(self, **kwargs):
+        # bulk_update() runs through here too, one batch at a time.
+        events = (set(self.order_by().values_list("event_id", flat=True).distinct())
+                  if PRIVACY_INPUTS & kwargs.keys() else set())
+        rows = super().update(**kwargs)
+        self._written(events)
+        return rows
+
+    def _written(self, event_ids) -> None:
+        if event_ids:
+            faces_written.send(sender=self.model, event_ids=event_ids)
+
+
 class Face(models.Model):
     """A face found in a photo, with its embedding; what selfie search compares against."""
 
@@ -174,10 +217,13 @@ class Face(models.Model):
     model = models.CharField(_("embedding model"), max_length=80, blank=True)
     bib = models.CharField(_("linked bib"), max_length=12, blank=True, db_index=True)
     cluster = models.IntegerField(_("runner cluster"), null=True, blank=True)
-    # False once the runner opted out of face search: the face stays out of every
-    # index and every face result, whatever index is used.
+    # False while the privacy rule blocks the face (event setting, opt-out, no consent):
+    # the face stays out of every index and every face result, whatever index is used.
+    # The database enforces it on every write (accounts migration 0003).
     searchable = models.BooleanField(_("searchable"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = FaceQuerySet.as_manager()
 
     class Meta:
         ordering = ["photo", "pk"]
@@ -187,6 +233,14 @@ class Face(models.Model):
 
     def __str__(self):
         return f"face {self.pk} in photo {self.photo_id}"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or PRIVACY_INPUTS & set(update_fields):
+            # The database may have said no: keep this object honest about it.
+            self.searchable = (Face.objects.filter(pk=self.pk)
+                               .values_list("searchable", flat=True).get())
 
 
 class BibTag(models.Model):

@@ -341,16 +341,6 @@ def reset_failed(photo_id: int) -> bool:
     return True
 
 
-def event_state_counts(event) -> dict[str, int]:
-    """How many of the event's photos are in each state (every state present, zeros too)."""
-    counts = dict.fromkeys(Photo.State.values, 0)
-    rows = (Photo.objects.filter(event=event).order_by().values("state")
-            .annotate(count=Count("pk")))
-    for row in rows:
-        counts[row["state"]] = row["count"]
-    return counts
-
-
 # --- Built-in steps ---------------------------------------------------------------------
 
 

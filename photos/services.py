@@ -41,6 +41,11 @@ class IngestResult:
     def rejected(cls, name, reason, code="rejected") -> "IngestResult":
         return cls(name, IngestStatus.REJECTED, reason=reason, code=code)
 
+    def as_json(self) -> dict:
+        """This result as the upload page's endpoint and the REST API both answer it."""
+        return {"name": self.name, "status": self.status.value, "reason": str(self.reason or ""),
+                "photo": self.photo.pk if self.photo else None}
+
 
 def ingest_file(event, fileobj, *, name, photographer=None) -> IngestResult:
     """Validate one uploaded file, keep it as a private original and create its Photo.

@@ -4,7 +4,6 @@ import logging
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
@@ -64,18 +63,13 @@ def upload_file(request, slug):
         return JsonResponse({"error": _("No file was sent (expected a form field named “file”).")},
                             status=400)
     results = services.ingest_upload(event, upload, photographer=request.user)
-    return JsonResponse({"results": [
-        {"name": result.name, "status": result.status, "reason": str(result.reason or ""),
-         "photo": result.photo.pk if result.photo else None}
-        for result in results
-    ]})
+    return JsonResponse({"results": [result.as_json() for result in results]})
 
 
 def _status_context(event, user) -> dict:
     # A photographer follows their own photos only; organisers and admins the whole event.
     photos = Photo.objects.visible_to(user).filter(event=event)
-    counts = dict.fromkeys(Photo.State.values, 0)
-    counts.update(photos.order_by().values_list("state").annotate(count=Count("pk")))
+    counts = photos.state_counts()
     failures = photos.filter(state=Photo.State.FAILED).order_by("-updated_at")[:50]
     total = sum(counts.values())
     return {

@@ -11,7 +11,6 @@ import time
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count
 
 from mlpipeline.availability import all_models
 from racephoto.observability import DURATION_BUCKETS, TASK_DURATION_KEY_PREFIX, WORKER_KEY_PREFIX
@@ -118,10 +117,10 @@ def prometheus_metrics() -> str:
     lines.append(f"racephoto_up{_labels(service='broker')} {int(broker['ok'])}")
 
     if database["ok"]:
-        counts = dict(Photo.objects.values_list("state").annotate(n=Count("id")).order_by())
+        counts = Photo.objects.state_counts()
         family("racephoto_photos", "gauge", "Photos by processing state.")
         for state in Photo.State.values:
-            lines.append(f"racephoto_photos{_labels(state=state)} {counts.get(state, 0)}")
+            lines.append(f"racephoto_photos{_labels(state=state)} {counts[state]}")
 
     if broker["ok"]:
         client = get_redis()

@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.tests.factories import UserFactory, named_people
+from accounts.tests.factories import UserFactory
 from events.models import Event, StartListEntry
 from events.tests.factories import EventFactory, StartListEntryFactory
 from photos.models import DropFolderFile, Photo
@@ -23,7 +23,7 @@ OK, FORBIDDEN, MISSING, LOGIN = "ok", "forbidden", "missing", "login"
 
 
 @pytest.fixture
-def world():
+def world(named_people):
     event = EventFactory(name="Trail des Monts d'Or", slug="trail-monts-d-or")
     people = named_people(event)
     other = Event.objects.get(slug=f"autre-{event.slug}")
@@ -39,7 +39,7 @@ def world():
                               original_name="MINE.JPG"),
         "colleague_photo": PhotoFactory(event=event, photographer=colleague,
                                         original_name="COLLEAGUE.JPG"),
-        "other_photo": PhotoFactory(event=other, photographer=people["staff_photographer"],
+        "other_photo": PhotoFactory(event=other, photographer=people["outsider"],
                                     original_name="THEIRS.JPG"),
         "drop": DropFolderFile.objects.create(event=event, path="ours/IMG_1.JPG", size=1,
                                               mtime_ns=1, status="accepted"),
@@ -75,7 +75,7 @@ PAGES = {
     "drop_change": lambda w: admin_url("photos_dropfolderfile_change", w["drop"].pk),
     "other_drop_change": lambda w: admin_url("photos_dropfolderfile_change", w["other_drop"].pk),
     "user_list": lambda w: admin_url("accounts_user_changelist"),
-    "user_change": lambda w: admin_url("accounts_user_change", w["people"]["outsider"].pk),
+    "user_change": lambda w: admin_url("accounts_user_change", w["people"]["runner"].pk),
     "token_list": lambda w: admin_url("authtoken_tokenproxy_changelist"),
     "email_list": lambda w: admin_url("account_emailaddress_changelist"),
 }
@@ -96,14 +96,14 @@ PHOTOGRAPHER = dict.fromkeys(PAGES, FORBIDDEN) | {
 }
 EXPECTED = {
     "anonymous": dict.fromkeys(PAGES, LOGIN),
-    "outsider": dict.fromkeys(PAGES, LOGIN),  # a runner is no staff: sent to sign in
+    "runner": dict.fromkeys(PAGES, LOGIN),  # a runner is no staff: sent to sign in
     "staff": ORGANISER | {  # organiser of the other event: its own rows there, none here
         "event_change": MISSING, "other_event_change": OK, "event_history": MISSING,
         "entry_change": MISSING, "other_entry_change": OK,
         "photo_change": MISSING, "colleague_photo_change": MISSING, "other_photo_change": OK,
         "photo_delete": MISSING, "drop_change": MISSING, "other_drop_change": OK,
     },
-    "staff_photographer": PHOTOGRAPHER | {
+    "outsider": PHOTOGRAPHER | {
         "photo_change": MISSING, "other_photo_change": OK,
     },
     "photographer": PHOTOGRAPHER,
@@ -259,3 +259,27 @@ def test_it_makes_a_role_the_only_key_to_the_back_office():
     photographer.save()
     assert photographer.is_staff is False
     assert StartListEntry.objects.count() == 0
+
+
+# --- One platform-admin rule ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [{"role": User.Role.ADMIN}, {"is_superuser": True}])
+@pytest.mark.parametrize("active", [True, False])
+def test_every_check_agrees_on_who_is_a_platform_admin(flags, active):
+    from django.contrib.auth.models import AnonymousUser
+
+    from accounts.models import is_platform_admin
+
+    event = EventFactory()
+    PhotoFactory(event=event)
+    user = UserFactory(username="ada-admin", is_active=active, **flags)
+
+    # A deactivated admin keeps the role but none of its powers, wherever it is asked.
+    assert is_platform_admin(user) is active
+    assert user.is_platform_admin is active
+    assert event.can_manage(user) is active and event.can_upload(user) is active
+    assert Event.objects.managed_by(user).exists() is active
+    assert Photo.objects.visible_to(user).exists() is active
+    assert user.has_perm("events.change_event") is active
+    assert not is_platform_admin(AnonymousUser())

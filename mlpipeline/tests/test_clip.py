@@ -1,34 +1,13 @@
 """CLIP code paths with a small real open_clip model built here (the ViT-B-32 weights are
 not installable offline): same code, same file format, random weights."""
 
-import json
-
 import numpy as np
-import open_clip
 import pytest
-import torch
 from PIL import Image
 
 from mlpipeline.base import ModelUnavailable
 from mlpipeline.clip import ClipEmbedder
-
-TINY = "RacePhoto-test-tiny"
-TINY_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "patch_size": 16, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_weights(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip")
-    (folder / f"{TINY}.json").write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(folder / f"{TINY}.json")
-    torch.manual_seed(0)
-    model = open_clip.create_model(TINY)
-    torch.save(model.state_dict(), folder / "tiny.bin")
-    return folder / "tiny.bin"
+from mlpipeline.tests.weights import TINY
 
 
 def test_it_embeds_images_and_text_into_one_normalised_space(tiny_weights):

@@ -5,7 +5,6 @@ from django.core.management import CommandError, call_command
 from django.utils import translation
 
 from mlpipeline.availability import CLIP_VIT_B32_FILE, FACENET_VGGFACE2_FILE
-from mlpipeline.tests.test_faces import facenet_weights  # noqa: F401 (fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +20,7 @@ def models_dir(settings, tmp_path):
 
 
 def test_it_copies_and_verifies_the_facenet_weights_from_a_folder(
-        models_dir, tmp_path, facenet_weights, capsys):  # noqa: F811
+        models_dir, tmp_path, facenet_weights, capsys):
     source = tmp_path / "usb"
     source.mkdir()
     shutil.copyfile(facenet_weights, source / FACENET_VGGFACE2_FILE)

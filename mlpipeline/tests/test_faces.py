@@ -1,10 +1,7 @@
 """Real MTCNN, SFace and dlib weights on small synthetic images (no faces of real people here)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import torch
 from django.utils import translation
 from PIL import Image, ImageDraw, ImageOps
 
@@ -186,15 +183,6 @@ def test_it_reports_missing_mtcnn_weights(monkeypatch, tmp_path):
     with pytest.raises(ModelUnavailable, match="MTCNN weights missing"):
         FaceDetector().ensure_loaded()
 
-
-@pytest.fixture(scope="module")
-def facenet_weights(tmp_path_factory) -> Path:
-    from facenet_pytorch import InceptionResnetV1
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("facenet") / "facenet-vggface2.pt"
-    torch.save(InceptionResnetV1(pretrained=None).eval().state_dict(), path)
-    return path
 
 
 def test_it_embeds_with_a_facenet_state_dict_from_a_file(facenet_weights):

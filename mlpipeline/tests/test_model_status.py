@@ -2,13 +2,18 @@ import json
 
 import pytest
 
-from accounts.tests.factories import UserFactory
+from events.tests.factories import EventFactory
 from mlpipeline import worker
 from mlpipeline.clip import ClipEmbedder
 from racephoto.health import health_report
 from racephoto.redis import get_redis
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def event():
+    return EventFactory(slug="semi-de-lyon")
 
 
 @pytest.fixture
@@ -25,8 +30,8 @@ def published_worker(settings, tmp_path):
     get_redis().delete(key)
 
 
-def test_it_shows_staff_which_models_and_features_are_on(client, published_worker):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+def test_it_shows_staff_which_models_and_features_are_on(client, published_worker, people):
+    client.force_login(people["admin"])
 
     page = client.get("/admin/models/").content.decode()
 
@@ -36,16 +41,17 @@ def test_it_shows_staff_which_models_and_features_are_on(client, published_worke
     assert "weights not found" in page  # the worker's own error, word for word
 
 
-def test_it_keeps_the_model_status_page_from_non_staff(client):
-    client.force_login(UserFactory(is_staff=False))
+def test_it_keeps_the_model_status_page_from_non_staff(client, people):
+    client.force_login(people["runner"])
 
     response = client.get("/admin/models/")
 
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-def test_it_keeps_the_model_status_page_from_event_staff(client):
-    client.force_login(UserFactory(is_staff=True, role="organiser"))
+@pytest.mark.parametrize("who", ["owner", "photographer", "staff", "outsider"])
+def test_it_keeps_the_model_status_page_from_event_staff(client, people, who):
+    client.force_login(people[who])
 
     assert client.get("/admin/models/").status_code == 403
 

@@ -12,11 +12,11 @@ from events.tests.factories import EventFactory
 from mlpipeline import indexes, loaded, services
 from mlpipeline.base import ModelUnavailable
 from mlpipeline.clip import ClipEmbedder
-from mlpipeline.tests.test_clip import TINY, tiny_weights  # noqa: F401 (fixture)
+from mlpipeline.tests.weights import TINY
 from photos import pipeline
 from photos.derivatives import _watermark_font_path
 from photos.models import BibTag, Face, Photo, PhotoStep
-from photos.tests.test_pipeline import make_photo
+from photos.tests.factories import make_photo
 from search.services import photos_by_bib
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,13 @@
 import pytest
+from django.core.files.storage import storages
 
 from photos import pipeline
+
+
+@pytest.fixture
+def private_storage():
+    """This test's private storage (the root conftest points Photo.original at it)."""
+    return storages["private"]
 
 
 @pytest.fixture(autouse=True)

@@ -2,9 +2,7 @@ import hashlib
 from pathlib import Path
 
 import factory
-import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import storages
 
 from events.tests.factories import EventFactory
 from photos.models import Photo
@@ -38,10 +36,11 @@ class PhotoFactory(factory.django.DjangoModelFactory):
     state = Photo.State.UPLOADED
 
 
-@pytest.fixture
-def private_storage():
-    """This test's private storage (the root conftest points Photo.original at it)."""
-    return storages["private"]
+def make_photo(event, data: bytes | None = None, name="IMG_0001.JPG") -> Photo:
+    """A Photo with a real original (``data``, else a new JPEG), nothing processed yet."""
+    data = jpeg(seed=Photo.objects.count()) if data is None else data
+    return Photo.objects.create(event=event, content_hash=hashlib.sha256(data).hexdigest(),
+                                original=ContentFile(data, name=name), original_name=name)
 
 
 def derivative_files(settings) -> list[str]:

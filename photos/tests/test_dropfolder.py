@@ -20,7 +20,6 @@ from events.tests.factories import EventFactory
 from photos import dropfolder
 from photos.management.commands import import_photos
 from photos.models import DropFolderFile, Photo
-from photos.tests.factories import private_storage  # noqa: F401 (fixture)
 from photos.tests.images import image_bytes, jpeg, make_zip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_storage")]

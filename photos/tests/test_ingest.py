@@ -21,7 +21,7 @@ from photos import services
 from photos.ingest import RejectedFile, inspect_image
 from photos.models import Photo
 from photos.services import IngestStatus, enqueue_processing, ingest_file
-from photos.tests.factories import PhotoFactory, private_storage  # noqa: F401 (fixture)
+from photos.tests.factories import PhotoFactory
 from photos.tests.images import (
     bomb_png,
     exif,

@@ -1,4 +1,3 @@
-import hashlib
 import io
 import json
 import os
@@ -22,7 +21,7 @@ from photos.derivatives import derivative_name
 from photos.models import Photo, PhotoStep
 from photos.pipeline import StepOutcome
 from photos.tasks import process_photo as process_photo_task
-from photos.tests.factories import derivative_files
+from photos.tests.factories import derivative_files, make_photo
 from racephoto.celery import app as celery_app
 from racephoto.observability import worker_key
 from racephoto.redis import get_redis
@@ -43,12 +42,6 @@ def jpeg(seed=0, size=(1024, 768)) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
-
-
-def make_photo(event, data: bytes | None = None, name="IMG_0001.JPG") -> Photo:
-    data = jpeg(seed=Photo.objects.count()) if data is None else data
-    return Photo.objects.create(event=event, content_hash=hashlib.sha256(data).hexdigest(),
-                                original=ContentFile(data, name=name), original_name=name)
 
 
 
@@ -336,7 +329,7 @@ def test_it_counts_an_events_photos_per_state():
         Photo.objects.filter(pk=make_photo(event).pk).update(state=state)
     make_photo(other)
 
-    counts = pipeline.event_state_counts(event)
+    counts = Photo.objects.filter(event=event).state_counts()
 
     assert counts == {**dict.fromkeys(Photo.State.values, 0), Photo.State.READY: 2,
                       Photo.State.FAILED: 1, Photo.State.UPLOADED: 1}

@@ -27,34 +27,9 @@ VIEWS = ["upload", "upload_file", "processing_status", "retry_failed"]
 # --- People and helpers -----------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Five users a test: the production hasher would make most of this file's run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def event():
     return EventFactory(name="Trail des Monts d'Or", slug="trail-monts-d-or")
-
-
-@pytest.fixture
-def people(event):
-    """The named users of every permission test, by role towards ``event``."""
-    photographer = UserFactory(username="paula-photographer", role=User.Role.PHOTOGRAPHER)
-    organiser = UserFactory(username="olivier-organiser", role=User.Role.ORGANISER)
-    event.photographers.add(photographer)
-    event.organisers.add(organiser)
-    # A photographer of another race: signed in, but nothing to do with this event.
-    outsider = UserFactory(username="oscar-outsider", role=User.Role.PHOTOGRAPHER)
-    EventFactory().photographers.add(outsider)
-    return {
-        "anonymous": None,
-        "outsider": outsider,
-        "photographer": photographer,
-        "organiser": organiser,
-        "admin": UserFactory(username="ada-admin", is_superuser=True, is_staff=True),
-    }
 
 
 @pytest.fixture
@@ -107,9 +82,11 @@ def replace_original(photo, data):
 
 ALLOWED = {
     "anonymous": set(),
-    "outsider": set(),
+    "runner": set(),
+    "outsider": set(),  # a photographer of another race
+    "staff": set(),  # an organiser of another race
     "photographer": {"upload", "upload_file", "processing_status"},
-    "organiser": set(VIEWS),
+    "owner": set(VIEWS),
     "admin": set(VIEWS),
 }
 
@@ -170,7 +147,7 @@ def test_it_shows_the_upload_page_with_its_endpoint_and_the_processing_panel(eve
 
 
 def test_it_refuses_anything_but_get_on_the_pages_and_post_on_the_actions(event, people):
-    client = client_for(people["organiser"])
+    client = client_for(people["owner"])
 
     assert client.post(url("upload", event.slug)).status_code == 405
     assert client.get(url("upload_file", event.slug)).status_code == 405
@@ -310,7 +287,7 @@ def test_it_shows_counts_and_failure_reasons_in_the_processing_panel(event, peop
     # Only organisers retry: a photographer sees the failure but no button.
     assert url("retry_failed", event.slug) not in html
 
-    as_organiser = client_for(people["organiser"]).get(url("processing_status", event.slug))
+    as_organiser = client_for(people["owner"]).get(url("processing_status", event.slug))
 
     assert f'hx-post="{url("retry_failed", event.slug)}"' in as_organiser.content.decode()
 
@@ -327,7 +304,7 @@ def test_it_counts_only_a_photographers_own_photos_but_the_whole_event_for_organ
 
     as_photographer = client_for(people["photographer"]).get(
         url("processing_status", event.slug)).content.decode()
-    as_organiser = client_for(people["organiser"]).get(
+    as_organiser = client_for(people["owner"]).get(
         url("processing_status", event.slug)).content.decode()
 
     assert state_counts(as_photographer)["ready"] == 1
@@ -347,7 +324,7 @@ def test_it_sends_failed_photos_back_for_processing(event, people):
     # Someone puts a good original back for the first one; the second stays damaged.
     replace_original(broken, jpeg(seed=42))
 
-    response = client_for(people["organiser"]).post(url("retry_failed", event.slug))
+    response = client_for(people["owner"]).post(url("retry_failed", event.slug))
 
     html = response.content.decode()
     assert response.status_code == 200

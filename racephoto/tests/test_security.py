@@ -5,17 +5,15 @@ from django.core.files.base import ContentFile
 from django.test import Client
 
 from accounts.models import BibClaim, ErasureRecord
-from accounts.tests.factories import named_people
 from events.tests.factories import EventFactory
 from photos.models import Photo
 from photos.tests.images import jpeg
-from racephoto.tests.test_settings import load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
 
 
-def test_it_secures_cookies_and_headers_in_production(monkeypatch):
-    settings = load_settings(monkeypatch)
+def test_it_secures_cookies_and_headers_in_production(production_settings):
+    settings = production_settings()
 
     assert settings["SESSION_COOKIE_SECURE"] is True
     assert settings["SESSION_COOKIE_HTTPONLY"] is True
@@ -68,8 +66,7 @@ FORMS = ["login", "signup", "password_reset", "logout", "api_token", "upload_fil
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("form", FORMS)
-def test_it_refuses_every_form_posted_without_its_csrf_token(form, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def test_it_refuses_every_form_posted_without_its_csrf_token(form, named_people):
     event = EventFactory(name="Semi", slug="semi")
     admin = named_people(event)["admin"]
     client = Client(enforce_csrf_checks=True)

@@ -1,7 +1,5 @@
 """Settings come from the environment; bad values must fail at start-up with a clear message."""
 
-import runpy
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -10,31 +8,8 @@ from racephoto.env import env_bool, env_int, env_list, parse_database_url, valid
 # runpy re-executes the settings module that pytest-django already imported; that is the point.
 pytestmark = pytest.mark.filterwarnings("ignore:.*found in sys.modules:RuntimeWarning")
 
-# External services named explicitly, so loading the settings starts nothing.
-PRODUCTION_ENV = {
-    "DEBUG": "0",
-    "SECRET_KEY": "a-real-secret",
-    "ALLOWED_HOSTS": "photos.example.org",
-    "DATABASE_URL": "postgres://racephoto:pw@db.internal:5432/racephoto",
-    "REDIS_URL": "redis://redis.internal:6379/0",
-}
-
-
-def load_settings(monkeypatch, **overrides):
-    for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
-                 "SEARCH_BACKEND", "STORAGE_BACKEND", "S3_BUCKET", "STRIPE_SECRET_KEY",
-                 "STRIPE_WEBHOOK_SECRET", "EMAIL_PORT"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in {**PRODUCTION_ENV, **overrides}.items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
-    return runpy.run_module("racephoto.settings")
-
-
-def test_it_loads_production_settings_with_safe_defaults(monkeypatch):
-    settings = load_settings(monkeypatch)
+def test_it_loads_production_settings_with_safe_defaults(production_settings):
+    settings = production_settings()
     assert settings["DEBUG"] is False
     assert settings["SESSION_COOKIE_SECURE"] is True
     assert settings["CSRF_COOKIE_SECURE"] is True
@@ -63,13 +38,13 @@ def test_it_loads_production_settings_with_safe_defaults(monkeypatch):
     ({"STRIPE_SECRET_KEY": "sk_live_123"}, "STRIPE_WEBHOOK_SECRET is required"),
     ({"EMAIL_PORT": "twenty-five"}, "EMAIL_PORT must be an integer"),
 ])
-def test_it_rejects_bad_settings_with_a_clear_message(monkeypatch, overrides, message):
+def test_it_rejects_bad_settings_with_a_clear_message(production_settings, overrides, message):
     with pytest.raises(ImproperlyConfigured, match=message):
-        load_settings(monkeypatch, **overrides)
+        production_settings(**overrides)
 
 
-def test_it_uses_s3_for_public_and_private_files_when_configured(monkeypatch):
-    settings = load_settings(monkeypatch, STORAGE_BACKEND="s3", S3_BUCKET="race-photos")
+def test_it_uses_s3_for_public_and_private_files_when_configured(production_settings):
+    settings = production_settings(STORAGE_BACKEND="s3", S3_BUCKET="race-photos")
     assert settings["STORAGES"]["default"]["BACKEND"] == "storages.backends.s3.S3Storage"
     private = settings["STORAGES"]["private"]["OPTIONS"]
     assert private["default_acl"] == "private"
@@ -77,8 +52,8 @@ def test_it_uses_s3_for_public_and_private_files_when_configured(monkeypatch):
     assert settings["STORAGES"]["default"]["OPTIONS"]["location"] != private["location"]
 
 
-def test_it_speaks_kombus_dialect_for_a_unix_socket_broker(monkeypatch):
-    settings = load_settings(monkeypatch, REDIS_URL="unix:///run/valkey.sock")
+def test_it_speaks_kombus_dialect_for_a_unix_socket_broker(production_settings):
+    settings = production_settings(REDIS_URL="unix:///run/valkey.sock")
     assert settings["CELERY_BROKER_URL"] == "redis+socket:///run/valkey.sock"
     assert settings["CACHES"]["default"]["LOCATION"] == "unix:///run/valkey.sock"
 

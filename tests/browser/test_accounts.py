@@ -12,16 +12,10 @@ from events.tests.factories import EventFactory
 from photos.models import Face
 from photos.tests.factories import PhotoFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
+              pytest.mark.usefixtures("own_cache")]
 
 PASSWORD = "une phrase de passe assez longue"
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(settings):
-    # Sign-in attempts are counted in the cache: start from zero.
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": "browser-accounts"}}
 
 
 def test_it_signs_up_confirms_signs_in_and_opts_out_in_french(live_server, page):
@@ -58,7 +52,12 @@ def test_it_signs_up_confirms_signs_in_and_opts_out_in_french(live_server, page)
     page.get_by_role("button", name="Enregistrer").click()
 
     page.wait_for_url(re.compile(r"/fr/accounts/privacy/$"))
-    assert "Votre choix est enregistré" in page.locator(".messages").inner_text()
+    messages = page.locator(".messages").inner_text()
+    assert "Votre choix est enregistré" in messages
+    # No start list at this event: the bib could not be checked, and the runner is told.
+    assert "Semi de Lyon n’a pas de liste des inscrits" in page.locator(".messages .warning").inner_text()
+    assert page.locator(".claims").inner_text().count(
+        "Vous ne voulez pas être retrouvé·e par votre visage.") == 1
     claim = BibClaim.objects.get(user__email="camille@example.org")
     assert (claim.bib, claim.face_search) == ("42", BibClaim.FaceSearch.OPTED_OUT)
     face.refresh_from_db()

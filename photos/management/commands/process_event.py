@@ -124,7 +124,7 @@ class Command(BaseCommand):
             self.stdout.write(_("Stopped waiting; the workers carry on."))
 
     def _summary(self, event: Event) -> None:
-        counts = pipeline.event_state_counts(event)
+        counts = Photo.objects.filter(event=event).state_counts()
         self.stdout.write(_("Photos of %(event)s:") % {"event": event.name})
         for state, label in Photo.State.choices:
             if counts[state]:
