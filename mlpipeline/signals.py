@@ -1,6 +1,6 @@
 """Index updates follow every change of a face or a CLIP embedding, whoever makes it.
 
-Steps call :func:`mlpipeline.services.indexes_changed` themselves (bulk writes
+Steps call :func:`mlpipeline.tasks.indexes_changed` themselves (bulk writes
 send no signals); these receivers cover everything else: a face deleted with
 its photo or event, a runner's opt-out saving ``searchable=False``, an
 erasure deleting faces, a photo deleted in the admin.
@@ -10,7 +10,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from mlpipeline import indexes
-from mlpipeline.services import indexes_changed
+from mlpipeline.tasks import indexes_changed
 from photos.models import Face, Photo
 
 

@@ -11,9 +11,9 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from photos.ingest import RejectedFile, inspected, open_archive
 from photos import tasks
 from photos.models import Photo
+from photos.validation import RejectedFile, inspected, open_archive
 
 logger = logging.getLogger(__name__)
 
