@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from mlpipeline.base import ModelUnavailable
-from mlpipeline.clip import ClipEmbedder
+from mlpipeline.inference.base import ModelUnavailable
+from mlpipeline.inference.clip import ClipEmbedder
 
 TINY = "RacePhoto-test-tiny"
 TINY_CONFIG = {

@@ -4,7 +4,7 @@ import pytest
 
 from accounts.tests.factories import UserFactory
 from mlpipeline import worker
-from mlpipeline.clip import ClipEmbedder
+from mlpipeline.inference.clip import ClipEmbedder
 from racephoto.health import health_report
 from racephoto.redis import get_redis
 
