@@ -136,7 +136,7 @@ class ModelWrapper:
         """The folder of the weights package, or ModelUnavailable saying what is missing."""
         found, where = find_package_files(self.weights_package, self.package_files)
         if not found:
-            raise ModelUnavailable(f"{self.name}: {where}; (re)install the Python package "
+            raise ModelUnavailable(f"{self.name}: {where}; install (or reinstall) the Python package "
                                    f"{self.weights_package}")
         return package_dir(self.weights_package)
 

@@ -192,7 +192,7 @@ def test_it_embeds_the_largest_face_of_a_selfie(dlib_embedder):
 def test_it_reports_missing_dlib_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(base, "package_dir", lambda module: tmp_path)
     with pytest.raises(ModelUnavailable, match="dlib-resnet-v1: missing models/dlib_face_recog"
-                                               ".* reinstall the Python package face_recog"):
+                                               ".* install (or reinstall) the Python package face_recog"):
         DlibFaceEmbedder().ensure_loaded()
 
 
