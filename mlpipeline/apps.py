@@ -10,9 +10,11 @@ class MlpipelineConfig(AppConfig):
         from django.conf import settings
 
         from mlpipeline import availability, signals, steps, worker  # noqa: F401 (receivers)
+        from mlpipeline.inference import registry
         from photos.models import Photo
         from photos.pipeline import register_step
 
+        registry.check_face_embedder_setting()
         if not settings.ML_PIPELINE:
             return
 

@@ -12,6 +12,7 @@ frozen, so they never read this module).
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import ModelWrapper
 from .bib_ocr import BibReader
@@ -49,6 +50,14 @@ RETIRED_FACE_MODELS = {
     # one descriptor per face, without its mirror image (v2 averages both)
     "dlib-resnet-v1@1": RetiredFaceModel(dimension=128, match_threshold=0.95),
 }
+
+
+def check_face_embedder_setting() -> None:
+    """Refuse to start with a FACE_EMBEDDER that names no embedder of the registry."""
+    choices = ("auto", *FACE_EMBEDDERS)
+    if settings.FACE_EMBEDDER not in choices:
+        raise ImproperlyConfigured(f"FACE_EMBEDDER must be one of {', '.join(choices)}, "
+                                   f"got {settings.FACE_EMBEDDER!r}.")
 
 
 def chosen_face_embedder() -> type[FaceEmbedder]:

