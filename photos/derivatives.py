@@ -198,6 +198,13 @@ def _band_text(text: str, text_height: int, max_width: int) -> tuple[Image.Image
                                      ((255, 255, 255), _scaled(placed, 0.85))])
 
 
+def forget_drawn_watermarks() -> None:
+    """Drop the cached watermark patterns and bands, so the next ones are drawn again
+    (tests that swap the font; a process drawing with new fonts restarts anyway)."""
+    _pattern.cache_clear()
+    _band_text.cache_clear()
+
+
 def watermark(image: Image.Image, text: str, logo_data: bytes | None = None) -> Image.Image:
     """A copy of ``image`` with ``text`` (and the logo) across all of it.
 

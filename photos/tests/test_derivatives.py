@@ -240,13 +240,11 @@ def test_it_ignores_an_unreadable_logo_but_keeps_the_text_watermark():
 
 def test_it_still_watermarks_with_pillows_bitmap_font(monkeypatch):
     monkeypatch.setattr(derivatives, "_font", lambda size: ImageFont.load_default_imagefont())
-    derivatives._pattern.cache_clear()
-    derivatives._band_text.cache_clear()
+    derivatives.forget_drawn_watermarks()
     try:
         preview, _thumbnail = _plain_and_marked()
     finally:
-        derivatives._pattern.cache_clear()
-        derivatives._band_text.cache_clear()
+        derivatives.forget_drawn_watermarks()
     plain = np.full_like(preview, 128)
 
     for quadrant, reference in zip(quadrants(preview), quadrants(plain), strict=True):
