@@ -40,11 +40,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpipeline.base import ModelUnavailable  # noqa: E402
-from mlpipeline.faces import (DetectedFace, DlibFaceEmbedder, FaceDetector,  # noqa: E402
-                              FaceEmbedder, FacenetFaceEmbedder, SFaceEmbedder, _rgb,
-                              embed_selfie)
+from mlpipeline.inference.base import ModelUnavailable  # noqa: E402
+from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder  # noqa: E402
+from mlpipeline.inference.facenet import FacenetFaceEmbedder  # noqa: E402
+from mlpipeline.inference.faces import DetectedFace, FaceEmbedder, embed_selfie  # noqa: E402
+from mlpipeline.inference.mtcnn import FaceDetector  # noqa: E402
+from mlpipeline.inference.sface import SFaceEmbedder  # noqa: E402
 from mlpipeline.vectors import normalised  # noqa: E402
+from photos.imaging import to_rgb  # noqa: E402
 
 THRESHOLDS = {"dlib": [0.88, 0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.955, 0.96, 0.97],
               "facenet": [0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8],
@@ -95,16 +98,16 @@ class FacenetTfEmbedder(FaceEmbedder):
     def predict(self, image: Image.Image, faces) -> np.ndarray:
         if not faces:
             return self._empty()
-        image = _rgb(image)
+        image = to_rgb(image)
         return normalised(np.stack([self._vector(image, face) for face in faces]))
 
 
 def _default_facenet_weights() -> Path:
     # Same place as settings.MODELS_DIR, without starting Django (and its embedded servers).
     if os.environ.get("MODELS_DIR"):
-        return Path(os.environ["MODELS_DIR"]) / "facenet-vggface2.pt"
+        return Path(os.environ["MODELS_DIR"]) / FacenetFaceEmbedder.weights_file
     var_dir = Path(os.environ.get("RACEPHOTO_VAR_DIR", ROOT / "var"))
-    return var_dir / "models" / "facenet-vggface2.pt"
+    return var_dir / "models" / FacenetFaceEmbedder.weights_file
 
 
 class CachedDetector:
@@ -129,8 +132,13 @@ class CachedDetector:
     def __getattr__(self, name):  # max_faces, signature, ... of the real detector
         return getattr(self.detector, name)
 
+    @staticmethod
+    def key(image: Image.Image) -> str:
+        """What an image's detections are filed under: a digest of its pixels."""
+        return hashlib.sha1(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
+
     def __call__(self, image: Image.Image) -> list[DetectedFace]:
-        key = hashlib.sha1(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
+        key = self.key(image)
         if key not in self.entries:
             self.misses += 1
             self.entries[key] = [[*face.box, face.score, face.landmarks]
@@ -309,7 +317,7 @@ def bench_celebs(faces_dir: Path, detector, embedder, thresholds, product, seed:
     print(f"  best threshold {best:.3f}: accuracy {accuracy(best):.4f}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("faces_dir", type=Path, help="faces-dev folder (rbnr_runners/, celebs/)")
     parser.add_argument("--rbnr-images", type=Path, required=True, help="rbnr-dev/images")
@@ -332,7 +340,7 @@ def main() -> int:
     parser.add_argument("--detections", type=Path, default=None,
                         help="JSON file caching the detector's faces between runs (detection "
                              "timings are then meaningless)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     detector = FaceDetector().ensure_loaded()
     if args.detections:

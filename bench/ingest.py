@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, help="folder of photos (searched recursively)")
     parser.add_argument("--event-slug", default="bench-ingest",
@@ -50,7 +50,7 @@ def main() -> int:
     parser.add_argument("--models-dir", type=Path,
                         default=Path(os.environ.get("MODELS_DIR") or ROOT / "var" / "models"),
                         help="model weights to use (default: MODELS_DIR, else var/models)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     if not args.directory.is_dir():
         parser.error(f"{args.directory} is not a directory")
@@ -133,7 +133,7 @@ def _bench(args, files: list[Path], var_dir: Path) -> int:
     steps = [step.name for step in pipeline.STEPS]
     print(f"var dir: {var_dir}")
     print(f"registered processing steps: {', '.join(steps) or '(none)'}")
-    print(f"timing: ingest_file, then "
+    print("timing: ingest_file, then "
           + ("process_photo (every registered step)" if args.full
              else "the derivatives step alone (run_step 'derivatives')"))
 
@@ -271,7 +271,7 @@ def _worker(queue, results, ready) -> None:
 def _full_pipeline_figures(event, memory: dict) -> None:
     import resource
 
-    from mlpipeline import indexes, services
+    from mlpipeline import event_linking, indexes
     from photos.models import BibTag, Face, PhotoStep
 
     print("per step (mean s/photo over photos that ran it):")
@@ -285,7 +285,7 @@ def _full_pipeline_figures(event, memory: dict) -> None:
         mean = sum(spans) / len(spans) if spans else 0.0
         print(f"  {name:12} {mean:6.3f} s  ({len(spans)} done, {unavailable} model unavailable)")
     started = time.perf_counter()
-    linked = services.link_event(event.pk)
+    linked = event_linking.link_event(event.pk)
     link_seconds = time.perf_counter() - started
     started = time.perf_counter()
     for kind in indexes.KINDS:

@@ -10,7 +10,7 @@
     a match is right when the detected face overlaps the labelled face (IoU >= 0.3).
 (b) Propagation: every photo's faces are detected and embedded (SFace or dlib); bibs come
     from the labelled bib boxes as a stand-in for OCR (or from
-    ``mlpipeline.ocr.BibReader`` with --ocr). To stand for bibs OCR cannot read
+    ``mlpipeline.inference.bib_ocr.BibReader`` with --ocr). To stand for bibs OCR cannot read
     (turned away, covered), a fixed-seed share ``--drop`` of the readings is
     hidden. Faces are linked to the remaining bibs, clustered, and bibs
     propagated. Reported: photos that gain a correct (labelled) bib only through
@@ -34,7 +34,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpipeline.faces import DlibFaceEmbedder, FaceDetector, SFaceEmbedder  # noqa: E402
+from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder  # noqa: E402
+from mlpipeline.inference.mtcnn import FaceDetector  # noqa: E402
+from mlpipeline.inference.sface import SFaceEmbedder  # noqa: E402
 from mlpipeline.linking import assign_bibs_to_faces, cluster_faces, propagate_bibs  # noqa: E402
 
 
@@ -144,11 +146,11 @@ def bench_propagation(data: Path, detected, vectors, readings, drop: float,
               f"similarity {link.confidence:.3f})")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="rbnr-dev folder (images/, labels.csv, boxes.csv)")
     parser.add_argument("--ocr", action="store_true",
-                        help="read bibs with mlpipeline.ocr.BibReader instead of the labelled boxes")
+                        help="read bibs with the product's BibReader instead of the labelled boxes")
     parser.add_argument("--drop", type=float, default=0.5,
                         help="share of bib readings hidden to stand for unreadable bibs (default 0.5)")
     parser.add_argument("--seed", type=int, default=0)
@@ -156,7 +158,7 @@ def main() -> int:
                         help="clustering threshold (default: the embedder's link_threshold, "
                              "else its match_threshold, as link_event uses)")
     parser.add_argument("--embedder", choices=("sface", "dlib"), default="sface")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     detector = FaceDetector().ensure_loaded()
     embedder = SFaceEmbedder() if args.embedder == "sface" else DlibFaceEmbedder()
@@ -165,10 +167,8 @@ def main() -> int:
                  else embedder.link_threshold or embedder.match_threshold)
     reader = None
     if args.ocr:
-        try:
-            from mlpipeline.ocr import BibReader
-        except ImportError:
-            parser.error("--ocr needs mlpipeline/ocr.py (BibReader), which is not there")
+        from mlpipeline.inference.bib_ocr import BibReader
+
         reader = BibReader().ensure_loaded()
 
     runners = _read_boxes(args.data)

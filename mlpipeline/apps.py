@@ -9,20 +9,22 @@ class MlpipelineConfig(AppConfig):
     def ready(self):
         from django.conf import settings
 
-        from mlpipeline import availability, services, signals, worker  # noqa: F401 (receivers)
+        from mlpipeline import availability, signals, steps, worker  # noqa: F401 (receivers)
+        from mlpipeline.inference import registry
         from photos.models import Photo
         from photos.pipeline import register_step
 
+        registry.check_face_embedder_setting()
         if not settings.ML_PIPELINE:
             return
 
         def weights_present(check):
             return lambda: check().available
 
-        register_step("faces", Photo.State.FACES, services.detect_faces,
+        register_step("faces", Photo.State.FACES, steps.detect_faces,
                       available=lambda: (availability.face_detector().available
                                          and availability.face_embedder().available))
-        register_step("ocr", Photo.State.OCR, services.read_bibs,
+        register_step("ocr", Photo.State.OCR, steps.read_bibs,
                       available=weights_present(availability.bib_ocr))
-        register_step("clip", Photo.State.CLIP, services.embed_image,
+        register_step("clip", Photo.State.CLIP, steps.embed_image,
                       available=weights_present(availability.clip))

@@ -9,13 +9,17 @@ With a start list, a reading outside it is dropped rather than kept as an
 unconfirmed tag: it is not a bib of this event (on the RBNR dev set the
 readings outside the list were clocks, years, sponsor text and half-read
 bibs), so showing it would only mislead. The reader gives every text box
-several readings (see ``ocr.BibReading.alternatives``): the most confident one
+several readings (see ``inference.bib_ocr.BibReading.alternatives``): the most confident one
 that is on the list wins. When none is, a reading that is one obvious slip away
 from exactly one listed bib is corrected to that bib (an extra digit read from
 the bib's edge, an edge digit lost, or one digit misread), at a reduced confidence.
 Without a start list the most confident reading of each box is kept.
+
+:func:`rules_for_event` builds an event's rules from its settings and start list
+(the event is only read through its attributes: this module needs no Django).
 """
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -27,6 +31,8 @@ CORRECTION_PENALTY = 0.8
 PRODUCT_MIN_CONFIDENCE = 0.3
 #: two tags whose boxes share more than this much of the smaller one read the same digits
 SAME_PLACE = 0.5
+#: an event's rules are built again after this long even when nothing seems changed
+EVENT_RULES_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -165,3 +171,31 @@ def _one_slip_away(form: str):
     for digit in DIGITS:
         yield digit + form
         yield form + digit
+
+
+# --- An event's rules --------------------------------------------------------------------
+
+_event_rules: dict[int, tuple[float, tuple, BibRules]] = {}
+
+
+def rules_for_event(event) -> BibRules:
+    """The event's bib rules, start list included (kept a minute per process: a burst of
+    photos of one event would otherwise read its whole start list for every photo)."""
+    stamp = (event.updated_at, event.start_list.count())
+    cached = _event_rules.get(event.pk)
+    if cached and cached[1] == stamp and time.monotonic() - cached[0] < EVENT_RULES_CACHE_SECONDS:
+        return cached[2]
+    start_list = frozenset(bib for bib in event.start_list.values_list("bib", flat=True)
+                           if bib.strip().isdigit())
+    rules = BibRules(min_length=event.bib_min_length, max_length=event.bib_max_length,
+                     min_value=event.bib_min_value, max_value=event.bib_max_value,
+                     start_list=start_list or None,
+                     ignore=frozenset(event.ignored_bibs_raw()),
+                     min_confidence=PRODUCT_MIN_CONFIDENCE)
+    _event_rules[event.pk] = (time.monotonic(), stamp, rules)
+    return rules
+
+
+def forget_event_rules() -> None:
+    """Drop every event's cached rules (tests; a changed event is noticed on its own)."""
+    _event_rules.clear()

@@ -35,8 +35,9 @@ from django.conf import settings
 from django.db.models import F, Func
 from pgvector.django import CosineDistance, VectorField
 
+from mlpipeline.inference import registry
 from mlpipeline.vectors import normalised
-from photos.models import PGVECTOR_CLIP_MODELS, PGVECTOR_FACE_MODELS, Face, Photo
+from photos.models import Face, Photo
 
 logger = logging.getLogger(__name__)
 
@@ -355,7 +356,8 @@ class _VectorCast(Func):
 
 
 def _nearest_pgvector(event_id, kind, model, query, k) -> list[tuple[int, float]]:
-    dimensions = (PGVECTOR_FACE_MODELS if kind == FACES else PGVECTOR_CLIP_MODELS).get(model)
+    dimensions = (registry.face_vector_dimensions() if kind == FACES
+                  else registry.clip_vector_dimensions()).get(model)
     column = _vector_field(kind)
     # The same cast and model filter as the partial index, so PostgreSQL uses it.
     expression = _VectorCast(column, dimensions) if dimensions else F(column)

@@ -11,6 +11,8 @@ import os
 
 from django.conf import settings
 
+from mlpipeline.inference import registry
+
 
 def model_threads() -> int:
     """CPU threads each worker process gives its models: ``ML_TORCH_THREADS``, or the
@@ -41,32 +43,24 @@ def configure_threads(threads: int | None = None) -> None:
 
 @functools.cache
 def face_detector():
-    from mlpipeline.faces import FaceDetector
-
-    return FaceDetector()
+    return registry.FACE_DETECTOR()
 
 
 @functools.cache
 def face_embedder():
-    from mlpipeline.faces import default_face_embedder
-
-    # settings.FACE_EMBEDDER, resolved by availability.face_embedder() ("auto": SFace,
-    # else FaceNet, else dlib, whichever has its weights here first)
-    return default_face_embedder()
+    # settings.FACE_EMBEDDER ("auto": the first of the registry's embedders whose
+    # weights are here)
+    return registry.chosen_face_embedder()()
 
 
 @functools.cache
 def bib_reader():
-    from mlpipeline.ocr import BibReader
-
-    return BibReader()
+    return registry.BIB_READER()
 
 
 @functools.cache
 def clip_embedder():
-    from mlpipeline.clip import ClipEmbedder
-
-    return ClipEmbedder()
+    return registry.CLIP_EMBEDDER()
 
 
 def all_models() -> list:

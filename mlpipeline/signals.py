@@ -12,7 +12,7 @@ from django.dispatch import receiver
 from accounts.models import BibClaim
 from events.models import Event
 from mlpipeline import indexes
-from mlpipeline.services import indexes_changed
+from mlpipeline.tasks import indexes_changed
 from photos.models import Face, Photo, faces_written
 
 

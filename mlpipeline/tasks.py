@@ -1,7 +1,8 @@
-"""Celery tasks of the ML pipeline: thin, debounced, safe to run twice.
+"""Celery tasks of the ML pipeline, and their scheduling: thin, debounced, safe to run twice.
 
 Index updates and event linking are event-wide work that many photos ask for
-at once. :func:`schedule` keeps at most one pending run per event (and kind)
+at once: a step or a signal says what changed (:func:`indexes_changed`,
+:func:`links_changed`), and the task is scheduled once the transaction commits. :func:`schedule` keeps at most one pending run per event (and kind)
 with a short key in Redis: a burst of a thousand photos costs one run a couple
 of seconds later, and a change that lands while a run is going sets the key
 again, so it gets a run of its own. Nothing is lost if a run dies: the work
@@ -9,11 +10,13 @@ is a comparison with the database, done in full by the next run.
 """
 
 import logging
+import threading
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 
+from mlpipeline import event_linking, indexes
 from racephoto.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -38,8 +41,6 @@ def schedule(task, *args) -> bool:
 @shared_task(bind=True, name="mlpipeline.sync_index", max_retries=5, retry_backoff=5,
              autoretry_for=(OSError,), acks_late=True)
 def sync_index(self, event_id: int, kind: str) -> dict:
-    from mlpipeline import indexes
-
     # Cleared before reading the database: a change committed from now on queues a new run.
     get_redis().delete(_pending_key(sync_index, (event_id, kind)))
     result = indexes.sync(event_id, kind)
@@ -52,9 +53,44 @@ def sync_index(self, event_id: int, kind: str) -> dict:
 @shared_task(bind=True, name="mlpipeline.link_event", max_retries=5, retry_backoff=5,
              retry_jitter=True, autoretry_for=(OperationalError, InterfaceError), acks_late=True)
 def link_event(self, event_id: int) -> dict:
-    from mlpipeline import services
-
     get_redis().delete(_pending_key(link_event, (event_id,)))
-    result = services.link_event(event_id)
+    result = event_linking.link_event(event_id)
     return {"faces": result.faces, "clusters": result.clusters,
             "face_link_tags": result.face_link_tags}
+
+
+# --- Scheduled after the commit ------------------------------------------------------
+
+_pending = threading.local()
+
+
+def _once_on_commit(key: tuple, callback) -> None:
+    """Run ``callback`` after the commit, once per key however often it is asked for."""
+    pending = getattr(_pending, "keys", None)
+    if pending is None:
+        pending = _pending.keys = set()
+    if key in pending:
+        return
+    pending.add(key)
+
+    def run():
+        pending.discard(key)
+        try:
+            callback()
+        except Exception:
+            # The broker may be down: the next change, or rebuild_indexes, catches up.
+            logger.exception("could not schedule %s", key)
+
+    transaction.on_commit(run)
+
+
+def indexes_changed(event_id: int, kind: str) -> None:
+    """The event's ``kind`` embeddings changed: update its index soon after the commit."""
+    if settings.SEARCH_BACKEND == "pgvector":
+        return  # PostgreSQL keeps its own indexes in step
+    _once_on_commit(("index", event_id, kind), lambda: schedule(sync_index, event_id, kind))
+
+
+def links_changed(event_id: int) -> None:
+    """The event's faces or bibs changed: link them again soon after the commit."""
+    _once_on_commit(("links", event_id), lambda: schedule(link_event, event_id))

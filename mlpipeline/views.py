@@ -1,20 +1,14 @@
 """The model-status page of the admin: what each model is, where, and what it makes possible."""
 
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import is_platform_admin
-from mlpipeline.availability import all_models
+from mlpipeline.inference import registry
 from mlpipeline.worker import worker_models
-
-FEATURES = {
-    "bib_ocr": _("Bib numbers read from photos"),
-    "face_detection": _("Faces found in photos"),
-    "face_embedding": _("Selfie search"),
-    "image_text_embedding": _("Outfit and text search"),
-}
 
 
 @staff_member_required
@@ -22,14 +16,17 @@ def model_status(request):
     # Paths, hosts and errors of the machines: platform admins only, not event staff.
     if not is_platform_admin(request.user):
         raise PermissionDenied
-    models = all_models()
+    active = registry.active_models()
+    models = [model.availability() for model in active]
     try:
         workers, workers_error = worker_models(), ""
     except Exception as exc:  # the broker is down: say so, the weights table still helps
         workers, workers_error = [], str(exc)
-    features = [{"label": FEATURES[model.job], "on": model.available, "detail": model.detail}
-                for model in models]
+    features = [{"label": model_class.feature, "on": model.available, "detail": model.detail}
+                for model_class, model in zip(active, models)]
     return render(request, "mlpipeline/model_status.html", {
+        # The admin's own context (site header, user tools, sidebar) around this page.
+        **admin.site.each_context(request),
         "title": _("Model status"), "models": models, "workers": workers,
         "workers_error": workers_error, "features": features,
     })

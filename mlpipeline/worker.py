@@ -24,7 +24,7 @@ from celery.signals import (task_postrun, worker_init, worker_process_init,
 from django.conf import settings
 
 from mlpipeline import allocator, loaded
-from mlpipeline.base import ModelUnavailable
+from mlpipeline.inference.base import ModelUnavailable
 from racephoto.redis import get_redis, json_values
 
 logger = logging.getLogger(__name__)

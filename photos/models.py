@@ -8,18 +8,12 @@ from accounts.models import is_platform_admin
 from events.models import Event
 
 
-# Models whose vectors PostgreSQL indexes itself (SEARCH_BACKEND=pgvector), by
-# signature and dimension. The columns hold vectors of any size, so each model
-# has a partial HNSW index over its own rows cast to its size (created in
-# migration 0004 — Django's index expressions cannot place the opclass after a
-# cast); a query must use the same cast and filter to be served by it (see
-# mlpipeline.indexes). A new model needs a line here and a migration.
-# dlib @1 stays listed: an event's faces keep it until they are embedded again.
-PGVECTOR_FACE_MODELS = {"dlib-resnet-v1@1": 128, "dlib-resnet-v1@2": 128,
-                        "facenet-vggface2@1": 512, "sface-2021dec-int8@1": 128}
-PGVECTOR_CLIP_MODELS = {"open_clip-ViT-B-32@1": 512}
-
-
+# With SEARCH_BACKEND=pgvector, PostgreSQL indexes the vectors itself. The columns
+# hold vectors of any size, so each embedding model of mlpipeline's registry
+# (mlpipeline.inference.registry.face_vector_dimensions) has a partial HNSW index
+# over its own rows cast to its size, created by a migration (photos/migrations/
+# _hnsw.py: Django's index expressions cannot place the opclass after a cast); a
+# query must use the same cast and filter to be served by it (mlpipeline.indexes).
 def pgvector_index_name(prefix: str, signature: str) -> str:
     return f"{prefix}_" + "".join(c if c.isalnum() else "_" for c in signature.lower())[:24]
 

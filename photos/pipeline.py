@@ -19,7 +19,7 @@ receives the locked photo, saves what it makes, and raises
 :class:`PermanentStepError` for input it can never process; ``OSError`` and
 database connection errors are treated as transient and retried by the task.
 A step whose model is missing or broken raises
-:class:`~mlpipeline.base.ModelUnavailable`: it is recorded ``unavailable``, the
+:class:`~mlpipeline.inference.base.ModelUnavailable`: it is recorded ``unavailable``, the
 photo goes on without it (bib search works without CLIP), and the step runs
 again once its ``available()`` check says the model is back (see
 :func:`photos_needing_work`).
@@ -37,7 +37,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from mlpipeline.base import ModelUnavailable
+from mlpipeline.inference.base import ModelUnavailable
 from photos import derivatives
 from photos.models import Photo, PhotoStep
 

@@ -11,9 +11,9 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from photos.ingest import RejectedFile, inspected, open_archive
 from photos import tasks
 from photos.models import Photo
+from photos.validation import RejectedFile, inspected, open_archive
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class IngestResult:
     status: IngestStatus
     photo: Photo | None = None  # the new photo, or the one a duplicate repeats
     reason: str = ""
-    code: str = ""  # which rule refused the file (see photos.ingest), for logs and code
+    code: str = ""  # which rule refused the file (see photos.validation), for logs and code
 
     @classmethod
     def rejected(cls, name, reason, code="rejected") -> "IngestResult":

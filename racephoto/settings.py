@@ -244,8 +244,9 @@ SEARCH_BACKEND = env_choice("SEARCH_BACKEND", ("hnswlib", "pgvector"), "hnswlib"
 # step (an ingestion-only machine; tests of the pipeline's own mechanics).
 ML_PIPELINE = env_bool("ML_PIPELINE", True)
 # Which face embedder the pipeline uses ("auto": the offline SFace model, else FaceNet
-# when its weights are in MODELS_DIR, else the offline dlib model); or force one.
-FACE_EMBEDDER = env_choice("FACE_EMBEDDER", ("auto", "sface", "facenet", "dlib"), "auto")
+# when its weights are in MODELS_DIR, else the offline dlib model); or force one. The
+# choices are the embedders of mlpipeline's registry, checked when the app starts.
+FACE_EMBEDDER = env_str("FACE_EMBEDDER", "auto").lower()
 # CPU threads torch and OpenCV may use per worker process (0: the cores shared out
 # between the WORKER_CONCURRENCY processes).
 ML_TORCH_THREADS = env_int("ML_TORCH_THREADS", 0, minimum=0)

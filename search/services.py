@@ -13,9 +13,9 @@ from PIL import Image, ImageOps
 
 from accounts import privacy
 from mlpipeline import indexes, loaded
-from mlpipeline.base import ModelUnavailable
 from mlpipeline.bibrules import canonical
-from mlpipeline.faces import embed_selfie
+from mlpipeline.inference.base import ModelUnavailable
+from mlpipeline.inference.faces import embed_selfie
 from photos.models import BibTag, Face
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from mlpipeline.bibrules import CORRECTION_PENALTY, BibRules, near_miss
-from mlpipeline.ocr import BibReading
+from mlpipeline.inference.bib_ocr import BibReading
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlpipeline.base import ModelUnavailable
-from mlpipeline.clip import ClipEmbedder
+from mlpipeline.inference.base import ModelUnavailable
+from mlpipeline.inference.clip import ClipEmbedder
 from mlpipeline.tests.weights import TINY
 
 

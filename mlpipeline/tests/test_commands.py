@@ -4,7 +4,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import translation
 
-from mlpipeline.availability import CLIP_VIT_B32_FILE, FACENET_VGGFACE2_FILE
+from mlpipeline.inference.clip import ClipEmbedder
+from mlpipeline.inference.facenet import FacenetFaceEmbedder
+
+FACENET_VGGFACE2_FILE = FacenetFaceEmbedder.weights_file
+CLIP_VIT_B32_FILE = ClipEmbedder.weights_file
 
 
 @pytest.fixture(autouse=True)

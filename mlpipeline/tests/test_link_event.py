@@ -1,18 +1,20 @@
 import numpy as np
 import pytest
 
-from events.tests.factories import EventFactory
 from django.db import OperationalError
 
-from mlpipeline import services, tasks
-from mlpipeline.faces import DlibFaceEmbedder
+from events.tests.factories import EventFactory
+from mlpipeline import event_linking, tasks
+from mlpipeline.inference import registry
+from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder
+from mlpipeline.inference.sface import SFaceEmbedder
 from photos.models import BibTag, Face
 from photos.tests.factories import PhotoFactory
 from search.services import photos_by_bib
 
 pytestmark = pytest.mark.django_db
 
-DLIB = f"{DlibFaceEmbedder.name}@{DlibFaceEmbedder.version}"
+DLIB = DlibFaceEmbedder.signature
 
 
 def runner_vector(runner: int, jitter: int) -> list[float]:
@@ -40,7 +42,7 @@ def test_it_gives_a_read_bib_to_the_same_runners_other_photos():
     alice_hidden = face(event, hidden, runner=1, jitter=1)
     face(event, stranger_photo, runner=2, jitter=0)
 
-    result = services.link_event(event.pk)
+    result = event_linking.link_event(event.pk)
 
     [link] = BibTag.objects.filter(source=BibTag.Source.FACE_LINK)
     assert (link.photo_id, link.bib, link.face_id) == (hidden.pk, "512", alice_hidden.pk)
@@ -56,7 +58,7 @@ def test_it_never_merges_look_alikes_whose_bibs_differ():
     ocr_tag(second, "20", face(event, second, runner=5, jitter=1, bib="20"))  # a twin
     face(event, third, runner=5, jitter=2)
 
-    services.link_event(event.pk)
+    event_linking.link_event(event.pk)
 
     # The unlabelled photo could be either twin: it gets no bib rather than a wrong one.
     assert not BibTag.objects.filter(source=BibTag.Source.FACE_LINK).exists()
@@ -70,13 +72,13 @@ def test_it_recomputes_links_when_the_source_tag_goes_away():
     source = face(event, read, runner=3, jitter=0, bib="77")
     tag = ocr_tag(read, "77", source)
     face(event, hidden, runner=3, jitter=1)
-    services.link_event(event.pk)
+    event_linking.link_event(event.pk)
     assert BibTag.objects.filter(source=BibTag.Source.FACE_LINK, photo=hidden).exists()
 
     tag.delete()
     Face.objects.filter(pk=source.pk).update(bib="")
-    services.link_event(event.pk)
-    services.link_event(event.pk)  # twice: nothing changes
+    event_linking.link_event(event.pk)
+    event_linking.link_event(event.pk)  # twice: nothing changes
 
     assert not BibTag.objects.filter(source=BibTag.Source.FACE_LINK).exists()
 
@@ -89,33 +91,31 @@ def test_it_leaves_a_photo_alone_when_its_bib_is_already_tagged():
     BibTag.objects.create(photo=also_read, bib="9", confidence=1, source=BibTag.Source.MANUAL,
                           confirmed=True)
 
-    services.link_event(event.pk)
+    event_linking.link_event(event.pk)
 
     assert list(BibTag.objects.filter(photo=also_read).values_list("source", flat=True)) == [
         BibTag.Source.MANUAL]
 
 
 def test_faces_of_a_retired_model_version_are_still_linked_with_that_versions_threshold():
-    assert services.match_threshold(DLIB) == DlibFaceEmbedder.match_threshold
-    assert services.match_threshold("dlib-resnet-v1@1") == 0.95
+    assert registry.match_threshold(DLIB) == DlibFaceEmbedder.match_threshold
+    assert registry.match_threshold("dlib-resnet-v1@1") == 0.95
     with pytest.raises(ValueError, match="No known face model"):
-        services.match_threshold("dlib-resnet-v1@999")
+        registry.match_threshold("dlib-resnet-v1@999")
     # An event processed before the version bump: its faces were never embedded again.
     event = EventFactory()
     first, second = PhotoFactory(event=event), PhotoFactory(event=event)
     for photo, jitter in ((first, 1), (second, 2)):
         Face.objects.create(photo=photo, event=event, box=[10, 10, 50, 50], score=0.99,
                             embedding=runner_vector(7, jitter), model="dlib-resnet-v1@1")
-    result = services.link_event(event.pk)
+    result = event_linking.link_event(event.pk)
     assert result.faces == 2 and result.clusters == 1
 
 
 def test_sface_links_runners_at_its_stricter_linking_threshold():
-    from mlpipeline.faces import SFaceEmbedder
-
-    sface = f"{SFaceEmbedder.name}@{SFaceEmbedder.version}"
-    assert services.link_threshold(sface) == 0.70 > services.match_threshold(sface)
-    assert services.link_threshold(DLIB) == services.match_threshold(DLIB)
+    sface = SFaceEmbedder.signature
+    assert registry.link_threshold(sface) == 0.70 > registry.match_threshold(sface)
+    assert registry.link_threshold(DLIB) == registry.match_threshold(DLIB)
 
     def at(similarity: float, axis: int) -> list[float]:
         vector = np.zeros(128)
@@ -132,7 +132,7 @@ def test_sface_links_runners_at_its_stricter_linking_threshold():
     faces[read.pk].save()
     ocr_tag(read, "512", faces[read.pk])
 
-    services.link_event(event.pk)
+    event_linking.link_event(event.pk)
 
     # 0.65 would be a selfie match, but not enough to carry a bib unseen.
     linked = BibTag.objects.filter(source=BibTag.Source.FACE_LINK).values_list("photo_id", flat=True)
@@ -146,7 +146,7 @@ def test_the_linking_task_runs_again_when_postgresql_breaks_a_deadlock(monkeypat
     read, hidden = PhotoFactory(event=event), PhotoFactory(event=event)
     ocr_tag(read, "512", face(event, read, runner=1, jitter=0, bib="512"))
     face(event, hidden, runner=1, jitter=1)
-    real, calls = services.link_event, []
+    real, calls = event_linking.link_event, []
 
     def deadlocked_once(event_id):
         calls.append(event_id)
@@ -154,7 +154,7 @@ def test_the_linking_task_runs_again_when_postgresql_breaks_a_deadlock(monkeypat
             raise OperationalError("deadlock detected")
         return real(event_id)
 
-    monkeypatch.setattr(services, "link_event", deadlocked_once)
+    monkeypatch.setattr(event_linking, "link_event", deadlocked_once)
 
     result = tasks.link_event.apply(args=(event.pk,), throw=False)  # retries run inline
 

@@ -4,7 +4,7 @@ import pytest
 
 from events.tests.factories import EventFactory
 from mlpipeline import worker
-from mlpipeline.clip import ClipEmbedder
+from mlpipeline.inference.clip import ClipEmbedder
 from racephoto.health import health_report
 from racephoto.redis import get_redis
 
@@ -41,6 +41,39 @@ def test_it_shows_staff_which_models_and_features_are_on(client, published_worke
     assert "weights not found" in page  # the worker's own error, word for word
 
 
+def _row_of(page: str, model_name: str, table: str) -> str:
+    """The table row of ``model_name`` in the section headed ``table`` (an <h2>)."""
+    section = page.split(f"<h2>{table}</h2>", 1)[1].split("<h2>", 1)[0]
+    return next(row for row in section.split("<tr>") if f"<td>{model_name}</td>" in row)
+
+
+def test_the_model_status_page_sits_in_the_admin_with_its_user_tools(client, published_worker, people):
+    admin_user = people["admin"]
+    client.force_login(admin_user)
+
+    page = client.get("/admin/models/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert '<div id="user-tools">' in page
+    assert admin_user.get_short_name() in page or admin_user.get_username() in page
+    assert 'action="/admin/logout/"' in page
+    assert '<div id="site-name">' in page
+
+
+def test_it_never_calls_missing_weights_pretrained(client, published_worker, people):
+    # No CLIP weights here, and the worker could not load them: whether they are trained
+    # weights is unknown, not "yes" (the class's default) nor "no".
+    client.force_login(people["admin"])
+
+    page = client.get("/admin/models/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    for table in ("Weights on this machine", "Models loaded by the workers"):
+        row = _row_of(page, "open_clip-ViT-B-32", table)
+        assert "unknown: no weights loaded" in row
+        assert "<td>yes</td>" not in row
+    # the OCR weights ship in a package: present, and trained
+    assert "<td>yes</td>" in _row_of(page, "easyocr-craft-english_g2-torso", "Weights on this machine")
+
+
 def test_it_keeps_the_model_status_page_from_non_staff(client, people):
     client.force_login(people["runner"])
 
@@ -63,8 +96,10 @@ def test_it_reports_the_workers_models_in_healthz(published_worker):
     assert serving
     assert [w["hostname"] for w in models["workers"]] == ["test-host"]
     assert models["workers"][0]["models"][0]["loaded"] is False
+    assert models["workers"][0]["models"][0]["pretrained"] is None
     clip = next(m for m in models["models"] if m["job"] == "image_text_embedding")
-    assert clip["available"] is False and report["status"] == "degraded"
+    assert clip["available"] is False and clip["pretrained"] is None
+    assert report["status"] == "degraded"
 
 
 def test_it_publishes_the_models_of_a_worker_process(settings, tmp_path, monkeypatch):

@@ -9,9 +9,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from events.models import StartListEntry
 from events.tests.factories import EventFactory
-from mlpipeline import indexes, loaded, services
-from mlpipeline.base import ModelUnavailable
-from mlpipeline.clip import ClipEmbedder
+from mlpipeline import indexes, loaded
+from mlpipeline.bibrules import forget_event_rules
+from mlpipeline.inference.base import ModelUnavailable
+from mlpipeline.inference.clip import ClipEmbedder
 from mlpipeline.tests.weights import TINY
 from photos import pipeline
 from photos.derivatives import _watermark_font_path
@@ -37,7 +38,7 @@ def bib_photo(number: str, size=(900, 600)) -> bytes:
 @pytest.fixture(autouse=True)
 def fresh_models():
     loaded.forget()
-    services._rules_cache.clear()
+    forget_event_rules()
     yield
     loaded.forget()
 

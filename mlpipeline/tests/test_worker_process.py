@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mlpipeline import allocator, loaded, worker
-from mlpipeline.base import ModelWrapper
+from mlpipeline.inference.base import ModelWrapper
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -240,9 +240,11 @@ def test_it_ignores_an_unreadable_logo_but_keeps_the_text_watermark():
 
 def test_it_still_watermarks_with_pillows_bitmap_font(monkeypatch):
     monkeypatch.setattr(derivatives, "_font", lambda size: ImageFont.load_default_imagefont())
-    # A text no other test draws: no watermark cached with the real font answers for it,
-    # and what this test caches is never reused.
-    preview, _thumbnail = _plain_and_marked(text="Semi de Villeurbanne (bitmap font)")
+    derivatives.forget_drawn_watermarks()
+    try:
+        preview, _thumbnail = _plain_and_marked()
+    finally:
+        derivatives.forget_drawn_watermarks()
     plain = np.full_like(preview, 128)
 
     for quadrant, reference in zip(quadrants(preview), quadrants(plain), strict=True):

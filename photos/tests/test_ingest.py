@@ -18,7 +18,6 @@ from accounts.models import User
 from accounts.tests.factories import UserFactory
 from events.tests.factories import EventFactory
 from photos import services
-from photos.ingest import RejectedFile, inspect_image
 from photos.models import Photo
 from photos.services import IngestStatus, enqueue_processing, ingest_file
 from photos.tests.factories import PhotoFactory
@@ -32,6 +31,7 @@ from photos.tests.images import (
     picture,
     png_rgb16,
 )
+from photos.validation import RejectedFile, inspect_image
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_storage")]
 

@@ -9,10 +9,10 @@ import pytest
 from django.utils import translation
 
 from events.tests.factories import EventFactory
-from photos.ingest import RejectedFile, _MemberReader, open_archive
 from photos.models import Photo
 from photos.services import ingest_zip
 from photos.tests.images import image_bytes, jpeg, make_zip
+from photos.validation import RejectedFile, _MemberReader, open_archive
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("private_storage")]
 

@@ -21,7 +21,8 @@ from accounts.tests.factories import UserFactory
 from events.models import Event
 from events.tests.factories import EventFactory
 from mlpipeline import indexes, loaded
-from mlpipeline.faces import DetectedFace, DlibFaceEmbedder
+from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder
+from mlpipeline.inference.faces import DetectedFace
 from photos.models import Face, Photo
 from photos.tests.factories import PhotoFactory
 

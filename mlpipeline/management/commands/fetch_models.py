@@ -1,7 +1,7 @@
 """``manage.py fetch_models``: put the weights that no package index ships into MODELS_DIR.
 
-FaceNet (VGGFace2) and CLIP ViT-B-32 weights are published as plain files.
-On a machine that is online this command downloads them; on one that is not,
+The models of the registry that name a ``download_url`` (FaceNet VGGFace2 and
+CLIP ViT-B-32 today) publish their weights as plain files. On a machine that is online this command downloads them; on one that is not,
 ``--from DIR`` copies them from a folder (a USB stick, a mounted share).
 Either way each file is checked by loading it with its model before it is
 moved into place, so a truncated download never replaces a working file.
@@ -19,26 +19,12 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 
-from mlpipeline.availability import CLIP_VIT_B32_FILE, FACENET_VGGFACE2_FILE
-
-SOURCES = {
-    FACENET_VGGFACE2_FILE: "https://github.com/timesler/facenet-pytorch/releases/download/"
-                           "v2.2.9/20180402-114759-vggface2.pt",
-    CLIP_VIT_B32_FILE: "https://huggingface.co/timm/vit_base_patch32_clip_224.openai/"
-                       "resolve/main/open_clip_pytorch_model.bin",
-}
+from mlpipeline.inference import registry
 
 
 def verify(name: str, path: Path) -> None:
     """Load the file with the model it is for; raises when it does not fit."""
-    if name == FACENET_VGGFACE2_FILE:
-        from mlpipeline.faces import FacenetFaceEmbedder
-
-        FacenetFaceEmbedder(weights_path=path).ensure_loaded()
-    elif name == CLIP_VIT_B32_FILE:
-        from mlpipeline.clip import ClipEmbedder
-
-        ClipEmbedder(weights_path=path).ensure_loaded()
+    registry.downloadable_models()[name](weights_path=path).ensure_loaded()
 
 
 class Command(BaseCommand):
@@ -47,7 +33,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="source", type=Path,
                             help=_("Copy the files from this folder instead of downloading."))
-        parser.add_argument("--only", choices=sorted(SOURCES), action="append",
+        parser.add_argument("--only", choices=sorted(registry.downloadable_models()),
+                            action="append",
                             help=_("Only this file (may be repeated)."))
         parser.add_argument("--force", action="store_true",
                             help=_("Replace files that are already there."))
@@ -56,7 +43,7 @@ class Command(BaseCommand):
         target_dir = Path(settings.MODELS_DIR)
         target_dir.mkdir(parents=True, exist_ok=True)
         failures = []
-        for name in options["only"] or sorted(SOURCES):
+        for name in options["only"] or sorted(registry.downloadable_models()):
             target = target_dir / name
             if target.exists() and not options["force"]:
                 self.stdout.write(_("%(name)s is already in %(dir)s.")
@@ -83,8 +70,9 @@ class Command(BaseCommand):
                     raise FileNotFoundError(_("no file %(path)s") % {"path": origin})
                 shutil.copyfile(origin, temporary)
             else:
-                self.stdout.write(_("Downloading %(url)s…") % {"url": SOURCES[name]})
-                with urllib.request.urlopen(SOURCES[name], timeout=60) as response, \
+                url = registry.downloadable_models()[name].download_url
+                self.stdout.write(_("Downloading %(url)s…") % {"url": url})
+                with urllib.request.urlopen(url, timeout=60) as response, \
                         open(temporary, "wb") as output:
                     shutil.copyfileobj(response, output, length=1 << 20)
             verify(name, temporary)

@@ -9,30 +9,45 @@ nothing is ever downloaded here.
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
-from mlpipeline.availability import CLIP_VIT_B32_FILE
-from mlpipeline.base import ModelUnavailable, ModelWrapper
 from mlpipeline.vectors import normalised
+
+from .base import ModelUnavailable, ModelWrapper
 
 
 class ClipEmbedder(ModelWrapper):
     job = "image_text_embedding"
+    architecture = "ViT-B-32"
+    name = f"open_clip-{architecture}"
     version = "1"
+    #: ViT-B-32's embedding length; another architecture's is known once it is loaded
+    dimension: int | None = 512
+    feature = _("Outfit and text search")
+    on_detail = _("Outfit and text search are on.")
+    off_detail = _("Outfit and text search are off: CLIP weights are not in MODELS_DIR (run "
+                   "manage.py fetch_models on an online machine).")
+    weights_file = "open_clip-ViT-B-32.bin"
+    download_url = ("https://huggingface.co/timm/vit_base_patch32_clip_224.openai/resolve/main/"
+                    "open_clip_pytorch_model.bin")
 
-    def __init__(self, architecture: str = "ViT-B-32", weights_path: Path | None = None,
+    def __init__(self, architecture: str | None = None, weights_path: Path | None = None,
                  pretrained: bool = True):
+        """``architecture`` and ``weights_path``: another open_clip model (the tests' tiny
+        one); by default ViT-B-32 from MODELS_DIR."""
         super().__init__()
-        self.architecture = architecture
-        self.name = f"open_clip-{architecture}"
-        self.weights_path = Path(weights_path or Path(settings.MODELS_DIR) / CLIP_VIT_B32_FILE)
+        if architecture is not None and architecture != self.architecture:
+            self.architecture = architecture
+            self.name = f"open_clip-{architecture}"
+            self.dimension = None
+        self.weights_path = Path(weights_path) if weights_path is not None else None
         self.pretrained = pretrained
-        self.dimension: int | None = None
 
     def load(self) -> None:
-        if not self.weights_path.is_file():
+        weights = self.weights_path or self.models_dir_weights()
+        if not weights.is_file():
             raise ModelUnavailable(
-                f"{self.name}: weights not found at {self.weights_path}; outfit and text search "
+                f"{self.name}: weights not found at {weights}; outfit and text search "
                 "stay off until they are placed there (manage.py fetch_models on an online "
                 "machine).")
         import open_clip
@@ -41,7 +56,7 @@ class ClipEmbedder(ModelWrapper):
         # A local file as "pretrained" is loaded as a checkpoint; weights_only
         # refuses pickled code in a tampered file.
         model, _train, preprocess = open_clip.create_model_and_transforms(
-            self.architecture, pretrained=str(self.weights_path), device="cpu",
+            self.architecture, pretrained=str(weights), device="cpu",
             weights_only=True)
         model.eval()
         self._model = model

@@ -29,16 +29,12 @@ first scale.
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+from django.utils.translation import gettext_lazy as _
 from PIL import Image
 
-from .availability import package_dir
-from .base import ModelUnavailable, ModelWrapper
-
-WEIGHTS_PACKAGE = "easyocr_en_models"
-WEIGHT_FILES = ("models/craft_mlt_25k.pth", "models/english_g2.pth")
+from .base import ModelWrapper
 
 #: face height, in pixels, that every torso crop is rescaled to
 FACE_HEIGHT = 60
@@ -107,26 +103,18 @@ class _Tile:
     scale: float  # canvas pixels per photo pixel
 
 
-def weights_dir() -> Path:
-    """The folder holding the EasyOCR weights, or ModelUnavailable saying what is missing."""
-    base = package_dir(WEIGHTS_PACKAGE)
-    if base is None:
-        raise ModelUnavailable(f"Bib reading needs the Python package {WEIGHTS_PACKAGE}, "
-                               "which is not installed.")
-    missing = [name for name in WEIGHT_FILES if not (base / name).is_file()]
-    if missing:
-        raise ModelUnavailable(f"Bib reading needs {', '.join(missing)} in {base}; "
-                               f"reinstall {WEIGHTS_PACKAGE}.")
-    return base / "models"
-
-
 class BibReader(ModelWrapper):
     job = "bib_ocr"
     name = "easyocr-craft-english_g2-torso"
     version = "2"
+    feature = _("Bib numbers read from photos")
+    on_detail = _("Bib numbers are read from photos.")
+    off_detail = _("Bib reading is off: EasyOCR weights are missing.")
+    weights_package = "easyocr_en_models"
+    package_files = ("models/craft_mlt_25k.pth", "models/english_g2.pth")
 
     def load(self) -> None:
-        directory = weights_dir()
+        directory = self.packaged_weights() / "models"
         import easyocr
 
         # download_enabled=False: a missing file must fail here, never reach the network.
@@ -174,7 +162,7 @@ class BibReader(ModelWrapper):
         boxes = [_to_photo(box, tiles) for box in horizontal[0]]
         for polygon in free[0]:
             points = _polygon_to_photo(polygon, tiles)
-            xs, ys = [x for x, _ in points], [y for _, y in points]
+            xs, ys = [x for x, _y in points], [y for _x, y in points]
             boxes.append([min(xs), max(xs), min(ys), max(ys)])
         return [box for box in boxes if box[1] - box[0] >= 4 and box[3] - box[2] >= 4]
 
@@ -324,7 +312,7 @@ def _torso_tiles(rgb: np.ndarray, faces, face_height: int) -> list[tuple[_Tile, 
 
 def _canvas(rgb: np.ndarray, tiles: list[tuple[_Tile, np.ndarray]]) -> np.ndarray:
     last = tiles[-1][0]
-    canvas = np.full((max(tile.height for tile, _ in tiles), last.left + last.width, 3),
+    canvas = np.full((max(tile.height for tile, _crop in tiles), last.left + last.width, 3),
                      int(rgb.mean()), dtype=np.uint8)
     for tile, crop in tiles:
         canvas[:tile.height, tile.left:tile.left + tile.width] = crop
@@ -340,7 +328,7 @@ def _whole(rgb: np.ndarray) -> tuple[list[tuple[_Tile, np.ndarray]], np.ndarray]
 
 
 def _tile_at(x: float, tiles: list[tuple[_Tile, np.ndarray]]) -> _Tile:
-    for tile, _ in tiles:
+    for tile, _crop in tiles:
         if x < tile.left + tile.width + GAP / 2:
             return tile
     return tiles[-1][0]

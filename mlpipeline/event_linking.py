@@ -1,0 +1,115 @@
+"""Linking faces and bibs across an event: who is who, and which bib is on which photo.
+
+The pure algorithms are in :mod:`mlpipeline.linking`; this module reads an
+event's faces and tags, runs them, and writes the clusters and ``face-link``
+tags back. ``tasks.link_event`` runs it after a burst of photos.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from django.db import transaction
+from django.db.models import Count
+
+from mlpipeline import linking
+from mlpipeline.inference import registry
+from photos.models import BibTag, Face
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    faces: int
+    clusters: int
+    face_link_tags: int
+
+
+def link_event(event_id: int) -> LinkResult:
+    """Cluster the event's faces into runners and carry read bibs to their other photos.
+
+    Runs after a burst of photos is processed (debounced, see ``tasks.links_changed``)
+    and recomputes every ``face-link`` tag of the event from scratch, so it is
+    safe to run twice and a corrected OCR tag or a deleted photo is reflected at
+    once. Only faces of the event's main face model are clustered together.
+    """
+    faces = Face.objects.filter(event_id=event_id, embedding__isnull=False)
+    model = (faces.order_by().values("model").annotate(count=Count("pk"))
+             .order_by("-count").values_list("model", flat=True).first())
+    rows = list(faces.filter(model=model).order_by("pk")
+                .values_list("pk", "photo_id", "bib", "embedding")) if model else []
+    links, labels = [], np.empty(0, dtype=np.int64)
+    if rows:
+        face_ids = [row[0] for row in rows]
+        photo_ids = [row[1] for row in rows]
+        bibs = [row[2] or None for row in rows]
+        vectors = np.stack([np.asarray(row[3], dtype=np.float32) for row in rows])
+        threshold = registry.link_threshold(model)
+        labels = linking.cluster_faces(vectors, photo_ids, bibs, threshold)
+        # Only bibs a person would trust count as "already on the photo".
+        photo_bibs: dict[int, set[str]] = {}
+        for photo_id, bib in (BibTag.objects.filter(photo__event_id=event_id)
+                              .exclude(source=BibTag.Source.FACE_LINK)
+                              .exclude(source=BibTag.Source.OCR, confirmed=False)
+                              .values_list("photo_id", "bib")):
+            photo_bibs.setdefault(photo_id, set()).add(bib)
+        links = linking.propagate_bibs(labels, photo_ids, face_ids, bibs, vectors, photo_bibs)
+        links = _unambiguous(links, face_ids, bibs, vectors, threshold)
+    with transaction.atomic():
+        _save_clusters(rows, labels)
+        # New clusters may join an opted-out runner's faces with faces where the bib is
+        # hidden: the database re-decides every cluster this write touched.
+        created = _replace_face_links(event_id, links)
+    result = LinkResult(faces=len(rows), clusters=len(set(labels.tolist())),
+                        face_link_tags=created)
+    logger.info("event %s linked: %s", event_id, result)
+    return result
+
+
+def _unambiguous(links, face_ids, bibs, vectors, threshold) -> list:
+    """Drop a link when the face looks as much like a runner with another bib.
+
+    Clustering puts a face with its nearest runner; when two runners look alike
+    (twins, a team in one kit), "nearest" is a coin toss, and a wrong bib sends
+    photos to the wrong person: no tag is better.
+    """
+    position = {face_id: index for index, face_id in enumerate(face_ids)}
+    linked = [index for index, bib in enumerate(bibs) if bib]
+    kept = []
+    for link in links:
+        vector = vectors[position[link.face_id]]
+        rivals = [index for index in linked if bibs[index] != link.bib]
+        if rivals and float(np.max(vectors[rivals] @ vector)) >= threshold:
+            continue
+        kept.append(link)
+    return kept
+
+
+def _save_clusters(rows, labels) -> None:
+    changed = [Face(pk=row[0], cluster=int(label)) for row, label in zip(rows, labels)]
+    # bulk_update goes through FaceQuerySet.update: the database applies the privacy rule
+    # to the new clusters and the indexes are told.
+    Face.objects.bulk_update(changed, ["cluster"], batch_size=1000)
+
+
+def _replace_face_links(event_id: int, links) -> int:
+    wanted = {(link.photo_id, link.bib): link for link in links}
+    existing = BibTag.objects.select_for_update().filter(photo__event_id=event_id,
+                                                         source=BibTag.Source.FACE_LINK)
+    kept = set()
+    for tag in existing:
+        link = wanted.get((tag.photo_id, tag.bib))
+        if link is None:
+            tag.delete()
+            continue
+        kept.add((tag.photo_id, tag.bib))
+        if tag.face_id != link.face_id or abs(tag.confidence - link.confidence) > 1e-6:
+            tag.face_id, tag.confidence = link.face_id, link.confidence
+            tag.save(update_fields=["face", "confidence"])
+    new = [BibTag(photo_id=link.photo_id, bib=link.bib, confidence=link.confidence,
+                  source=BibTag.Source.FACE_LINK, confirmed=True, face_id=link.face_id)
+           for key, link in wanted.items() if key not in kept]
+    # A tag read or set by hand since the links were computed wins (unique per photo and bib).
+    BibTag.objects.bulk_create(new, ignore_conflicts=True)
+    return len(wanted)

@@ -1,0 +1,143 @@
+"""The machine-learning steps of a photo: faces, bibs, CLIP embedding.
+
+Steps (registered in ``MlpipelineConfig.ready``) run inside the photo's
+pipeline transaction (see :mod:`photos.pipeline`): whatever they write is
+committed together with the step's "done" record, so a crash never leaves
+half a result. Each step replaces its own earlier output, which makes running
+it again harmless. The event-wide work they cause (index updates, linking
+faces to bibs across the event) is scheduled after the commit by
+:mod:`mlpipeline.tasks`.
+
+Order: faces, then bibs (the reader looks below each face first and the
+geometry links each bib to the face above it), then the CLIP embedding.
+"""
+
+import threading
+
+import numpy as np
+
+from accounts import privacy
+from mlpipeline import linking, loaded, tasks
+from mlpipeline.bibrules import rules_for_event
+from photos import imaging
+from photos.models import BibTag, Face, Photo
+from photos.pipeline import PermanentStepError
+
+# Faces and bibs are looked for on the photo at most this size: a 24 MP
+# original costs four times the time of 2048 px for no more runners found.
+ANALYSIS_SIZE = 2048
+# CLIP looks at 224 px; decoding the web copy at twice that keeps resizing honest.
+CLIP_DECODE_SIZE = 448
+
+
+# --- Images ------------------------------------------------------------------------------
+
+_image_cache = threading.local()
+
+
+def _analysis_image(photo: Photo):
+    """The upright photo at analysis size and its scale to the original's pixels.
+
+    Faces and bibs of one photo run one after the other in one process: the
+    decoded image is kept for the second step instead of decoding twice.
+    """
+    key = (photo.pk, photo.original.name)
+    cached = getattr(_image_cache, "entry", None)
+    if cached and cached[0] == key:
+        return cached[1], cached[2]
+    with photo.original.open("rb") as handle:
+        data = handle.read()
+    try:
+        image, (width, _height) = imaging.decode_upright(data, ANALYSIS_SIZE)
+    except imaging.InvalidImage as exc:
+        raise PermanentStepError(exc.reason) from exc
+    scale = width / image.width
+    _image_cache.entry = (key, image, scale)
+    return image, scale
+
+
+def _scaled(box, factor: float) -> list[float]:
+    return [round(float(value) * factor, 1) for value in box]
+
+
+# --- Faces -------------------------------------------------------------------------------
+
+
+def detect_faces(photo: Photo) -> int:
+    """Find and embed the photo's faces, replacing earlier ones; how many were found."""
+    detector, embedder = loaded.face_detector(), loaded.face_embedder()
+    detector.ensure_loaded()
+    embedder.ensure_loaded()  # both or neither: faces without vectors could not be searched
+    image, scale = _analysis_image(photo)
+    found = detector.predict(image)
+    vectors = embedder.predict(image, found) if found else np.empty((0, 0), dtype=np.float32)
+    photo.faces.all().delete()
+    Face.objects.bulk_create([
+        Face(photo=photo, event_id=photo.event_id, box=_scaled(face.box, scale),
+             score=float(face.score), embedding=vector.tolist(), model=embedder.signature)
+        for face, vector in zip(found, vectors)
+    ])
+    # The database decides each new face's searchable flag (accounts migration 0003), and
+    # bulk_create tells the indexes (photos.models.faces_written).
+    return len(found)
+
+
+# --- Bibs --------------------------------------------------------------------------------
+
+
+def read_bibs(photo: Photo) -> int:
+    """Read the photo's bib numbers, link each to the face above it; how many were kept."""
+    reader = loaded.bib_reader()
+    reader.ensure_loaded()
+    image, scale = _analysis_image(photo)
+    faces = list(photo.faces.order_by("pk"))
+    face_boxes = [_scaled(face.box, 1 / scale) for face in faces]
+    rules = rules_for_event(photo.event)
+    # The rules steer the reader's second look to torsos where no keepable bib was read.
+    accepted = rules.accept(reader.predict(image, faces=face_boxes, keeps=rules.keeps))
+
+    manual = set(photo.bib_tags.filter(source=BibTag.Source.MANUAL).values_list("bib", flat=True))
+    # An erased runner's bib is never tagged again, on photos uploaded later too.
+    accepted = [bib for bib in accepted
+                if bib.text not in manual and not privacy.is_bib_erased(photo.event, bib.text)]
+    pairs = linking.assign_bibs_to_faces([bib.box for bib in accepted], face_boxes)
+    face_of = {bib_index: faces[face_index] for bib_index, face_index, _conf in pairs}
+
+    photo.bib_tags.filter(source=BibTag.Source.OCR).delete()
+    # What OCR reads outranks what face linking guessed for this photo.
+    photo.bib_tags.filter(source=BibTag.Source.FACE_LINK,
+                          bib__in=[bib.text for bib in accepted]).delete()
+    BibTag.objects.bulk_create([
+        BibTag(photo=photo, bib=bib.text, confidence=float(bib.confidence),
+               source=BibTag.Source.OCR, confirmed=bib.confirmed,
+               box=_scaled(bib.box, scale), face=face_of.get(index))
+        for index, bib in enumerate(accepted)
+    ])
+    linked = {face.pk: accepted[index].text for index, face in face_of.items()}
+    for face in faces:
+        bib = linked.get(face.pk, "")
+        if face.bib != bib:
+            # The database re-decides the face's searchable flag for its new bib (an
+            # opted-out runner's face leaves search at once) and update() tells the indexes.
+            Face.objects.filter(pk=face.pk).update(bib=bib)
+    if accepted:
+        tasks.links_changed(photo.event_id)
+    return len(accepted)
+
+
+# --- CLIP --------------------------------------------------------------------------------
+
+
+def embed_image(photo: Photo) -> None:
+    """The CLIP embedding of the photo, from its web copy (CLIP looks at 224 px)."""
+    embedder = loaded.clip_embedder()
+    embedder.ensure_loaded()
+    with photo.web.open("rb") as handle:
+        data = handle.read()
+    try:
+        image, _size = imaging.decode_upright(data, CLIP_DECODE_SIZE)
+    except imaging.InvalidImage as exc:
+        raise PermanentStepError(exc.reason) from exc
+    photo.clip_embedding = embedder.predict(image).tolist()
+    photo.clip_model = embedder.signature
+    photo.save(update_fields=["clip_embedding", "clip_model", "updated_at"])

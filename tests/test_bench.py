@@ -1,0 +1,165 @@
+"""Every bench script runs on a few generated images, so none of them rots unnoticed.
+
+The figures mean nothing at this size: what is tested is that each script's main
+reads its data layout, runs the product's real models and code, and prints its
+figures. bench/startup.py is not run here: it starts the whole server
+(``manage.py run``: initdb, migrations, demo data, a web server on a port), which
+takes minutes on a shared machine; run it by hand.
+"""
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from mlpipeline.inference.mtcnn import FaceDetector
+from mlpipeline.tests.test_faces import CARTOON_FACE, cartoon_face, marked_face
+from mlpipeline.tests.test_ocr import BIB, FACE, runner_photo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(name: str):
+    """bench/<name>.py as a module (bench/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def torch_threads_restored():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_bench_bibs_scores_a_labelled_set_and_times_a_crowd(tmp_path, capsys,
+                                                            torch_threads_restored):
+    (tmp_path / "images").mkdir()
+    photos = {"race_1.jpg": "4721", "race_2.jpg": "318"}
+    for name, number in photos.items():
+        runner_photo(number).save(tmp_path / "images" / name, quality=92)
+    write_csv(tmp_path / "labels.csv", ["image", "bibs"], [[n, b] for n, b in photos.items()])
+    write_csv(tmp_path / "meta.csv", ["image", "set"], [[n, "race"] for n in photos])
+
+    assert bench("bibs").main([str(tmp_path), "--start-list", "--threads", "1",
+                               "--dump", str(tmp_path / "dump")]) == 0
+
+    out = capsys.readouterr().out
+    assert "labelled bibs: 2" in out
+    assert "[start list, confidence >= 0.3] recall" in out
+    assert "OCR wall (start list) s/photo: mean" in out
+    assert "OCR wall on a drawn crowd photo (285 faces" in out
+    assert f"dumped to {tmp_path / 'dump'}" in out
+
+
+def _faces_data(tmp_path: Path) -> tuple[Path, Path, dict]:
+    """Two drawn runners in two photos each (with a selfie crop per photo) and two
+    drawn identities of two crops each, and where the face of each image is."""
+    faces_dir, images = tmp_path / "faces-dev", tmp_path / "rbnr-images"
+    images.mkdir()
+    faces = {}  # image file -> (x offset, y offset, scale) of CARTOON_FACE in it
+    manifest = []
+    for runner, face in (("r1", marked_face()), ("r2", cartoon_face())):
+        (faces_dir / "rbnr_runners" / runner).mkdir(parents=True)
+        for shot, dx in enumerate((60, 100)):
+            photo = Image.new("RGB", (320, 240), (90, 120, 160))
+            photo.paste(face, (dx, 40))
+            name = f"{runner}-{shot}.jpg"
+            photo.save(images / name, quality=95)
+            faces[images / name] = (dx, 40, 1.0)
+            crop = faces_dir / "rbnr_runners" / runner / f"crop{shot}.jpg"
+            face.save(crop, quality=95)
+            faces[crop] = (0, 0, 1.0)
+            manifest.append([runner, name, crop.name])
+    write_csv(faces_dir / "rbnr_runners" / "manifest.csv",
+              ["identity", "source_image", "face_crop"], manifest)
+    for identity, face in (("A", marked_face()), ("B", cartoon_face())):
+        (faces_dir / "celebs" / identity).mkdir(parents=True)
+        for index in range(2):
+            crop = faces_dir / "celebs" / identity / f"{index}.jpg"
+            face.resize((112, 112)).save(crop, quality=95 - index)
+            faces[crop] = (56, 56, 112 / 160)  # the bench pads half a crop on every side
+    return faces_dir, images, faces
+
+
+def test_bench_faces_runs_retrieval_and_verification(tmp_path, capsys):
+    faces_dir, images, faces = _faces_data(tmp_path)
+    module = bench("faces")
+    # Drawn faces are nothing MTCNN finds: the bench's own detection cache holds where
+    # they are, so SFace embeds them and every figure is computed on them.
+    cache = module.CachedDetector(FaceDetector(), tmp_path / "detections.json")
+    entries = {}
+    for path, (dx, dy, scale) in faces.items():
+        image = Image.open(path).convert("RGB")
+        if "celebs" in path.parts:
+            image = module._pad(Image.open(path), 0.5)
+        x1, y1, x2, y2 = CARTOON_FACE.box
+        box = [dx + x1 * scale, dy + y1 * scale, dx + x2 * scale, dy + y2 * scale]
+        landmarks = [[dx + x * scale, dy + y * scale] for x, y in CARTOON_FACE.landmarks]
+        entries[module.CachedDetector.key(image)] = [[*box, 0.99, landmarks]]
+    cache.path.write_text(json.dumps({"config": cache.config, "faces": entries}))
+
+    assert module.main([str(faces_dir), "--rbnr-images", str(images), "--embedder", "sface",
+                        "--detections", str(cache.path)]) == 0
+
+    out = capsys.readouterr().out
+    assert "rbnr-dev index: 4 photos, 4 faces kept" in out
+    assert "selfies: 2 runners, 4 crops, 0 without a detected face" in out
+    assert "every crop as the selfie in turn: 4 queries" in out
+    assert "celebs: 4 crops of 2 identities, 0 without a face" in out
+    assert "<- product" in out
+
+
+def test_bench_linking_runs_geometry_and_propagation(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    photos = {"race_1.jpg": "4721", "race_2.jpg": "318"}
+    for name, number in photos.items():
+        runner_photo(number).save(tmp_path / "images" / name, quality=92)
+    write_csv(tmp_path / "labels.csv", ["image", "bibs"], [[n, b] for n, b in photos.items()])
+    write_csv(tmp_path / "boxes.csv",
+              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
+               "face_x1", "face_y1", "face_x2", "face_y2"],
+              [[name, bib, *BIB, *FACE] for name, bib in photos.items()])
+
+    assert bench("linking").main([str(tmp_path), "--embedder", "sface"]) == 0
+
+    out = capsys.readouterr().out
+    assert "(a) geometry, labelled boxes: 2/2 bibs linked to their own face" in out
+    assert "geometry, MTCNN faces:" in out
+    assert "(b) propagation at threshold 0.7 with 50% of readings hidden" in out
+
+
+def test_bench_ingest_processes_photos_on_a_throwaway_database(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        Image.new("RGB", (64, 48), (100 * index, 60, 60)).save(photos / f"{index}.jpg")
+    (photos / "notes.jpg").write_bytes(b"not a photo")
+    # A script of its own: it starts its own embedded PostgreSQL and Valkey, and Django
+    # with its settings, which this test process already has.
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
+
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "ingest.py"), str(photos)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert "accepted: 2  duplicate: 0  rejected: 1" in done.stdout
+    assert "photo states after: derivatives 2" in done.stdout
+    assert "derivatives:" in done.stdout and "photos/s" in done.stdout
