@@ -23,7 +23,8 @@ PRODUCTION_ENV = {
 def load_settings(monkeypatch, **overrides):
     for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
                  "SEARCH_BACKEND", "STORAGE_BACKEND", "S3_BUCKET", "STRIPE_SECRET_KEY",
-                 "STRIPE_WEBHOOK_SECRET", "EMAIL_PORT"):
+                 "STRIPE_WEBHOOK_SECRET", "EMAIL_PORT", "SERVE_MEDIA", "SITE_NAME",
+                 "DEFAULT_FROM_EMAIL"):
         monkeypatch.delenv(name, raising=False)
     for name, value in {**PRODUCTION_ENV, **overrides}.items():
         if value is None:
@@ -81,6 +82,48 @@ def test_it_speaks_kombus_dialect_for_a_unix_socket_broker(monkeypatch):
     settings = load_settings(monkeypatch, REDIS_URL="unix:///run/valkey.sock")
     assert settings["CELERY_BROKER_URL"] == "redis+socket:///run/valkey.sock"
     assert settings["CACHES"]["default"]["LOCATION"] == "unix:///run/valkey.sock"
+
+
+def test_it_keeps_the_database_number_of_a_unix_socket_broker(monkeypatch):
+    # kombu ignores redis-py's ?db=: the broker would quietly be database 0.
+    settings = load_settings(monkeypatch, REDIS_URL="unix:///run/valkey.sock?db=15")
+    assert settings["CELERY_BROKER_URL"] == "redis+socket:///run/valkey.sock?virtual_host=15"
+    assert settings["CACHES"]["default"]["LOCATION"] == "unix:///run/valkey.sock?db=15"
+
+
+def test_it_gives_public_s3_objects_the_media_cache_header(monkeypatch):
+    settings = load_settings(monkeypatch, STORAGE_BACKEND="s3", S3_BUCKET="race-photos")
+    public = settings["STORAGES"]["default"]["OPTIONS"]
+    assert public["object_parameters"] == {"CacheControl": settings["MEDIA_CACHE_CONTROL"]}
+    assert "object_parameters" not in settings["STORAGES"]["private"]["OPTIONS"]
+    assert settings["SERVE_MEDIA"] is False
+
+
+def test_it_serves_media_itself_only_in_development_on_the_file_system(monkeypatch):
+    assert load_settings(monkeypatch)["SERVE_MEDIA"] is False
+    assert load_settings(monkeypatch, DEBUG="1")["SERVE_MEDIA"] is True
+    assert load_settings(monkeypatch, SERVE_MEDIA="1")["SERVE_MEDIA"] is True
+    assert load_settings(monkeypatch, DEBUG="1", STORAGE_BACKEND="s3",
+                         S3_BUCKET="race-photos")["SERVE_MEDIA"] is False
+    with pytest.raises(ImproperlyConfigured, match="with STORAGE_BACKEND=s3 the bucket"):
+        load_settings(monkeypatch, SERVE_MEDIA="1", STORAGE_BACKEND="s3", S3_BUCKET="race-photos")
+
+
+@pytest.mark.parametrize(("public", "private"), [
+    ("/data/files", "/data/files/private"),
+    ("/data/files", "/data/files"),
+    ("/data/files/media", "/data/files"),
+])
+def test_it_refuses_a_published_folder_that_holds_the_originals(monkeypatch, public, private):
+    with pytest.raises(ImproperlyConfigured, match="must not contain each other"):
+        load_settings(monkeypatch, MEDIA_ROOT=public, PRIVATE_MEDIA_ROOT=private)
+
+
+def test_it_names_the_site_in_e_mails_from_the_environment(monkeypatch):
+    settings = load_settings(monkeypatch, SITE_NAME="Photos du Trail")
+    assert settings["SITE_NAME"] == "Photos du Trail"
+    assert settings["ACCOUNT_EMAIL_SUBJECT_PREFIX"] == "[Photos du Trail] "
+    assert settings["DEFAULT_FROM_EMAIL"] == "Photos du Trail <noreply@localhost>"
 
 
 def test_it_parses_booleans_integers_and_lists(monkeypatch):
