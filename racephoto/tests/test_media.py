@@ -122,7 +122,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_database_url() -> str:
+def database_url_of_this_test() -> str:
     db = connection.settings_dict
     if db["HOST"].startswith("/"):  # the embedded server: a Unix socket directory
         return f"postgres://{quote(db['USER'])}@/{db['NAME']}?host={quote(db['HOST'], safe='')}"
@@ -134,7 +134,7 @@ def test_database_url() -> str:
 def gunicorn(settings, tmp_path):
     """The web server of `make run` (DEBUG on), on this test's database and files."""
     port = free_port()
-    env = {**os.environ, "DEBUG": "1", "DATABASE_URL": test_database_url(),
+    env = {**os.environ, "DEBUG": "1", "DATABASE_URL": database_url_of_this_test(),
            "REDIS_URL": settings.REDIS_URL, "MEDIA_ROOT": str(settings.MEDIA_ROOT),
            "PRIVATE_MEDIA_ROOT": str(settings.PRIVATE_MEDIA_ROOT)}
     env.pop("SERVE_MEDIA", None)  # the development default, as `make run` has it
