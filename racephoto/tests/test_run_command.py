@@ -112,9 +112,10 @@ def test_it_refuses_a_port_that_another_program_holds_before_starting_anything(s
 # Stands in for gunicorn and the Celery worker: stops with exit 0 on SIGINT or SIGTERM,
 # as they do, or (its argument) stops or crashes on its own after a moment.
 FAKE_SERVER = """
-import signal, sys, time
+import pathlib, signal, sys, time
 signal.signal(signal.SIGINT, lambda *args: sys.exit(0))
 signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
+pathlib.Path(sys.argv[0] + ".ready").touch()
 time.sleep({"stops": 1, "crashes": 1}.get(sys.argv[1], 120))
 sys.exit(3 if sys.argv[1] == "crashes" else 0)
 """
@@ -136,6 +137,11 @@ def fake_stack(settings, tmp_path, monkeypatch):
                 program.write_text(f"#!{sys.executable}\n{FAKE_SERVER}")
                 program.chmod(0o755)
                 children.append(subprocess.Popen([str(program), mode]))
+            # Up, with their handlers set, before anyone presses Ctrl-C.
+            deadline = time.monotonic() + 60
+            while not all(Path(f"{child.args[0]}.ready").exists() for child in children):
+                assert time.monotonic() < deadline, "the fake servers did not start"
+                time.sleep(0.05)
             return children
         monkeypatch.setattr(run.Command, "_start_children", start_children)
 
@@ -159,12 +165,21 @@ def run_command():
     return output.getvalue()
 
 
-def later(seconds, action):
+def once_watching(action):
+    """Run ``action`` in a thread once `run` watches its children (its handlers are set)."""
     import threading
 
-    timer = threading.Timer(seconds, action)
-    timer.start()
-    return timer
+    def wait_then_act():
+        before = signal.getsignal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        action()
+
+    thread = threading.Thread(target=wait_then_act)
+    thread.start()
+    return thread
 
 
 def ctrl_c(children):
@@ -191,7 +206,7 @@ def test_ctrl_c_stops_everything_even_when_started_as_a_background_job(fake_stac
     start(["runs", "runs"])
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        timer = later(1.5, lambda: ctrl_c(children))
+        timer = once_watching(lambda: ctrl_c(children))
         output = run_command()
         timer.join()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # handlers given back
@@ -206,7 +221,7 @@ def test_sigterm_stops_everything_quietly(fake_stack):
     start, children = fake_stack
     start(["runs", "runs"])
 
-    timer = later(1.5, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    timer = once_watching(lambda: os.kill(os.getpid(), signal.SIGTERM))
     output = run_command()
     timer.join()
 
