@@ -7,7 +7,7 @@
 #   docker build -t racephoto .
 #
 # Persistent data lives under /data (named volumes in compose):
-#   /data/media    public previews and thumbnails   (MEDIA_ROOT)
+#   /data/media    public previews and thumbnails   (MEDIA_ROOT; nginx serves them)
 #   /data/private  original photos, never served    (PRIVATE_MEDIA_ROOT)
 #   /data/indexes  hnswlib search indexes           (INDEX_DIR)
 #   /data/models   model weights                    (MODELS_DIR)

@@ -284,11 +284,12 @@ class EmbeddedValkey:
         pid = self._pid()
         return pid is not None and _pid_runs(pid, "valkey") and _socket_accepts(self.socket_path)
 
-    def ensure_running(self) -> str:
+    def ensure_running(self, db: int = 0) -> str:
+        """Start the server if needed; the URL of its database number ``db``."""
         with _file_lock(self.lock_path):
             if not self.is_running():
                 self._start()
-        return self.url
+        return f"{self.url}?db={db}" if db else self.url
 
     def _start(self) -> None:
         try:

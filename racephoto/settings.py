@@ -7,6 +7,7 @@ Production sets ``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY``,
 """
 
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -133,12 +134,18 @@ else:
     _postgres.ensure_database("racephoto")
     DATABASES = {"default": _postgres.connection_settings("racephoto")}
 
+# The embedded Valkey's database number (0-15). The tests use one of their own
+# (racephoto/testing.py), so the worker of `make run` never runs a task a test queued.
+EMBEDDED_VALKEY_DB = env_int("EMBEDDED_VALKEY_DB", 0, minimum=0)
+if EMBEDDED_VALKEY_DB > 15:
+    raise ImproperlyConfigured(f"EMBEDDED_VALKEY_DB must be 0 to 15, got {EMBEDDED_VALKEY_DB}.")
+
 if REDIS_URL:
     REDIS_URL = validate_redis_url(REDIS_URL)
 else:
     from racephoto.embedded import EmbeddedValkey
 
-    REDIS_URL = EmbeddedValkey(VAR_DIR).ensure_running()
+    REDIS_URL = EmbeddedValkey(VAR_DIR).ensure_running(db=EMBEDDED_VALKEY_DB)
 
 CACHES = {
     "default": {
@@ -152,8 +159,14 @@ CACHES = {
 
 
 def _celery_broker_url(url: str) -> str:
-    # kombu spells a Unix-socket Redis URL differently from redis-py.
-    return "redis+socket://" + url.removeprefix("unix://") if url.startswith("unix://") else url
+    # kombu spells a Unix-socket Redis URL differently from redis-py: its own scheme,
+    # and the database number as ?virtual_host= (it ignores redis-py's ?db=).
+    if not url.startswith("unix://"):
+        return url
+    parts = urlsplit(url)
+    query = [("virtual_host" if key == "db" else key, value)
+             for key, value in parse_qsl(parts.query, keep_blank_values=True)]
+    return f"redis+socket://{parts.path}" + (f"?{urlencode(query)}" if query else "")
 
 
 CELERY_BROKER_URL = _celery_broker_url(REDIS_URL)
@@ -172,6 +185,9 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("CELERY_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
+# /healthz answers only its status to the public; with this bearer token (or, when it is
+# empty, METRICS_TOKEN), or to a signed-in platform admin, it shows every check's details.
+HEALTH_TOKEN = env_str("HEALTH_TOKEN")
 
 # --- Files --------------------------------------------------------------------
 
@@ -183,6 +199,16 @@ STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 INDEX_DIR = Path(env_str("INDEX_DIR", str(VAR_DIR / "indexes")))
 MODELS_DIR = Path(env_str("MODELS_DIR", str(VAR_DIR / "models")))
+
+# The folders of the public storage that are published: watermarked previews and
+# thumbnails. Anything else in it (watermark logos) and the whole private storage
+# (originals, the clean web version) are never served.
+PUBLIC_MEDIA_FOLDERS = ("previews", "thumbnails")
+# Derivative names are stable per photo (photo id + original's hash, photos/derivatives.py),
+# not per content: a reprocessed photo (new watermark) is rewritten under the same name,
+# and an erased one must leave caches. So a day, not a year and "immutable".
+# deploy/nginx.conf and the S3 objects carry the same value.
+MEDIA_CACHE_CONTROL = "public, max-age=86400"
 
 # Upload limits: a race photo is a few MB; anything far larger is a mistake or an attack.
 PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 60 * 1024 * 1024, minimum=1)
@@ -202,12 +228,14 @@ if STORAGE_BACKEND == "s3":
     }
     if not _s3_common["bucket_name"]:
         raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_BUCKET.")
+    # Public objects are fetched by browsers straight from the bucket (or a CDN before it).
+    _public_objects = {"CacheControl": MEDIA_CACHE_CONTROL}
     STORAGES = {
         # Previews and thumbnails: public-read objects, plain URLs.
         "default": {
             "BACKEND": "storages.backends.s3.S3Storage",
             "OPTIONS": {**_s3_common, "location": "public", "default_acl": "public-read",
-                        "querystring_auth": False},
+                        "querystring_auth": False, "object_parameters": _public_objects},
         },
         # Originals: private objects, only reachable through short-lived signed URLs.
         "private": {
@@ -236,6 +264,23 @@ else:
             )
         },
     }
+
+# Public derivatives on the file system are served by Django itself when this is on:
+# `make run` (DEBUG), or a small deployment without a front web server. docker-compose.yml
+# has nginx serve them from the media volume instead; with S3 the bucket serves them.
+SERVE_MEDIA = env_bool("SERVE_MEDIA", DEBUG and STORAGE_BACKEND == "filesystem")
+if SERVE_MEDIA and STORAGE_BACKEND != "filesystem":
+    raise ImproperlyConfigured(
+        "SERVE_MEDIA=1 serves files from MEDIA_ROOT; with STORAGE_BACKEND=s3 the bucket's "
+        "public URLs serve them. Unset SERVE_MEDIA."
+    )
+if STORAGE_BACKEND == "filesystem":
+    _public, _private = MEDIA_ROOT.resolve(), PRIVATE_MEDIA_ROOT.resolve()
+    if _public == _private or _private.is_relative_to(_public) or _public.is_relative_to(_private):
+        raise ImproperlyConfigured(
+            f"MEDIA_ROOT ({MEDIA_ROOT}) and PRIVATE_MEDIA_ROOT ({PRIVATE_MEDIA_ROOT}) must not "
+            "contain each other: MEDIA_ROOT is published, originals must never be."
+        )
 
 # --- Search and models ---------------------------------------------------------
 
@@ -276,7 +321,9 @@ EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "RacePhoto <noreply@localhost>")
+# The platform's name in e-mails ("Hello from RacePhoto!", the subject prefix).
+SITE_NAME = env_str("SITE_NAME", "RacePhoto")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@localhost>")
 
 # --- i18n ---------------------------------------------------------------------
 
@@ -339,7 +386,9 @@ ACCOUNT_RATE_LIMITS = {
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
 }
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[RacePhoto] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
+# Names the site SITE_NAME in e-mails (without it allauth uses the request's host).
+ACCOUNT_ADAPTER = "racephoto.mail.AccountAdapter"
 # Behind N proxies of ours, the client is the N-th address from the right of
 # X-Forwarded-For; 0 trusts no header (direct connections), so one proxy's
 # address does not stand for every runner and lock them all out together.
@@ -370,7 +419,10 @@ LOG_FORMAT = env_choice("LOG_FORMAT", ("json", "text"), "text" if DEBUG else "js
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "racephoto.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "racephoto.logging.RequestIdFilter"},
+        "refusals": {"()": "racephoto.logging.RefusalFilter"},
+    },
     "formatters": {
         "json": {"()": "racephoto.logging.JsonFormatter"},
         "text": {"format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"},
@@ -385,6 +437,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Expected 401/403 answers: one line each, no traceback.
+        "django.request": {"filters": ["refusals"]},
         "PIL": {"level": "WARNING"},
     },
 }

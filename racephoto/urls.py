@@ -1,6 +1,7 @@
+from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from accounts.views import admin_login
 from mlpipeline import views as mlpipeline_views
@@ -12,6 +13,11 @@ admin.site.login = admin_login
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
+    # Public derivatives when Django serves them itself (SERVE_MEDIA); a front web server
+    # or the S3 bucket otherwise, and then this answers 404.
+    re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", views.public_media,
+            name="media"),
     path("metrics", views.metrics, name="metrics"),
     path("admin/models/", mlpipeline_views.model_status, name="model-status"),
     path("admin/", admin.site.urls),

@@ -20,7 +20,8 @@ def production_settings(monkeypatch):
     def load(**overrides) -> dict:
         for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
                      "SEARCH_BACKEND", "STORAGE_BACKEND", "S3_BUCKET", "STRIPE_SECRET_KEY",
-                     "STRIPE_WEBHOOK_SECRET", "EMAIL_PORT"):
+                     "STRIPE_WEBHOOK_SECRET", "EMAIL_PORT", "SERVE_MEDIA", "SITE_NAME",
+                     "DEFAULT_FROM_EMAIL", "MEDIA_ROOT", "PRIVATE_MEDIA_ROOT"):
             monkeypatch.delenv(name, raising=False)
         for name, value in {**PRODUCTION_ENV, **overrides}.items():
             if value is None:

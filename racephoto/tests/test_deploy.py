@@ -6,11 +6,19 @@ and the settings are loaded (in a subprocess, with exactly the environment a
 container would get) to prove that the two agree.
 """
 
+import http.server
 import json
+import os
 import re
 import shlex
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -191,7 +199,7 @@ def _names_read_in_production() -> frozenset[str]:
 
 def test_it_parses_the_compose_file_with_every_service():
     services = raw_compose()["services"]
-    assert {"db", "redis", "web", "worker", "migrate"} <= set(services)
+    assert {"db", "redis", "web", "worker", "migrate", "nginx"} <= set(services)
 
 
 def test_it_uses_only_interpolation_compose_understands():
@@ -337,8 +345,11 @@ def test_it_gives_a_health_check_to_every_service_waited_on_as_healthy():
         for dependency, condition in depends_on(service).items():
             assert dependency in services, f"{name} depends on unknown service {dependency}"
             if condition == "service_healthy":
-                check = services[dependency].get("healthcheck") or {}
-                assert check.get("test") and not check.get("disable"), (
+                check = services[dependency].get("healthcheck")
+                # A service of the image without a check of its own has the image's.
+                from_image = (check is None and services[dependency].get("build")
+                              and any(keyword == "HEALTHCHECK" for keyword, _ in final_stage()))
+                assert from_image or (check and check.get("test") and not check.get("disable")), (
                     f"{name} waits for {dependency} to be healthy but it has no health check"
                 )
 
@@ -347,14 +358,165 @@ def test_it_runs_gunicorn_on_web_and_celery_on_worker():
     services = compose()["services"]
     web, worker = services["web"], services["worker"]
     assert "command" not in web, "web should run the image's gunicorn CMD"
-    published = [str(port) for port in web.get("ports") or []]
-    assert any(port.split(":")[-1].split("/")[0] == "8000" for port in published), published
+    # Visitors reach gunicorn through nginx (public media first): web publishes nothing.
+    assert not web.get("ports"), web.get("ports")
     command = worker["command"]
     command = shlex.split(command) if isinstance(command, str) else command
     assert command[:4] == ["celery", "-A", "racephoto", "worker"], command
     # The image's health check probes gunicorn, which the worker does not run.
     check = worker.get("healthcheck") or {}
     assert check.get("disable") or "healthz" not in json.dumps(check.get("test"))
+
+
+# --- nginx: the front server, public media ----------------------------------------
+
+NGINX_CONF = ROOT / "deploy" / "nginx.conf"
+
+
+def nginx_conf_mount(service: dict) -> str:
+    for entry in service.get("volumes") or []:
+        source, target = entry.split(":")[:2]
+        if target == "/etc/nginx/conf.d/default.conf":
+            return source
+    raise AssertionError("nginx.conf is not mounted as the default server")
+
+
+def test_it_publishes_the_site_through_nginx_with_only_the_public_media_volume():
+    services = compose()["services"]
+    nginx, web = services["nginx"], services["web"]
+    published = [str(port) for port in nginx.get("ports") or []]
+    assert published == ["8000:8080"], published
+    assert (ROOT / nginx_conf_mount(nginx)).resolve() == NGINX_CONF
+    assert depends_on(nginx) == {"web": "service_healthy"}
+
+    image_env = dockerfile_env(final_stage())
+    web_mounts = volume_mounts(web)
+    media_volume = web_mounts[image_env["MEDIA_ROOT"]]
+    mounts = [entry for entry in nginx["volumes"] if not entry.startswith("./")]
+    # The same volume the web server writes previews to, read-only, at the same path.
+    assert mounts == [f"{media_volume}:{image_env['MEDIA_ROOT']}:ro"], mounts
+    assert web_mounts[image_env["PRIVATE_MEDIA_ROOT"]] not in {m.split(":")[0] for m in mounts}
+
+
+def test_its_nginx_serves_the_public_folders_with_the_settings_cache_header():
+    conf = NGINX_CONF.read_text()
+    [location] = re.findall(r'location ~ "\^/media/\(([a-z|]+)\)/', conf)
+    assert tuple(location.split("|")) == settings.PUBLIC_MEDIA_FOLDERS
+    assert re.search(r"alias /data/media/\$1/", conf)
+    assert f'add_header Cache-Control "{settings.MEDIA_CACHE_CONTROL}" always;' in conf
+    assert "set $web http://web:8000;" in conf
+    assert "/data/private" not in conf
+
+
+# Runs deploy/nginx.conf for real: the paths and the upstream are the only changes.
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    """Stands in for gunicorn: answers with what it received."""
+
+    def do_GET(self):
+        body = json.dumps({"path": self.path, "host": self.headers["Host"],
+                           "proto": self.headers["X-Forwarded-Proto"]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def nginx(service_root):
+    """deploy/nginx.conf on a free port, media from a temp dir, gunicorn replaced by Upstream."""
+    root = service_root.parent  # outside pytest's tmp dirs, which nginx's workers cannot enter
+    media = root / "data" / "media"
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    site = (NGINX_CONF.read_text().replace("/data/media", str(media))
+            .replace("http://web:8000", f"http://127.0.0.1:{upstream.server_port}")
+            .replace("listen 8080;", f"listen 127.0.0.1:{port};"))
+    (root / "site.conf").write_text(site)
+    (root / "nginx.conf").write_text(
+        f"daemon off; pid {root}/nginx.pid; error_log stderr;"
+        + (" user root;" if os.geteuid() == 0 else "")
+        # The official image's nginx.conf includes the full mime.types around conf.d.
+        + " events {} http { types { image/jpeg jpg; image/png png; image/webp webp;"
+        " text/html html; }"
+        f" access_log off; client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;"
+        f" include {root}/site.conf; }}")
+    server = subprocess.Popen([NGINX, "-c", str(root / "nginx.conf"), "-p", str(root)],
+                              stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"nginx did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+    try:
+        yield base, media, root / "data" / "private"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        upstream.shutdown()
+
+
+def fetch(url: str, method: str = "GET") -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(url, method=method, headers={"Host": "photos.example.org"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
+def test_its_nginx_serves_previews_and_thumbnails_and_nothing_private(nginx):
+    base, media, private = nginx
+    image = (ROOT / "static" / "apple-touch-icon.png").read_bytes()
+    for folder in ("previews", "thumbnails", "watermarks"):
+        (media / folder / "7").mkdir(parents=True)
+        (media / folder / "7" / "12-0123abcd.png").write_bytes(image)
+    (private / "web" / "7").mkdir(parents=True)
+    (private / "web" / "7" / "12-secret.png").write_bytes(b"clean full-size copy")
+    (media / "previews" / "7" / "13-link.png").symlink_to(private / "web" / "7" / "12-secret.png")
+    (media / "previews" / "7" / "14-page.html").write_text("<script>alert(1)</script>")
+
+    for folder in ("previews", "thumbnails"):
+        status, headers, body = fetch(f"{base}/media/{folder}/7/12-0123abcd.png")
+        assert (status, headers["Content-Type"], body) == (200, "image/png", image)
+        assert headers["Cache-Control"] == settings.MEDIA_CACHE_CONTROL
+        assert headers["X-Content-Type-Options"] == "nosniff"
+    for path in ("/media/watermarks/7/12-0123abcd.png", "/media/previews/7/13-link.png",
+                 "/media/previews/7/14-page.html", "/media/previews/7/",
+                 "/media/previews/7/..%2f..%2f..%2fprivate/web/7/12-secret.png",
+                 "/media/previews/7/%2e%2e/%2e%2e/%2e%2e/private/web/7/12-secret.png",
+                 "/media/private/web/7/12-secret.png"):
+        status, _headers, body = fetch(base + path)
+        assert b"clean full-size copy" not in body, path
+        if status == 200:  # normalised out of /media/: gunicorn's to refuse (test_media.py)
+            assert json.loads(body)["path"] == path, path
+        else:
+            assert status in (403, 404), (path, status)
+    assert fetch(f"{base}/media/previews/7/12-0123abcd.png", "POST")[0] == 403
+    # Everything else reaches gunicorn, with the visitor's Host and scheme.
+    status, _headers, body = fetch(f"{base}/fr/events/?page=2")
+    assert status == 200
+    assert json.loads(body) == {"path": "/fr/events/?page=2", "host": "photos.example.org",
+                                "proto": "http"}
 
 
 # --- Dockerfile ------------------------------------------------------------------

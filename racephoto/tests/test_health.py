@@ -1,4 +1,8 @@
-"""/healthz and /metrics against the real database and broker, and with each of them down."""
+"""/healthz and /metrics against the real database and broker, and with each of them down.
+
+/healthz tells anyone its status; the checks behind it (file paths, host names,
+process ids) only an operator with the token or a signed-in platform admin sees.
+"""
 
 import json
 import os
@@ -20,6 +24,19 @@ from racephoto.observability import (
 from racephoto.redis import get_redis
 
 
+HEALTH_TOKEN = "probe-details"
+
+
+@pytest.fixture(autouse=True)
+def health_token(settings):
+    settings.HEALTH_TOKEN = HEALTH_TOKEN
+    settings.METRICS_TOKEN = ""
+
+
+def health_details(client):
+    return client.get("/healthz", HTTP_AUTHORIZATION=f"Bearer {HEALTH_TOKEN}")
+
+
 @pytest.fixture
 def heartbeat():
     hostname = f"test-worker-{uuid.uuid4().hex[:8]}"
@@ -34,7 +51,7 @@ def test_it_reports_ok_when_database_broker_worker_and_models_answer(client, hea
     settings.MODELS_DIR = tmp_path
     (tmp_path / "open_clip-ViT-B-32.bin").write_bytes(b"weights")
 
-    response = client.get("/healthz")
+    response = health_details(client)
 
     body = response.json()
     assert response.status_code == 200
@@ -51,7 +68,7 @@ def test_it_reports_degraded_without_a_worker_or_clip_weights(client, settings, 
     for key in get_redis().scan_iter(match="racephoto:worker:*"):
         get_redis().delete(key)
 
-    response = client.get("/healthz")
+    response = health_details(client)
 
     body = response.json()
     assert response.status_code == 200
@@ -66,7 +83,7 @@ def test_it_reports_degraded_without_a_worker_or_clip_weights(client, settings, 
 def test_it_reports_a_stopped_broker_as_unhealthy(client, settings, tmp_path):
     settings.REDIS_URL = f"unix://{tmp_path}/no-valkey-here.sock"
 
-    response = client.get("/healthz")
+    response = health_details(client)
 
     body = response.json()
     assert response.status_code == 503
@@ -82,7 +99,7 @@ def test_it_reports_a_stopped_database_as_unhealthy(client, django_db_blocker, t
         connection.close()
         connection.settings_dict["HOST"] = str(tmp_path)
         try:
-            response = client.get("/healthz")
+            response = health_details(client)
         finally:
             connection.close()
             connection.settings_dict.update(saved)
@@ -91,6 +108,76 @@ def test_it_reports_a_stopped_database_as_unhealthy(client, django_db_blocker, t
     assert response.status_code == 503
     assert body["checks"]["database"]["ok"] is False
     assert "OperationalError" in body["checks"]["database"]["error"]
+
+
+@pytest.mark.django_db
+def test_it_tells_the_public_its_status_and_nothing_else(client, heartbeat, settings, tmp_path):
+    settings.MODELS_DIR = tmp_path  # a path that would show in the models' details
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "degraded"}  # no CLIP weights in tmp_path
+    assert str(tmp_path) not in response.content.decode()
+    assert heartbeat not in response.content.decode()
+    assert "Cookie" not in response.get("Vary", "")  # the probe costs no session lookup
+
+
+@pytest.mark.django_db
+def test_it_answers_a_stopped_broker_with_503_and_only_the_status(client, settings, tmp_path):
+    settings.REDIS_URL = f"unix://{tmp_path}/no-valkey-here.sock"
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unhealthy"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("health_token", "metrics_token", "sent", "details"), [
+    ("probe-details", "", "probe-details", True),
+    ("probe-details", "", "wrong", False),
+    ("probe-details", "scrape-me", "scrape-me", False),  # HEALTH_TOKEN set: only it
+    ("", "scrape-me", "scrape-me", True),  # no HEALTH_TOKEN: the operators' METRICS_TOKEN
+    ("", "", "", False),  # no token configured: no token opens the details
+])
+def test_it_shows_the_checks_to_the_bearer_of_the_token(client, settings, health_token,
+                                                       metrics_token, sent, details):
+    settings.HEALTH_TOKEN, settings.METRICS_TOKEN = health_token, metrics_token
+
+    body = client.get("/healthz", HTTP_AUTHORIZATION=f"Bearer {sent}").json()
+
+    assert ("checks" in body) is details
+    assert body["status"] in ("ok", "degraded")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("who", "details"), [("admin", True), ("owner", False),
+                                              ("outsider", False)])
+def test_it_shows_the_checks_to_a_signed_in_platform_admin_only(client, who, details):
+    from accounts.tests.factories import named_people
+    from events.tests.factories import EventFactory
+
+    client.force_login(named_people(EventFactory())[who])
+
+    assert ("checks" in client.get("/healthz").json()) is details
+
+
+def test_it_answers_503_not_500_to_a_signed_in_visitor_when_the_database_is_down(
+        client, django_db_blocker, tmp_path):
+    client.cookies["sessionid"] = "a-session-it-cannot-look-up"
+    with django_db_blocker.unblock():
+        saved = dict(connection.settings_dict)
+        connection.close()
+        connection.settings_dict["HOST"] = str(tmp_path)
+        try:
+            response = client.get("/healthz")
+        finally:
+            connection.close()
+            connection.settings_dict.update(saved)
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unhealthy"}
 
 
 @pytest.mark.django_db
@@ -145,7 +232,7 @@ def test_it_sees_a_real_celery_worker_come_and_go(client):
         deadline = time.monotonic() + 60
         seen = False
         while time.monotonic() < deadline and not seen:
-            seen = hostname in client.get("/healthz").json()["checks"]["workers"]["hostnames"]
+            seen = hostname in health_details(client).json()["checks"]["workers"]["hostnames"]
             if worker.poll() is not None:
                 pytest.fail(f"worker exited: {worker.stderr.read().decode()[-2000:]}")
             time.sleep(0.5)
@@ -154,5 +241,5 @@ def test_it_sees_a_real_celery_worker_come_and_go(client):
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
 
-    assert hostname not in client.get("/healthz").json()["checks"]["workers"]["hostnames"]
+    assert hostname not in health_details(client).json()["checks"]["workers"]["hostnames"]
     assert json.loads(get_redis().get(worker_key(hostname)) or "null") is None

@@ -105,3 +105,136 @@ def test_it_refuses_a_port_that_another_program_holds_before_starting_anything(s
 
     assert not (tmp_path / "admin-password.txt").exists()
     assert not (tmp_path / "run" / "stack.json").exists()
+
+
+# --- Stopping: Ctrl-C and SIGTERM are a normal end, a crash is not ----------------------------
+
+# Stands in for gunicorn and the Celery worker: stops with exit 0 on SIGINT or SIGTERM,
+# as they do, or (its argument) stops or crashes on its own after a moment.
+FAKE_SERVER = """
+import pathlib, signal, sys, time
+signal.signal(signal.SIGINT, lambda *args: sys.exit(0))
+signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
+pathlib.Path(sys.argv[0] + ".ready").touch()
+time.sleep({"stops": 1, "crashes": 1}.get(sys.argv[1], 120))
+sys.exit(3 if sys.argv[1] == "crashes" else 0)
+"""
+
+
+@pytest.fixture
+def fake_stack(settings, tmp_path, monkeypatch):
+    """`run` with its steps before the watch stubbed out and fake servers as children."""
+    from racephoto.management.commands import run
+
+    settings.VAR_DIR = tmp_path
+    (tmp_path / "run").mkdir()
+    children = []
+
+    def start(modes):
+        def start_children(self, host, port, web_workers):
+            for name, mode in zip(("gunicorn", "celery"), modes):
+                program = tmp_path / name
+                program.write_text(f"#!{sys.executable}\n{FAKE_SERVER}")
+                program.chmod(0o755)
+                children.append(subprocess.Popen([str(program), mode]))
+            # Up, with their handlers set, before anyone presses Ctrl-C.
+            deadline = time.monotonic() + 60
+            while not all(Path(f"{child.args[0]}.ready").exists() for child in children):
+                assert time.monotonic() < deadline, "the fake servers did not start"
+                time.sleep(0.05)
+            return children
+        monkeypatch.setattr(run.Command, "_start_children", start_children)
+
+    monkeypatch.setattr(run, "call_command", lambda *args, **kwargs: None)  # migrate, demo
+    monkeypatch.setattr(run.Command, "_ensure_admin", lambda self: ("admin", "secret"))
+    # The embedded servers are this test run's own: they stay up.
+    monkeypatch.setattr(run.Command, "_stop_embedded_services", lambda self: None)
+    yield start, children
+    for child in children:
+        child.kill()
+        child.wait()
+
+
+def run_command():
+    import io
+
+    from django.core.management import call_command
+
+    output = io.StringIO()
+    call_command("run", "--port", str(free_port()), "--no-demo", stdout=output)
+    return output.getvalue()
+
+
+def once_watching(action):
+    """Run ``action`` in a thread once `run` watches its children (its handlers are set)."""
+    import threading
+
+    def wait_then_act():
+        before = signal.getsignal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        action()
+
+    thread = threading.Thread(target=wait_then_act)
+    thread.start()
+    return thread
+
+
+def ctrl_c(children):
+    """What a terminal does on Ctrl-C: SIGINT to every process of the foreground group."""
+    for child in children:
+        child.send_signal(signal.SIGINT)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_that_reaches_the_web_server_first_is_a_normal_stop(fake_stack):
+    start, children = fake_stack
+    start(["stops", "runs"])  # gunicorn gone (exit 0) before `run` has seen its SIGINT
+
+    output = run_command()
+
+    assert "gunicorn has stopped." in output and "Stopped." in output
+    assert [child.returncode for child in children] == [0, 0]  # the worker was stopped too
+
+
+def test_ctrl_c_stops_everything_even_when_started_as_a_background_job(fake_stack):
+    # A shell starts a background job with SIGINT ignored: Python then never raises
+    # KeyboardInterrupt, and only the children (which set their own handlers) stopped.
+    start, children = fake_stack
+    start(["runs", "runs"])
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        timer = once_watching(lambda: ctrl_c(children))
+        output = run_command()
+        timer.join()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # handlers given back
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    assert "Stopped." in output
+    assert [child.returncode for child in children] == [0, 0]
+
+
+def test_sigterm_stops_everything_quietly(fake_stack):
+    start, children = fake_stack
+    start(["runs", "runs"])
+
+    timer = once_watching(lambda: os.kill(os.getpid(), signal.SIGTERM))
+    output = run_command()
+    timer.join()
+
+    assert "Stopped." in output
+    assert [child.returncode for child in children] == [0, 0]
+
+
+def test_a_crash_of_the_web_server_still_fails_loudly(fake_stack):
+    from django.core.management import CommandError
+
+    start, children = fake_stack
+    start(["crashes", "runs"])
+
+    with pytest.raises(CommandError, match="gunicorn exited with code 3; stopping"):
+        run_command()
+    assert children[1].returncode == 0  # the worker was stopped all the same

@@ -58,6 +58,48 @@ def test_it_speaks_kombus_dialect_for_a_unix_socket_broker(production_settings):
     assert settings["CACHES"]["default"]["LOCATION"] == "unix:///run/valkey.sock"
 
 
+def test_it_keeps_the_database_number_of_a_unix_socket_broker(production_settings):
+    # kombu ignores redis-py's ?db=: the broker would quietly be database 0.
+    settings = production_settings(REDIS_URL="unix:///run/valkey.sock?db=15")
+    assert settings["CELERY_BROKER_URL"] == "redis+socket:///run/valkey.sock?virtual_host=15"
+    assert settings["CACHES"]["default"]["LOCATION"] == "unix:///run/valkey.sock?db=15"
+
+
+def test_it_gives_public_s3_objects_the_media_cache_header(production_settings):
+    settings = production_settings(STORAGE_BACKEND="s3", S3_BUCKET="race-photos")
+    public = settings["STORAGES"]["default"]["OPTIONS"]
+    assert public["object_parameters"] == {"CacheControl": settings["MEDIA_CACHE_CONTROL"]}
+    assert "object_parameters" not in settings["STORAGES"]["private"]["OPTIONS"]
+    assert settings["SERVE_MEDIA"] is False
+
+
+def test_it_serves_media_itself_only_in_development_on_the_file_system(production_settings):
+    assert production_settings()["SERVE_MEDIA"] is False
+    assert production_settings(DEBUG="1")["SERVE_MEDIA"] is True
+    assert production_settings(SERVE_MEDIA="1")["SERVE_MEDIA"] is True
+    assert production_settings(DEBUG="1", STORAGE_BACKEND="s3",
+                               S3_BUCKET="race-photos")["SERVE_MEDIA"] is False
+    with pytest.raises(ImproperlyConfigured, match="with STORAGE_BACKEND=s3 the bucket"):
+        production_settings(SERVE_MEDIA="1", STORAGE_BACKEND="s3", S3_BUCKET="race-photos")
+
+
+@pytest.mark.parametrize(("public", "private"), [
+    ("/data/files", "/data/files/private"),
+    ("/data/files", "/data/files"),
+    ("/data/files/media", "/data/files"),
+])
+def test_it_refuses_a_published_folder_that_holds_the_originals(production_settings, public, private):
+    with pytest.raises(ImproperlyConfigured, match="must not contain each other"):
+        production_settings(MEDIA_ROOT=public, PRIVATE_MEDIA_ROOT=private)
+
+
+def test_it_names_the_site_in_e_mails_from_the_environment(production_settings):
+    settings = production_settings(SITE_NAME="Photos du Trail")
+    assert settings["SITE_NAME"] == "Photos du Trail"
+    assert settings["ACCOUNT_EMAIL_SUBJECT_PREFIX"] == "[Photos du Trail] "
+    assert settings["DEFAULT_FROM_EMAIL"] == "Photos du Trail <noreply@localhost>"
+
+
 def test_it_parses_booleans_integers_and_lists(monkeypatch):
     monkeypatch.setenv("X_BOOL", "Yes")
     monkeypatch.setenv("X_INT", " 42 ")

@@ -18,7 +18,8 @@ from photos.tests.factories import PhotoFactory
 pytestmark = pytest.mark.django_db
 
 PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list", "detail",
-          "event-list", "event-detail",
+          "event-list", "event-detail", "favicon",
+          "media",  # public derivatives only: racephoto/tests/test_media.py
           "selfie-search"}  # within the event's setting: search/tests/test_selfie_privacy.py
 # Any signed-in person, on their own data only (accounts/tests/test_privacy.py, test_auth.py).
 SIGNED_IN = {"profile", "privacy", "claim_bib", "set_face_search", "request_erasure"}

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -26,6 +27,36 @@ from django.core.management import BaseCommand, CommandError, call_command
 from racephoto.embedded import EmbeddedPostgres, EmbeddedValkey, _pid_runs
 
 ADMIN_USERNAME = "admin"
+# A child's exit status after Ctrl-C or SIGTERM: gunicorn and Celery exit 0; a
+# process without a handler dies of the signal (Popen reports it negative).
+STOPPED_AS_ASKED = {0, -signal.SIGINT, -signal.SIGTERM}
+
+
+class StopRequest:
+    requested = False
+
+
+@contextmanager
+def stop_signals():
+    """A flag raised by SIGINT (Ctrl-C) or SIGTERM while the block runs, instead of an exception.
+
+    SIGINT gets a handler of its own too: a shell starts a background job with SIGINT
+    ignored, and Python then never raises KeyboardInterrupt. A second Ctrl-C while
+    everything stops does not cut the stop short. The previous handlers come back after.
+    """
+    # A plain flag: a threading.Event's lock is not safe to take in a signal handler.
+    stop = StopRequest()
+
+    def request_stop(signum, frame):
+        stop.requested = True
+
+    previous = {signum: signal.signal(signum, request_stop)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _set_parent_death_signal():
@@ -76,11 +107,12 @@ class Command(BaseCommand):
             f"  Health:      {base}/healthz\n"
             "Press Ctrl-C to stop everything.\n"
         ))
-        try:
-            self._watch(children)
-        finally:
-            self._shutdown(children)
-            state_file.unlink(missing_ok=True)
+        with stop_signals() as stop:
+            try:
+                self._watch(children, stop)
+            finally:
+                self._shutdown(children)
+                state_file.unlink(missing_ok=True)
 
     # --- steps -----------------------------------------------------------------
 
@@ -127,23 +159,21 @@ class Command(BaseCommand):
         )
         return [web, worker]
 
-    def _watch(self, children):
-        stop = {"requested": False}
-
-        def request_stop(signum, frame):
-            stop["requested"] = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        try:
-            while not stop["requested"]:
-                for child in children:
-                    if child.poll() is not None:
-                        raise CommandError(
-                            f"{Path(child.args[0]).name} exited with code {child.returncode}; stopping."
-                        )
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+    def _watch(self, children, stop: StopRequest):
+        """Return on Ctrl-C or SIGTERM, or when a child has stopped as asked; raise if one crashed."""
+        while not stop.requested:
+            time.sleep(0.5)
+            for child in children:
+                code = child.poll()
+                if code is None:
+                    continue
+                name = Path(child.args[0]).name
+                if code in STOPPED_AS_ASKED:
+                    # Ctrl-C reaches the terminal's whole process group: the web server
+                    # may be gone before this process has seen its own SIGINT.
+                    self.stdout.write(f"\n{name} has stopped.")
+                    return
+                raise CommandError(f"{name} exited with code {code}; stopping.")
 
     def _shutdown(self, children):
         self.stdout.write("\nStopping web server and worker…")
