@@ -78,6 +78,23 @@ class EventAdminForm(forms.ModelForm):
             "description_en": forms.Textarea(attrs={"rows": 5}),
         }
 
+    # The bib lengths have defaults: a form sent without them (a script, an older page)
+    # keeps the defaults rather than failing on fields the organiser never touched.
+    DEFAULTED = ("bib_min_length", "bib_max_length")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.DEFAULTED:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.DEFAULTED:
+            if name in self.fields and cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = Event._meta.get_field(name).get_default()
+        return cleaned
+
 
 @admin.register(Event)
 class EventAdmin(RoleScopedAdmin):

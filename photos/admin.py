@@ -82,8 +82,8 @@ class PhotoAdmin(RoleScopedAdmin):
     def preview_tag(self, photo):
         if not photo.preview:
             return _("Not made yet: it appears once the photo is processed.")
-        return format_html('<a href="{0}"><img src="{0}" alt="" class="photo-preview"></a>',
-                           photo.preview.url)
+        return format_html('<a href="{0}"><img src="{0}" alt="{1}" class="photo-preview"></a>',
+                           photo.preview.url, _("watermarked preview"))
 
     @admin.display(description=_("original"))
     def original_file(self, photo):
@@ -102,7 +102,8 @@ class PhotoAdmin(RoleScopedAdmin):
         return formats.number_format(round(photo.sharpness))
 
     def get_urls(self):
-        original = path("<int:object_id>/original/", self.admin_site.admin_view(self.original_view),
+        original = path("<int:object_id>/original/",
+                        self.admin_site.admin_view(self.original_view),
                         name="photos_photo_original")
         return [original, *super().get_urls()]
 
