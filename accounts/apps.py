@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = _("Accounts")
+    verbose_name = _("Users and privacy")
 
     def ready(self):
         from accounts.privacy import guard_erased_bib

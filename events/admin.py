@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
@@ -61,6 +62,39 @@ class StartListEntryInline(ParentScopedInline, admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class EventAdminForm(forms.ModelForm):
+    class Meta:
+        model = Event
+        fields = "__all__"
+        help_texts = {
+            "bib_min_length": _("Bibs have at least this many digits."),
+            "bib_max_length": _("Bibs have at most this many digits."),
+            "bib_min_value": _("Empty: no lower limit."),
+            "bib_max_value": _("Empty: no upper limit."),
+        }
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 5}),
+            "description_en": forms.Textarea(attrs={"rows": 5}),
+        }
+
+    # The bib lengths have defaults: a form sent without them (a script, an older page)
+    # keeps the defaults rather than failing on fields the organiser never touched.
+    DEFAULTED = ("bib_min_length", "bib_max_length")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.DEFAULTED:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.DEFAULTED:
+            if name in self.fields and cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = Event._meta.get_field(name).get_default()
+        return cleaned
+
+
 @admin.register(Event)
 class EventAdmin(RoleScopedAdmin):
     # Organisers run their own events; deleting one (and all its photos) stays with admins.
@@ -74,8 +108,17 @@ class EventAdmin(RoleScopedAdmin):
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("organisers", "photographers")
     readonly_fields = ("start_list_summary",)
+    form = EventAdminForm
     fieldsets = (
-        (None, {"fields": ("name", "slug", "date", "location", "description", "is_published")}),
+        (None, {"fields": ("name", "name_en", "slug", ("date", "location"), "is_published")}),
+        (_("Description"), {"fields": ("description", "description_en")}),
+        (_("Bib rules"), {
+            "description": _("What a number read on a photo must look like to be taken for a "
+                             "bib. Numbers that break a rule are ignored."),
+            "fields": (("bib_min_length", "bib_max_length"), ("bib_min_value", "bib_max_value"),
+                       "bib_ignore"),
+        }),
+        (_("Watermark"), {"fields": ("watermark_text", "watermark_logo")}),
         (_("Privacy"), {"fields": ("face_search",)}),
         (_("People"), {"fields": ("organisers", "photographers")}),
         (_("Start list"), {"fields": ("start_list_summary",)}),

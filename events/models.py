@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import is_platform_admin
@@ -45,11 +46,18 @@ class Event(models.Model):
         OPT_IN = "opt_in", _("Opt-in: only runners who agreed can be found by their face")
         OFF = "off", _("Off: no selfie search, faces are never compared")
 
-    name = models.CharField(_("name"), max_length=200)
+    # Texts come in the site's main language (French) and, optionally, in English;
+    # a page shows the reader's language and falls back to the other one.
+    name = models.CharField(_("name (French)"), max_length=200)
+    name_en = models.CharField(_("name (English)"), max_length=200, blank=True,
+                               help_text=_("Empty: the French name is shown."))
     slug = models.SlugField(_("slug"), max_length=200, unique=True)
     date = models.DateField(_("date"))
     location = models.CharField(_("location"), max_length=200, blank=True)
-    description = models.TextField(_("description"), blank=True)
+    description = models.TextField(_("description (French)"), blank=True)
+    description_en = models.TextField(
+        _("description (English)"), blank=True,
+        help_text=_("Empty: the French description is shown."))
     is_published = models.BooleanField(
         _("published"), default=False,
         help_text=_("Only published events appear on the public site."),
@@ -102,6 +110,22 @@ class Event(models.Model):
 
     def get_absolute_url(self):
         return reverse("events:detail", kwargs={"slug": self.slug})
+
+    def _in_current_language(self, field: str) -> str:
+        french, english = getattr(self, field), getattr(self, f"{field}_en")
+        if (translation.get_language() or "").startswith("en"):
+            return english or french
+        return french or english
+
+    @property
+    def display_name(self) -> str:
+        """The name in the language of the page being rendered, else the other one."""
+        return self._in_current_language("name")
+
+    @property
+    def display_description(self) -> str:
+        """The description in the language of the page being rendered, else the other one."""
+        return self._in_current_language("description")
 
     def clean(self):
         super().clean()

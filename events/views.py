@@ -79,21 +79,21 @@ def _distance_label(distance):
 
 
 def _meta_description(event):
-    if event.description:
-        text = " ".join(strip_tags(event.description).split())
+    if event.display_description:
+        text = " ".join(strip_tags(event.display_description).split())
         return Truncator(text).chars(META_DESCRIPTION_LENGTH)
     if event.location:
         return _(
             "Race photos from %(name)s, %(date)s in %(location)s. "
             "Find yours by bib number, selfie or outfit."
         ) % {
-            "name": event.name,
+            "name": event.display_name,
             "date": formats.date_format(event.date, "DATE_FORMAT"),
             "location": event.location,
         }
     return _(
         "Race photos from %(name)s, %(date)s. Find yours by bib number, selfie or outfit."
-    ) % {"name": event.name, "date": formats.date_format(event.date, "DATE_FORMAT")}
+    ) % {"name": event.display_name, "date": formats.date_format(event.date, "DATE_FORMAT")}
 
 
 def _sports_event_data(event, races, url, description):
@@ -107,7 +107,7 @@ def _sports_event_data(event, races, url, description):
     data = {
         "@context": "https://schema.org",
         "@type": "SportsEvent",
-        "name": event.name,
+        "name": event.display_name,
         "startDate": start_date,
         "url": url,
         "description": description,

@@ -1,4 +1,9 @@
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import formats
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -35,7 +40,7 @@ class PhotoAdmin(RoleScopedAdmin):
     view_roles = EVENT_STAFF
     change_roles = delete_roles = ORGANISER
     list_display = ("thumbnail_tag", "original_name", "event", "state", "captured_at",
-                    "photographer", "sharpness")
+                    "photographer", "sharpness_score")
     # Only events present in the (scoped) list: the plain filter would name every event.
     list_filter = ("state", ("event", admin.RelatedOnlyFieldListFilter))
     search_fields = ("original_name", "content_hash")
@@ -43,11 +48,18 @@ class PhotoAdmin(RoleScopedAdmin):
     date_hierarchy = "created_at"
     inlines = [PhotoStepInline]
     actions = ["reprocess"]
-    readonly_fields = ("thumbnail_tag", "content_hash", "file_size", "image_format", "width",
-                       "height", "captured_at", "camera", "original", "web", "preview",
-                       "thumbnail", "sharpness", "state", "failure_reason", "created_at",
-                       "updated_at")
-    fields = ("event", "photographer", "original_name", *readonly_fields)
+    # Originals and web versions are private files with no public URL: the page names
+    # them and offers the original through original_view, never as a storage link.
+    readonly_fields = ("preview_tag", "original_file", "content_hash", "file_size",
+                       "image_format", "width", "height", "captured_at", "camera",
+                       "sharpness_score", "state", "failure_reason", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("preview_tag", "event", "photographer", "original_name",
+                           "original_file", "state", "failure_reason")}),
+        (_("Image"), {"fields": (("image_format", "width", "height"), "file_size",
+                                 ("captured_at", "camera"), "sharpness_score", "content_hash")}),
+        (_("History"), {"fields": (("created_at", "updated_at"),)}),
+    )
 
     def scope(self, request, queryset):
         return queryset & Photo.objects.visible_to(request.user)
@@ -64,7 +76,50 @@ class PhotoAdmin(RoleScopedAdmin):
         # Only the public, watermarked thumbnail: the admin list must not leak originals either.
         if not photo.thumbnail:
             return "–"
-        return format_html('<img src="{}" alt="" style="max-height:64px">', photo.thumbnail.url)
+        return format_html('<img src="{}" alt="" class="photo-thumbnail">', photo.thumbnail.url)
+
+    @admin.display(description=_("watermarked preview"))
+    def preview_tag(self, photo):
+        if not photo.preview:
+            return _("Not made yet: it appears once the photo is processed.")
+        return format_html('<a href="{0}"><img src="{0}" alt="{1}" class="photo-preview"></a>',
+                           photo.preview.url, _("watermarked preview"))
+
+    @admin.display(description=_("original"))
+    def original_file(self, photo):
+        if not photo.original:
+            return "–"
+        url = reverse("admin:photos_photo_original", args=[photo.pk])
+        return format_html('<a href="{}">{}</a> <span class="help">{}</span>', url,
+                           _("Download the original"),
+                           _("Private: only staff of the event can download it."))
+
+    @admin.display(description=_("sharpness"), ordering="sharpness")
+    def sharpness_score(self, photo):
+        # A variance of the Laplacian: only its order of magnitude means anything.
+        if photo.sharpness is None:
+            return "–"
+        return formats.number_format(round(photo.sharpness))
+
+    def get_urls(self):
+        original = path("<int:object_id>/original/",
+                        self.admin_site.admin_view(self.original_view),
+                        name="photos_photo_original")
+        return [original, *super().get_urls()]
+
+    def original_view(self, request, object_id):
+        """Streams the private original to staff who may see the photo (scoped queryset)."""
+        photo = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not self.has_view_permission(request, photo):
+            raise PermissionDenied
+        if not photo.original:
+            raise Http404
+        try:
+            handle = photo.original.open("rb")
+        except FileNotFoundError as missing:
+            raise Http404(_("The original file is missing from storage.")) from missing
+        return FileResponse(handle, as_attachment=True,
+                            filename=photo.original_name or photo.original.name.rsplit("/", 1)[-1])
 
     @admin.action(description=_("Process again (failed photos are reset first)"),
                   permissions=["change"])

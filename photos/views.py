@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from events.models import Event
@@ -36,6 +37,15 @@ def upload_page(request, slug):
     })
 
 
+def _plural_forms(translate) -> dict:
+    """Both forms of a counted message, for the script to choose from by the count.
+
+    The script picks with Intl.PluralRules, whose categories for French and English are
+    "one" and "other": the two forms their catalogues have (0 is "one" in French).
+    """
+    return {"one": translate(1), "other": translate(2)}
+
+
 def _upload_messages() -> dict:
     """Words the upload script shows, translated here so the script needs no catalogue."""
     return {
@@ -48,8 +58,26 @@ def _upload_messages() -> dict:
         "retrying": _("retrying"),
         "login": _("Your session has ended: reload the page, log in again and send the "
                    "files that failed once more."),
-        "summary": _("%(done)s of %(total)s files sent: %(accepted)s accepted, "
-                     "%(duplicate)s duplicates, %(rejected)s rejected, %(failed)s failed."),
+        # A file's state and why, e.g. "rejected: not an image".
+        "status_reason": _("%(status)s: %(reason)s"),
+        # "3 of 4 files sent (1 ZIP archive, 9 photos): 8 accepted, 1 rejected."
+        "summary": _("%(files)s: %(outcomes)s."),
+        "summary_with_contents": _("%(files)s (%(contents)s): %(outcomes)s."),
+        "plurals": {
+            "files_sent": _plural_forms(lambda n: ngettext(
+                "%(done)s of %(total)s file sent", "%(done)s of %(total)s files sent", n)),
+            "zip_archives": _plural_forms(lambda n: ngettext(
+                "%(count)s ZIP archive", "%(count)s ZIP archives", n)),
+            "photos": _plural_forms(lambda n: ngettext("%(count)s photo", "%(count)s photos", n)),
+            "accepted": _plural_forms(lambda n: ngettext(
+                "%(count)s accepted", "%(count)s accepted", n)),
+            "duplicate": _plural_forms(lambda n: ngettext(
+                "%(count)s duplicate", "%(count)s duplicates", n)),
+            "rejected": _plural_forms(lambda n: ngettext(
+                "%(count)s rejected", "%(count)s rejected", n)),
+            "failed": _plural_forms(lambda n: ngettext(
+                "%(count)s upload failed", "%(count)s uploads failed", n)),
+        },
     }
 
 

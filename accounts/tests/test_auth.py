@@ -113,9 +113,9 @@ def test_it_shows_the_sign_in_pages_in_french_and_english(client):
     english = client.get("/en/accounts/login/").content.decode()
 
     assert '<html lang="fr">' in french
-    assert "Connexion" in french
+    assert "Se connecter" in french  # the words of the site header's link
     assert "Mot de passe" in french
-    assert "Sign In" in english
+    assert "Sign in" in english
     assert 'name="csrfmiddlewaretoken"' in french
 
 

@@ -25,6 +25,35 @@
     return template.replace(/%\((\w+)\)s/g, (_, key) => String(values[key]));
   }
 
+  // Counted messages come in the forms the page's language has ("one", "other"): the
+  // view translated each with ngettext; Intl.PluralRules says which one a count takes.
+  const pluralRules = new Intl.PluralRules(document.documentElement.lang || "fr");
+  function plural(key, count, values) {
+    const forms = messages.plurals[key];
+    return format(forms[pluralRules.select(count)] || forms.other, {count, ...values});
+  }
+
+  function statusWithReason(status, reason) {
+    return reason ? format(messages.status_reason, {status, reason}) : status;
+  }
+
+  // "8 accepted, 1 rejected": accepted always, the other outcomes when there are any.
+  function outcomes(counts) {
+    const parts = [plural("accepted", counts.accepted)];
+    for (const key of ["duplicate", "rejected", "failed"]) {
+      if (counts[key]) parts.push(plural(key, counts[key]));
+    }
+    return parts.join(", ");
+  }
+
+  function countResults(results) {
+    return {
+      accepted: results.filter((r) => r.status === "accepted").length,
+      duplicate: results.filter((r) => r.status === "duplicate").length,
+      rejected: results.filter((r) => r.status === "rejected").length,
+    };
+  }
+
   function addFiles(files) {
     for (const file of files) {
       const row = document.createElement("li");
@@ -102,22 +131,21 @@
     item.loaded = 1;
     item.bar.value = 100;
     const rejected = results.filter((r) => r.status === "rejected");
-    const accepted = results.filter((r) => r.status === "accepted").length;
-    const duplicates = results.filter((r) => r.status === "duplicate").length;
     item.state = "done";
-    if (results.length === 1) {
+    item.isArchive = results.length !== 1 || results[0].name !== item.file.name;
+    if (!item.isArchive) {
       const result = results[0];
       item.row.dataset.state = result.status;
-      item.status.textContent = messages[result.status] + (result.reason ? ": " + result.reason : "");
+      item.status.textContent = statusWithReason(messages[result.status], result.reason);
     } else {
       // A ZIP: one line for the archive, one sub-line per rejected entry.
       item.row.dataset.state = rejected.length ? "partial" : "accepted";
-      item.status.textContent = `${accepted} ${messages.accepted}, ${duplicates} ${messages.duplicate}, ${rejected.length} ${messages.rejected}`;
+      item.status.textContent = outcomes(countResults(results));
       if (rejected.length) {
         const details = document.createElement("ul");
         for (const r of rejected) {
           const li = document.createElement("li");
-          li.textContent = `${r.name}: ${r.reason}`;
+          li.textContent = statusWithReason(r.name, r.reason);
           details.append(li);
         }
         item.row.append(details);
@@ -150,14 +178,18 @@
     const progress = items.reduce((sum, item) => sum + (item.state === "done" || item.state === "failed" ? 1 : item.loaded), 0);
     overall.value = total ? Math.round((progress / total) * 100) : 0;
     const results = items.flatMap((item) => item.results);
-    summary.textContent = format(messages.summary, {
-      done: items.filter((i) => i.state === "done" || i.state === "failed").length,
-      total,
-      accepted: results.filter((r) => r.status === "accepted").length,
-      duplicate: results.filter((r) => r.status === "duplicate").length,
-      rejected: results.filter((r) => r.status === "rejected").length,
-      failed: items.filter((i) => i.state === "failed").length,
-    });
+    const done = items.filter((i) => i.state === "done" || i.state === "failed").length;
+    const files = plural("files_sent", total, {done, total});
+    const counts = {...countResults(results), failed: items.filter((i) => i.state === "failed").length};
+    // Files and what they held: a ZIP's photos are counted as photos, never as files.
+    const archives = items.filter((item) => item.isArchive).length;
+    summary.textContent = archives
+      ? format(messages.summary_with_contents, {
+          files,
+          contents: [plural("zip_archives", archives), plural("photos", results.length)].join(", "),
+          outcomes: outcomes(counts),
+        })
+      : format(messages.summary, {files, outcomes: outcomes(counts)});
     retryButton.hidden = !items.some((i) => i.state === "failed");
   }
 

@@ -114,7 +114,8 @@ def test_it_uploads_a_batch_and_shows_every_photo_processed(live_server, page, e
         path.name: "accepted" for path in good}
     state, status = shown[bad.name]
     assert state == "rejected"
-    said = f"{upload_messages(page)['rejected']}: "
+    messages = upload_messages(page)
+    said = messages["status_reason"] % {"status": messages["rejected"], "reason": ""}
     assert status.startswith(said) and status[len(said):].strip(), f"no reason: {status!r}"
     state, status = shown[again.name]
     assert state == "duplicate"
