@@ -7,7 +7,6 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from accounts.tests.factories import named_people
 from events.tests.factories import EventFactory
 from photos.tests.factories import PhotoFactory
 from photos.tests.images import jpeg
@@ -45,7 +44,7 @@ def test_it_labels_the_thumbnail_once_and_rounds_the_sharpness(admin_client, pho
     assert re.search(r">\s*927\s*<", change)
 
 
-def test_it_streams_the_original_to_the_event_staff(photo, client):
+def test_it_streams_the_original_to_the_event_staff(photo, client, named_people):
     people = named_people(photo.event)
     client.force_login(people["owner"])
 
@@ -56,7 +55,7 @@ def test_it_streams_the_original_to_the_event_staff(photo, client):
     assert 'attachment; filename="IMG_0003.JPG"' in response["Content-Disposition"]
 
 
-def test_it_hides_the_original_from_staff_of_another_event(photo, client):
+def test_it_hides_the_original_from_staff_of_another_event(photo, client, named_people):
     other_event = EventFactory(slug="ailleurs")
     people = named_people(other_event)
     client.force_login(people["owner"])  # organiser of another event, staff all the same

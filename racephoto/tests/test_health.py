@@ -154,8 +154,8 @@ def test_it_shows_the_checks_to_the_bearer_of_the_token(client, settings, health
 @pytest.mark.django_db
 @pytest.mark.parametrize(("who", "details"), [("admin", True), ("owner", False),
                                               ("outsider", False)])
-def test_it_shows_the_checks_to_a_signed_in_platform_admin_only(client, who, details):
-    from accounts.tests.factories import named_people
+def test_it_shows_the_checks_to_a_signed_in_platform_admin_only(client, who, details,
+                                                                  named_people):
     from events.tests.factories import EventFactory
 
     client.force_login(named_people(EventFactory())[who])

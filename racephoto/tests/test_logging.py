@@ -44,11 +44,9 @@ def test_it_writes_one_json_object_per_line_with_the_request_id():
 
 
 @pytest.fixture
-def refusal_world(settings):
-    from accounts.tests.factories import named_people
+def refusal_world(named_people):
     from events.tests.factories import EventFactory
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     event = EventFactory(slug="trail-des-cretes")
     return event, named_people(event)
 

@@ -23,7 +23,6 @@ from django.db import connection
 from PIL import Image
 from rest_framework.authtoken.models import Token
 
-from accounts.tests.factories import named_people
 from events.tests.factories import EventFactory
 from photos.derivatives import make_derivatives
 from photos.tests.factories import PhotoFactory
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def photo():
+def photo(named_people):
     event = EventFactory(name="Semi de Villeurbanne", slug="semi-villeurbanne")
     photo = PhotoFactory(event=event, with_original=True)
     make_derivatives(photo)

@@ -12,11 +12,6 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-enough-passphrase-42"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def sign_up(client, language: str):
     # A new address each time: allauth sends one confirmation per address every few
     # minutes, counted in the cache, which outlives a test.
