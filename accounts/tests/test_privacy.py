@@ -323,8 +323,9 @@ def test_it_accepts_a_bib_when_the_event_has_no_start_list_and_says_it_could_not
 
     assert set(BibClaim.objects.filter(user=runner).values_list("bib", flat=True)) == {"42",
                                                                                        "43"}
-    assert ('<li class="warning">Semi de Lyon has no start list, so we could not check that '
-            "bib 42 is yours") in en.content.decode()
+    # shown as a warning, not as a success
+    assert ('<li class="notice notice-warning" role="status">Semi de Lyon has no start list, '
+            "so we could not check that bib 42 is yours") in en.content.decode()
     assert ("Semi de Lyon n’a pas de liste des inscrits : nous n’avons pas pu vérifier que "
             "le dossard 43 est bien le vôtre.") in fr.content.decode()
 
