@@ -32,10 +32,23 @@ class SearchError(Exception):
     """The search cannot be done; ``str()`` is a sentence for the runner."""
 
 
+# Why a photo matched, beside BibTag.Source's values (bib read, carried over by face, by hand).
+REASON_FACE = "face"
+
+
 @dataclass(frozen=True)
 class Match:
     photo_id: int
     score: float  # cosine similarity of the best face, or the bib tag's confidence
+    # Why it matched: BibTag.Source values for a bib search, REASON_FACE for a selfie.
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SelfieResult:
+    matches: list[Match]
+    # How many faces the selfie showed; with several, the largest one was searched.
+    faces_found: int
 
 
 def photos_by_bib(event, bib: str) -> list[Match]:
@@ -51,9 +64,11 @@ def photos_by_bib(event, bib: str) -> list[Match]:
             .exclude(source=BibTag.Source.OCR, confirmed=False)
             .order_by("-confidence"))
     best: dict[int, float] = {}
-    for photo_id, confidence in tags.values_list("photo_id", "confidence"):
+    reasons: dict[int, list[str]] = {}
+    for photo_id, confidence, source in tags.values_list("photo_id", "confidence", "source"):
         best.setdefault(photo_id, confidence)
-    return [Match(photo_id, score) for photo_id, score in best.items()]
+        reasons.setdefault(photo_id, []).append(source)
+    return [Match(photo_id, score, tuple(reasons[photo_id])) for photo_id, score in best.items()]
 
 
 def _selfie_image(upload) -> Image.Image:
@@ -76,14 +91,33 @@ def _selfie_image(upload) -> Image.Image:
     return image
 
 
+class _FaceCounter:
+    """Passes the detector's faces on and remembers how many the selfie showed."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.count = 0
+
+    def __call__(self, image):
+        faces = self.detector(image)
+        self.count = len(faces)
+        return faces
+
+
 def photos_by_selfie(event, upload, limit: int = FACE_CANDIDATES) -> list[Match]:
     """The event's photos with a face like the one in the selfie, most similar first."""
+    return selfie_search(event, upload, limit).matches
+
+
+def selfie_search(event, upload, limit: int = FACE_CANDIDATES) -> SelfieResult:
+    """:func:`photos_by_selfie`, with how many faces the selfie showed (pages say which
+    one was searched)."""
     try:
         privacy.check_face_search(event)
     except privacy.FaceSearchOff:
         raise SearchError(_("The organiser of this event has turned face search off.")) from None
     image = _selfie_image(upload)
-    detector, embedder = loaded.face_detector(), loaded.face_embedder()
+    detector, embedder = _FaceCounter(loaded.face_detector()), loaded.face_embedder()
     try:
         vector = embed_selfie(image, detector, embedder)
     except ModelUnavailable as exc:
@@ -108,5 +142,6 @@ def photos_by_selfie(event, upload, limit: int = FACE_CANDIDATES) -> list[Match]
         if photo_id is not None and similarity > best.get(photo_id, -1.0):
             best[photo_id] = similarity
     ranked = sorted(best.items(), key=lambda item: -item[1])
-    return [Match(photo_id, round(score, 4)) for photo_id, score in ranked]
+    return SelfieResult([Match(photo_id, round(score, 4), (REASON_FACE,))
+                         for photo_id, score in ranked], detector.count)
 
