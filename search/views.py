@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -196,8 +197,15 @@ def selfie_search(request, slug):
     return _selfie_search(request, slug)
 
 
-@csrf_protect
 def _selfie_search(request, slug):
+    response = _selfie_search_checked(request, slug)
+    # Which photos show this face is nobody else's business: no shared or disk cache.
+    patch_cache_control(response, private=True, no_store=True)
+    return response
+
+
+@csrf_protect
+def _selfie_search_checked(request, slug):
     event = _published_event(slug)
     context = {"event": event, **face_search_status(event), "searched": "selfie"}
 

@@ -342,7 +342,8 @@ def test_a_selfie_finds_the_runners_photos_and_says_it_was_the_face(client, race
     assert "noindex" in html
 
 
-def test_a_selfie_is_never_written_to_disk_or_to_the_database(client, race, settings, tmp_path):
+def test_a_selfie_is_never_written_to_disk_the_database_a_log_or_a_cache(client, race, settings,
+                                                                         tmp_path, caplog):
     event, astronaut, _cameraman = race
     # Larger than Django's in-memory upload limit (2.5 MB): a plain view would spool it.
     pixels = np.random.default_rng(5).integers(0, 255, (1100, 1100, 3), dtype=np.uint8)
@@ -354,6 +355,7 @@ def test_a_selfie_is_never_written_to_disk_or_to_the_database(client, race, sett
     assert len(selfie) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "uploads")
     os.makedirs(settings.FILE_UPLOAD_TEMP_DIR)
+    caplog.set_level("DEBUG")
 
     with CaptureQueriesContext(connection) as queries:
         response, written = files_written_during(
@@ -365,6 +367,9 @@ def test_a_selfie_is_never_written_to_disk_or_to_the_database(client, race, sett
     assert os.listdir(settings.FILE_UPLOAD_TEMP_DIR) == []
     assert [query["sql"] for query in queries.captured_queries
             if not query["sql"].lstrip().upper().startswith("SELECT")] == []
+    logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert "camille-selfie" not in logged
+    assert "no-store" in response["Cache-Control"]
 
 
 def test_a_selfie_with_several_faces_says_the_largest_was_searched(client, race):
