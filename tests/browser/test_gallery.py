@@ -53,9 +53,9 @@ def scene(seed, runner=False, size=(1800, 1200)) -> Image.Image:
     return picture
 
 
-def ready_photo(event, seed, minute, runner=False) -> Photo:
+def ready_photo(event, seed, minute, runner=False, size=(1800, 1200)) -> Photo:
     """A photo through the real derivative step (watermarked preview and thumbnail)."""
-    image = scene(seed, runner)
+    image = scene(seed, runner, size)
     photo = PhotoFactory(event=event, state=Photo.State.READY, width=None, height=None,
                          original=ContentFile(jpeg(image), name=f"{seed}.jpg"),
                          captured_at=START + datetime.timedelta(minutes=minute))
@@ -83,7 +83,8 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
     event = EventFactory(name="Semi de Lyon", slug="semi-lyon", face_search=Event.FaceSearch.ON)
     StartListEntryFactory(event=event, bib="1234", first_name="Marie", last_name="Durand")
     mine = [ready_photo(event, seed, minute, runner=True) for seed, minute in ((1, 12), (2, 40))]
-    others = [ready_photo(event, seed, seed) for seed in range(3, 9)]
+    # More than a gallery page (24), small to be quick to make.
+    others = [ready_photo(event, seed, seed, size=(600, 400)) for seed in range(3, 29)]
     BibTag.objects.create(photo=mine[0], bib="1234", source=BibTag.Source.OCR, confidence=0.93,
                           confirmed=True)
     BibTag.objects.create(photo=mine[1], bib="1234", source=BibTag.Source.FACE_LINK,
@@ -94,9 +95,13 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
 
     page.goto(f"{live_server.url}/fr/events/semi-lyon/")
     grid = page.locator("#results .photo-tile img")
-    expect(grid).to_have_count(len(mine) + len(others))
+    expect(grid).to_have_count(24)
     assert image_loaded(grid.first)
     shot(page, "event-phone")
+    page.get_by_role("link", name="Plus de photos").click()  # htmx: the next page, in place
+    expect(grid).to_have_count(len(mine) + len(others))
+    expect(page.get_by_role("link", name="Plus de photos")).to_have_count(0)
+    assert page.url.endswith("/fr/events/semi-lyon/")
 
     page.get_by_label("Votre numéro de dossard").fill("1234")
     page.get_by_role("button", name="Chercher", exact=True).click()
