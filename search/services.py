@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 SELFIE_MAX_BYTES = 15 * 1024 * 1024
 SELFIE_MAX_PIXELS = 40_000_000
 SELFIE_ANALYSIS_SIZE = 1024
+# Faces of one selfie offered to pick from (a group selfie): each costs an embedding and a search.
+SELFIE_FACES_OFFERED = 4
+SELFIE_CROP_SIZE = 160
 # Faces looked at per selfie search: a runner rarely has more photos than this
 # in one event, and every hit is then checked against the database.
 FACE_CANDIDATES = 500
@@ -45,10 +48,23 @@ class Match:
 
 
 @dataclass(frozen=True)
-class SelfieResult:
+class SelfieFace:
+    """One more face of a selfie that showed several, for the runner to pick theirs."""
+
+    # A small JPEG of the face, sent back to the runner who sent the selfie and never
+    # stored: they cannot point at "the one on the left" otherwise.
+    crop: bytes
     matches: list[Match]
+
+
+@dataclass(frozen=True)
+class SelfieResult:
+    matches: list[Match]  # of the selfie's largest face
     # How many faces the selfie showed; with several, the largest one was searched.
     faces_found: int
+    # With several faces: the largest first, then the next ones (up to SELFIE_FACES_OFFERED),
+    # each searched too, so the runner can switch to theirs without sending it again.
+    faces: tuple[SelfieFace, ...] = ()
 
 
 def photos_by_bib(event, bib: str) -> list[Match]:
@@ -91,17 +107,28 @@ def _selfie_image(upload) -> Image.Image:
     return image
 
 
-class _FaceCounter:
-    """Passes the detector's faces on and remembers how many the selfie showed."""
+class _FaceRecorder:
+    """Passes the detector's faces on and remembers them (how many, and where)."""
 
     def __init__(self, detector):
         self.detector = detector
-        self.count = 0
+        self.faces = []
 
     def __call__(self, image):
-        faces = self.detector(image)
-        self.count = len(faces)
-        return faces
+        self.faces = list(self.detector(image))
+        return self.faces
+
+
+def _face_crop(image, face) -> bytes:
+    """The face with a margin, small, as JPEG bytes in memory."""
+    margin = 0.25 * max(face.width, face.height)
+    box = (max(0, round(face.x1 - margin)), max(0, round(face.y1 - margin)),
+           min(image.width, round(face.x2 + margin)), min(image.height, round(face.y2 + margin)))
+    crop = image.crop(box)
+    crop.thumbnail((SELFIE_CROP_SIZE, SELFIE_CROP_SIZE))
+    buffer = io.BytesIO()
+    crop.save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
 
 
 def photos_by_selfie(event, upload, limit: int = FACE_CANDIDATES) -> list[Match]:
@@ -110,16 +137,23 @@ def photos_by_selfie(event, upload, limit: int = FACE_CANDIDATES) -> list[Match]
 
 
 def selfie_search(event, upload, limit: int = FACE_CANDIDATES) -> SelfieResult:
-    """:func:`photos_by_selfie`, with how many faces the selfie showed (pages say which
-    one was searched)."""
+    """:func:`photos_by_selfie`, with how many faces the selfie showed and, when it showed
+    several, the next largest ones searched too (pages let the runner pick theirs)."""
     try:
         privacy.check_face_search(event)
     except privacy.FaceSearchOff:
         raise SearchError(_("The organiser of this event has turned face search off.")) from None
     image = _selfie_image(upload)
-    detector, embedder = _FaceCounter(loaded.face_detector()), loaded.face_embedder()
+    detector, embedder = _FaceRecorder(loaded.face_detector()), loaded.face_embedder()
+    crops, other_vectors = [], []
     try:
         vector = embed_selfie(image, detector, embedder)
+        if vector is not None and len(detector.faces) > 1:
+            # Largest first, as embed_selfie chose: the first crop is the face searched.
+            offered = sorted(detector.faces, key=lambda face: face.area,
+                             reverse=True)[:SELFIE_FACES_OFFERED]
+            other_vectors = list(embedder(image, offered[1:]))
+            crops = [_face_crop(image, face) for face in offered]
     except ModelUnavailable as exc:
         logger.error("selfie search unavailable: %s", exc)
         raise SearchError(_("Selfie search is not available at the moment.")) from None
@@ -128,6 +162,17 @@ def selfie_search(event, upload, limit: int = FACE_CANDIDATES) -> SelfieResult:
     if vector is None:
         raise SearchError(_("No face was found in the selfie: take it facing the camera, "
                             "in good light."))
+    matches = _face_matches(event, embedder, vector, limit)
+    faces = ()
+    if crops:
+        faces = (SelfieFace(crops[0], matches),) + tuple(
+            SelfieFace(crop, _face_matches(event, embedder, other, limit))
+            for crop, other in zip(crops[1:], other_vectors))
+    return SelfieResult(matches, len(detector.faces), faces)
+
+
+def _face_matches(event, embedder, vector, limit) -> list[Match]:
+    """The event's photos with a face like ``vector``, most similar first."""
     hits = [(face_id, similarity) for face_id, similarity
             in indexes.nearest(event.pk, indexes.FACES, embedder.signature, vector, limit)
             if similarity >= embedder.match_threshold]
@@ -142,6 +187,4 @@ def selfie_search(event, upload, limit: int = FACE_CANDIDATES) -> SelfieResult:
         if photo_id is not None and similarity > best.get(photo_id, -1.0):
             best[photo_id] = similarity
     ranked = sorted(best.items(), key=lambda item: -item[1])
-    return SelfieResult([Match(photo_id, round(score, 4), (REASON_FACE,))
-                         for photo_id, score in ranked], detector.count)
-
+    return [Match(photo_id, round(score, 4), (REASON_FACE,)) for photo_id, score in ranked]

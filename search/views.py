@@ -6,6 +6,7 @@ parsed by the in-memory upload handler only, searched and dropped, never stored 
 logged, and the same per-address throttle counts page and API searches together.
 """
 
+import base64
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -250,7 +251,17 @@ def _selfie_search_checked(request, slug):
         "tiles": _tiles(event, shown, result.matches),
         "truncated": len(photos) > len(shown),
         "processing": "" if photos else _processing_message(event),
+        "face_choices": [_face_choice(event, face) for face in result.faces],
     })
+
+
+def _face_choice(event, face) -> dict:
+    """One face of a group selfie: its picture (the runner's own, inline: never a file)
+    and its own results."""
+    photos = _ranked_public_photos(event, face.matches)
+    shown = photos[:SELFIE_RESULTS_SHOWN]
+    return {"crop": "data:image/jpeg;base64," + base64.b64encode(face.crop).decode("ascii"),
+            "total": len(photos), "tiles": _tiles(event, shown, face.matches)}
 
 
 def _search_neighbours(event, photo, raw_bib):

@@ -372,16 +372,21 @@ def test_a_selfie_is_never_written_to_disk_the_database_a_log_or_a_cache(client,
     assert "no-store" in response["Cache-Control"]
 
 
-def test_a_selfie_with_several_faces_says_the_largest_was_searched(client, race):
-    event, astronaut, _cameraman = race
+def test_a_group_selfie_searches_the_largest_face_first_and_lets_the_runner_pick_theirs(
+        client, race):
+    event, astronaut, cameraman = race
     group = Image.new("RGB", (900, 560), (120, 130, 140))
-    group.paste(CAMERAMAN.crop((150, 60, 320, 260)).resize((120, 140)), (20, 20))
+    group.paste(CAMERAMAN.crop((150, 60, 320, 260)).resize((170, 200)), (20, 20))
     group.paste(ASTRONAUT.crop((120, 0, 330, 260)).resize((420, 520)), (400, 20))
 
     html = post_selfie(client, event, ("group.jpg", jpeg(group))).content.decode()
 
-    assert "We found 2 faces in your selfie and searched the largest one." in html
-    assert sorted(tile_ids(html)) == sorted(photo.pk for photo in astronaut)
+    assert "We found 2 faces in your selfie and searched the largest one first." in html
+    crops = re.findall(r'<a href="#face-(\d)"><img src="data:image/jpeg;base64,', html)
+    assert crops == ["1", "2"]
+    first, second = html.split('id="face-1"')[1].split('id="face-2"')
+    assert sorted(tile_ids(first)) == sorted(photo.pk for photo in astronaut)
+    assert tile_ids(second) == [cameraman.pk]
 
 
 def test_a_selfie_without_a_face_says_so_and_how_to_retake_it(client, race):

@@ -143,6 +143,23 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
     expect(found).to_have_count(2)
     expect(found.locator(".reason").first).to_have_text("Visage semblable à votre selfie")
     shot(page, "selfie-results-phone")
+
+    # A selfie with a friend: the largest face is searched first, the runner picks theirs.
+    group = Image.new("RGB", (900, 560), (120, 130, 140))
+    group.paste(ASTRONAUT.crop((120, 0, 330, 260)).resize((420, 520)), (20, 20))
+    group.paste(ImageOps.grayscale(ASTRONAUT).convert("RGB").crop((120, 0, 330, 260))
+                .resize((170, 210)), (600, 40))
+    selfie.write_bytes(jpeg(group))
+    page.locator("#selfie-file").set_input_files(str(selfie))
+    page.get_by_role("button", name="Chercher avec mon selfie").click()
+    page.wait_for_load_state()
+    expect(page.locator(".face-choices img")).to_have_count(2)
+    expect(page.locator("#face-1")).to_be_visible()
+    expect(page.locator("#face-2")).to_be_hidden()
+    page.get_by_role("link", name="Visage 2").click()
+    expect(page.locator("#face-2")).to_be_visible()
+    expect(page.locator("#face-1")).to_be_hidden()
+    shot(page, "selfie-picker-phone")
     assert script_errors == []
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
 
