@@ -25,12 +25,11 @@ from events.models import Event, StartListEntry
 from mlpipeline.bibrules import canonical
 from photos.models import BibTag
 from search import gallery, services
-from search.api import SelfieInMemory, SelfieThrottle
+from search.api import _ENVELOPE_BYTES, SelfieInMemory, SelfieThrottle
 
 # A selfie search cannot be paged (the selfie is gone once the page is sent): the
 # closest ones are shown, which is far more than one runner's photos of one event.
 SELFIE_RESULTS_SHOWN = 120
-_ENVELOPE_BYTES = 64 * 1024  # as in search/api.py: the multipart wrapping around the selfie
 
 
 def _reason_labels():

@@ -33,6 +33,7 @@ from photos.models import BibTag, Face, Photo
 from photos.tests.factories import PhotoFactory
 from rest_framework.test import APIClient
 
+from search import services
 from search.api import SelfieThrottle
 from search.tests.test_selfie_privacy import (  # noqa: F401 (an autouse fixture)
     _no_stale_pending_index_runs,
@@ -411,6 +412,20 @@ def test_a_selfie_search_without_a_file_or_with_a_bad_file_is_refused_clearly(cl
     assert "Take a selfie or choose a photo of your face first." in empty.content.decode()
     assert not_a_photo.status_code == 400
     assert "could not be read" in not_a_photo.content.decode()
+
+
+def test_a_selfie_above_the_size_limit_is_refused_without_being_read(client, race, monkeypatch):
+    event, _astronaut, _cameraman = race
+    monkeypatch.setattr(services, "SELFIE_MAX_BYTES", 1024 * 1024)
+    pixels = np.random.default_rng(9).integers(0, 255, (700, 700, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    assert len(buffer.getvalue()) > 1024 * 1024 + 64 * 1024
+
+    response = post_selfie(client, event, ("huge.png", buffer.getvalue()))
+
+    assert response.status_code == 413
+    assert "The selfie is too large (at most 1 MB)." in response.content.decode()
 
 
 def test_the_selfie_form_needs_the_pages_csrf_token(race):
