@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from events.models import Event, Race, StartListEntry
 from photos.models import Photo
+from search import views as search_views
 
 META_DESCRIPTION_LENGTH = 160
 
@@ -164,6 +165,8 @@ def event_detail(request, slug):
             _sports_event_data(event, races, seo["canonical_url"], description)
         ),
         **seo,
+        # The search panel, and a search's results or the gallery (search/views.py).
+        **search_views.event_search_context(request, event),
     }
     return render(request, "events/event_detail.html", context)
 

@@ -30,6 +30,7 @@ urlpatterns = [
 # engines index both versions and a shared link opens in the sender's language.
 urlpatterns += i18n_patterns(
     path("", include("events.urls")),
+    path("", include("search.urls")),
     path("", include("photos.urls")),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),

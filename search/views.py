@@ -1,0 +1,307 @@
+"""The runner's pages: search by bib or selfie on the event page, the gallery, a page per photo.
+
+Pages only ever show the public derivatives (watermarked preview, thumbnail) of ready
+photos of published events. A selfie follows the API's rules (search/api.py): it is
+parsed by the in-memory upload handler only, searched and dropped, never stored or
+logged, and the same per-address throttle counts page and API searches together.
+"""
+
+import base64
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET
+
+from accounts import privacy
+from events import views as event_views
+from events.models import Event, StartListEntry
+from mlpipeline.bibrules import canonical
+from photos.models import BibTag
+from search import gallery, services
+from search.api import _ENVELOPE_BYTES, SelfieInMemory, SelfieThrottle
+
+# A selfie search cannot be paged (the selfie is gone once the page is sent): the
+# closest ones are shown, which is far more than one runner's photos of one event.
+SELFIE_RESULTS_SHOWN = 120
+
+
+def _reason_labels():
+    return {
+        BibTag.Source.OCR: _("Bib read on the photo"),
+        BibTag.Source.FACE_LINK: _("Bib carried over by the face"),
+        BibTag.Source.MANUAL: _("Tagged by hand"),
+        services.REASON_FACE: _("Face like your selfie"),
+    }
+
+
+@dataclass
+class Tile:
+    """One photo in a grid, with why it is there."""
+
+    photo: object
+    url: str
+    reasons: list[tuple[str, str]] = field(default_factory=list)  # (code, label)
+
+    @property
+    def sizes(self):
+        return gallery.derivative_sizes(self.photo)
+
+
+def _photo_url(event, photo_id, query=None) -> str:
+    url = reverse("search:photo", kwargs={"slug": event.slug, "photo_id": photo_id})
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+def _tiles(event, photos, matches=None, query=None) -> list[Tile]:
+    labels = _reason_labels()
+    reasons = {match.photo_id: match.reasons for match in matches or []}
+    return [Tile(photo, _photo_url(event, photo.pk, query),
+                 [(code, labels[code]) for code in dict.fromkeys(reasons.get(photo.pk, ()))
+                  if code in labels])
+            for photo in photos]
+
+
+def _ranked_public_photos(event, matches) -> list:
+    """The matched photos a runner may see, in the matches' order."""
+    photos = {photo.pk: photo for photo in
+              gallery.public_photos(event).filter(pk__in=[match.photo_id for match in matches])}
+    return [photos[match.photo_id] for match in matches if match.photo_id in photos]
+
+
+def runner_label(event, bib) -> str:
+    """The runner wearing ``bib`` as the start list names them, first name and initial only
+    ("Marie D."): enough to recognise oneself, not enough to identify a stranger."""
+    entry = StartListEntry.objects.filter(event=event, bib=bib).only(
+        "first_name", "last_name").first()
+    if entry is None:
+        return ""
+    initial = entry.last_name.strip()[:1].upper()
+    return " ".join(part for part in (entry.first_name.strip(), f"{initial}." if initial else "")
+                    if part)
+
+
+def face_search_status(event) -> dict:
+    return {"face_search": event.face_search,
+            "selfie_allowed": event.face_search != Event.FaceSearch.OFF}
+
+
+def _processing_message(event) -> str:
+    left = gallery.photos_left_to_process(event)
+    if not left:
+        return ""
+    return ngettext("Photos are still being processed: %(count)d left.",
+                    "Photos are still being processed: %(count)d left.", left) % {"count": left}
+
+
+def bib_search(event, raw_bib: str, start: int = 0) -> dict:
+    """The context of a bib search: the runner's name, one page of photos, or what went wrong."""
+    context = {"searched": "bib", "bib_query": raw_bib}
+    try:
+        matches = services.photos_by_bib(event, raw_bib)
+    except services.SearchError as error:
+        return {**context, "search_error": str(error)}
+    bib = canonical(raw_bib)
+    photos = _ranked_public_photos(event, matches)
+    shown = photos[start:start + gallery.PAGE_SIZE]
+    more_url = ""
+    if start + gallery.PAGE_SIZE < len(photos):
+        more_url = _list_url(event, {"bib": bib, "start": start + gallery.PAGE_SIZE})
+    return {
+        **context,
+        "bib": bib,
+        "runner": runner_label(event, bib),
+        "total": len(photos),
+        "tiles": _tiles(event, shown, matches, {"bib": bib}),
+        "more_url": more_url,
+        "processing": "" if photos else _processing_message(event),
+    }
+
+
+def _list_url(event, query) -> str:
+    return f"{reverse('search:photos', kwargs={'slug': event.slug})}?{urlencode(query)}"
+
+
+def _gallery(event, cursor: str = "") -> dict:
+    page = gallery.gallery_page(event, cursor)
+    return {
+        "searched": "",
+        "tiles": _tiles(event, page.photos),
+        "more_url": _list_url(event, {"after": page.next_cursor}) if page.next_cursor else "",
+    }
+
+
+def _start(request) -> int:
+    value = request.GET.get("start", "0")
+    if not value.isdigit():
+        raise Http404("bad start")
+    return int(value)
+
+
+def event_search_context(request, event) -> dict:
+    """What the event page's search panel and photo grid need: a bib search's results when
+    the address asks for one (?bib=, shareable), else the first page of the gallery."""
+    context = face_search_status(event)
+    raw_bib = request.GET.get("bib", "").strip()
+    if raw_bib:
+        return {**context, **bib_search(event, raw_bib)}
+    return {**context, **_gallery(event)}
+
+
+def _published_event(slug):
+    return get_object_or_404(Event, slug=slug, is_published=True)
+
+
+@require_GET
+def event_photos(request, slug):
+    """More of the event's photos: the gallery after a cursor, or a bib search from a rank.
+
+    htmx asks for the grid items alone (they replace the "more" link); without
+    JavaScript the link opens this page in full.
+    """
+    event = _published_event(slug)
+    raw_bib = request.GET.get("bib", "").strip()
+    if raw_bib:
+        context = bib_search(event, raw_bib, _start(request))
+    else:
+        context = _gallery(event, request.GET.get("after", ""))
+    context.update(face_search_status(event), event=event)
+    if request.htmx:
+        return render(request, "search/_tiles.html", context)
+    return render(request, "search/photos.html", context)
+
+
+class PageSelfieThrottle(SelfieThrottle):
+    """The API's selfie throttle, sharing its counter; it counts signed-in runners too
+    (the API has no sign-in, a page has)."""
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+@csrf_exempt
+def selfie_search(request, slug):
+    """POST a selfie from the event page's panel (field "selfie"): the photos with a face
+    like it, on a page of their own (a selfie search has no address to share)."""
+    if request.method != "POST":
+        # A reload or a bookmark of the results: the selfie is gone, start again.
+        return HttpResponseRedirect(reverse("events:detail", kwargs={"slug": slug}) + "#search")
+    # Before anything reads the body, the CSRF check included: never spooled to a file.
+    request.upload_handlers = [SelfieInMemory(request)]
+    return _selfie_search(request, slug)
+
+
+def _selfie_search(request, slug):
+    response = _selfie_search_checked(request, slug)
+    # Which photos show this face is nobody else's business: no shared or disk cache.
+    patch_cache_control(response, private=True, no_store=True)
+    return response
+
+
+@csrf_protect
+def _selfie_search_checked(request, slug):
+    event = _published_event(slug)
+    context = {"event": event, **face_search_status(event), "searched": "selfie"}
+
+    def answer(status, error):
+        return render(request, "search/selfie_results.html", {**context, "search_error": error},
+                      status=status)
+
+    try:
+        privacy.check_face_search(event)
+    except privacy.FaceSearchOff:
+        return answer(403, _("Face search is off for this event: search by bib number instead."))
+    throttle = PageSelfieThrottle()
+    if not throttle.allow_request(request, None):
+        wait = max(1, round(throttle.wait() or 1))
+        response = answer(429, ngettext(
+            "Too many selfie searches from your connection: try again in %(seconds)d second.",
+            "Too many selfie searches from your connection: try again in %(seconds)d seconds.",
+            wait) % {"seconds": wait})
+        response["Retry-After"] = str(wait)
+        return response
+    if int(request.META.get("CONTENT_LENGTH") or 0) > services.SELFIE_MAX_BYTES + _ENVELOPE_BYTES:
+        return answer(413, _("The selfie is too large (at most %(mb)d MB).")
+                      % {"mb": services.SELFIE_MAX_BYTES // (1024 * 1024)})
+    selfies = [upload for upload in request.FILES.getlist("selfie") if upload.size]
+    if not selfies:
+        return answer(400, _("Take a selfie or choose a photo of your face first."))
+    # Two inputs share the name (camera, or a photo from the phone): the last one chosen counts.
+    selfie = selfies[-1]
+    try:
+        result = services.selfie_search(event, selfie)
+    except services.SearchError as error:
+        return answer(400, str(error))
+    finally:
+        for upload in selfies:
+            upload.close()
+    photos = _ranked_public_photos(event, result.matches)
+    shown = photos[:SELFIE_RESULTS_SHOWN]
+    return render(request, "search/selfie_results.html", {
+        **context,
+        "faces_found": result.faces_found,
+        "total": len(photos),
+        "tiles": _tiles(event, shown, result.matches),
+        "truncated": len(photos) > len(shown),
+        "processing": "" if photos else _processing_message(event),
+        "face_choices": [_face_choice(event, face) for face in result.faces],
+    })
+
+
+def _face_choice(event, face) -> dict:
+    """One face of a group selfie: its picture (the runner's own, inline: never a file)
+    and its own results."""
+    photos = _ranked_public_photos(event, face.matches)
+    shown = photos[:SELFIE_RESULTS_SHOWN]
+    return {"crop": "data:image/jpeg;base64," + base64.b64encode(face.crop).decode("ascii"),
+            "total": len(photos), "tiles": _tiles(event, shown, face.matches)}
+
+
+def _search_neighbours(event, photo, raw_bib):
+    """Previous and next photo within a bib search, or None when the photo is not in it."""
+    try:
+        matches = services.photos_by_bib(event, raw_bib)
+    except services.SearchError:
+        return None
+    ids = [shown.pk for shown in _ranked_public_photos(event, matches)]
+    if photo.pk not in ids:
+        return None
+    index = ids.index(photo.pk)
+    return {"previous": ids[index - 1] if index else None,
+            "next": ids[index + 1] if index + 1 < len(ids) else None,
+            "position": index + 1, "total": len(ids)}
+
+
+@require_GET
+def photo_detail(request, slug, photo_id):
+    """One photo's own page: the watermarked preview large, its confirmed bibs, previous and
+    next within the bib search it was opened from (else the whole event by time)."""
+    event = _published_event(slug)
+    photo = get_object_or_404(gallery.public_photos(event), pk=photo_id)
+    context = {"event": event, "photo": photo, "sizes": gallery.derivative_sizes(photo),
+               "bibs": gallery.confirmed_bibs(photo)}
+    raw_bib = request.GET.get("bib", "").strip()
+    within = _search_neighbours(event, photo, raw_bib) if raw_bib else None
+    if within:
+        bib = canonical(raw_bib)
+        query = {"bib": bib}
+        context.update(
+            search_bib=bib, position=within["position"], total=within["total"],
+            previous_url=within["previous"] and _photo_url(event, within["previous"], query),
+            next_url=within["next"] and _photo_url(event, within["next"], query),
+            back_url=f"{event.get_absolute_url()}?{urlencode(query)}#results")
+    else:
+        newer, older = gallery.gallery_neighbours(photo)
+        context.update(previous_url=newer and _photo_url(event, newer.pk),
+                       next_url=older and _photo_url(event, older.pk),
+                       back_url=f"{event.get_absolute_url()}#results")
+    # The same canonical and language links as the event pages (one rule for the site).
+    context.update(event_views._seo_context(request, _photo_url(event, photo.pk)))
+    context["og_image"] = request.build_absolute_uri(photo.preview.url)
+    return render(request, "search/photo_detail.html", context)
