@@ -9,6 +9,7 @@ upload moving at 10+ photos a second on a small machine.
 without a database; :func:`make_derivatives` is the storage side.
 """
 
+import hashlib
 import importlib.util
 import io
 import logging
@@ -277,18 +278,20 @@ def render(data: bytes, watermark_text: str, logo_data: bytes | None = None) -> 
 DERIVATIVE_FIELDS = ("web", "preview", "thumbnail")
 
 
-def derivative_name(photo, kind: str) -> str:
-    """Storage name of one derivative: stable for a photo, unguessable from another.
+def derivative_name(photo, kind: str, data: bytes) -> str:
+    """Storage name of one derivative: unguessable from another, and new for new content.
 
-    Derived from the photo id and content hash only (never the uploaded file
-    name), so re-running overwrites the same file. The token is keyed with
-    SECRET_KEY and differs per kind: a public preview URL must not reveal
-    where the clean web version is.
+    Derived from the photo id and content hash (never the uploaded file name) and a
+    digest of the derivative's own bytes: re-rendering the same image rewrites the same
+    file, and a new watermark gives a new name, so the public copies can be cached for
+    good (settings.MEDIA_CACHE_CONTROL). The token is keyed with SECRET_KEY and differs
+    per kind: a public preview URL must not reveal where the clean web version is.
     """
     folder = {"web": "web", "preview": "previews", "thumbnail": "thumbnails"}[kind]
     token = salted_hmac(f"photos.derivatives.{kind}", f"{photo.pk}:{photo.content_hash}",
                         algorithm="sha256").hexdigest()[:32]
-    return f"{folder}/{photo.event_id}/{photo.pk}-{token}.jpg"
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    return f"{folder}/{photo.event_id}/{photo.pk}-{token}-{digest}.jpg"
 
 
 _logo_cache: dict[str, bytes] = {}
@@ -340,10 +343,11 @@ def make_derivatives(photo) -> None:
     for kind in DERIVATIVE_FIELDS:
         field_file = getattr(photo, kind)
         previous = field_file.name
-        field_file.name = _replace(field_file.storage, derivative_name(photo, kind),
-                                   getattr(rendered, kind))
+        data = getattr(rendered, kind)
+        field_file.name = _replace(field_file.storage, derivative_name(photo, kind, data), data)
         if previous and previous != field_file.name:
-            # Named by an older scheme (or before SECRET_KEY changed): do not leave it behind.
+            # Another content (a new watermark), an older naming scheme or SECRET_KEY:
+            # do not leave the old copy behind.
             field_file.storage.delete(previous)
     photo.sharpness = rendered.sharpness
     if photo.width is None or photo.height is None:

@@ -208,11 +208,12 @@ MODELS_DIR = Path(env_str("MODELS_DIR", str(VAR_DIR / "models")))
 # thumbnails. Anything else in it (watermark logos) and the whole private storage
 # (originals, the clean web version) are never served.
 PUBLIC_MEDIA_FOLDERS = ("previews", "thumbnails")
-# Derivative names are stable per photo (photo id + original's hash, photos/derivatives.py),
-# not per content: a reprocessed photo (new watermark) is rewritten under the same name,
-# and an erased one must leave caches. So a day, not a year and "immutable".
-# deploy/nginx.conf and the S3 objects carry the same value.
-MEDIA_CACHE_CONTROL = "public, max-age=86400"
+# A derivative's name carries a digest of its bytes (photos/derivatives.py): new content
+# (a new watermark) gets a new name, so a name's content never changes and browsers and
+# CDNs may keep it for good. A deleted photo's URL is unguessable and no page links it
+# any more; behind a CDN, purge it there too. deploy/nginx.conf and the S3 objects carry
+# the same value.
+MEDIA_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 # Upload limits: a race photo is a few MB; anything far larger is a mistake or an attack.
 PHOTO_MAX_BYTES = env_int("PHOTO_MAX_BYTES", 60 * 1024 * 1024, minimum=1)

@@ -308,7 +308,8 @@ def test_it_names_derivatives_from_the_photo_and_keeps_only_watermarked_ones_pub
     tokens = set()
     for kind, folder in (("web", "web"), ("preview", "previews"), ("thumbnail", "thumbnails")):
         name = getattr(photo, kind).name
-        match = re.fullmatch(rf"{folder}/{event.pk}/{photo.pk}-([0-9a-f]{{32}})\.jpg", name)
+        match = re.fullmatch(rf"{folder}/{event.pk}/{photo.pk}-([0-9a-f]{{32}})-[0-9a-f]{{12}}\.jpg",
+                             name)
         assert match, name
         tokens.add(match.group(1))
         # The clean web version is worth buying: private like the original.
@@ -330,6 +331,26 @@ def test_it_overwrites_its_own_files_when_run_again(settings):
 
     assert derivative_files(settings) == first
     assert len(first) == 3
+
+
+@pytest.mark.django_db
+def test_a_new_watermark_gets_new_public_names_so_caches_never_show_the_old_one(settings):
+    event = EventFactory(watermark_text="Marathon de Lyon")
+    photo = make_photo(event, jpeg())
+    make_derivatives(photo)
+    photo.refresh_from_db()
+    before = {kind: getattr(photo, kind).name for kind in ("web", "preview", "thumbnail")}
+
+    event.watermark_text = "Semi de Lyon"
+    event.save()
+    make_derivatives(Photo.objects.get(pk=photo.pk))
+    photo.refresh_from_db()
+
+    for kind in ("preview", "thumbnail"):
+        assert getattr(photo, kind).name != before[kind]
+        assert not default_storage.exists(before[kind])  # the old copy is gone
+    assert getattr(photo, "web").name == before["web"]  # no watermark: same bytes, same name
+    assert len(derivative_files(settings)) == 3
 
 
 @pytest.mark.django_db
