@@ -14,7 +14,7 @@ import threading
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from mlpipeline import event_linking, indexes
 from racephoto.redis import get_redis
@@ -68,20 +68,27 @@ def _once_on_commit(key: tuple, callback) -> None:
     """Run ``callback`` after the commit, once per key however often it is asked for."""
     pending = getattr(_pending, "keys", None)
     if pending is None:
-        pending = _pending.keys = set()
-    if key in pending:
+        pending = _pending.keys = {}
+    if key in pending and _still_queued(pending[key]):
         return
-    pending.add(key)
 
     def run():
-        pending.discard(key)
+        pending.pop(key, None)
         try:
             callback()
         except Exception:
             # The broker may be down: the next change, or rebuild_indexes, catches up.
             logger.exception("could not schedule %s", key)
 
+    # A rolled-back transaction (or savepoint) drops its callbacks without running them:
+    # the key is then asked for again in the next transaction, never lost for the thread.
+    pending[key] = run
     transaction.on_commit(run)
+
+
+def _still_queued(run) -> bool:
+    # Django keeps the callbacks of the open transaction as (savepoints, callable, robust).
+    return any(entry[1] is run for entry in connection.run_on_commit)
 
 
 def indexes_changed(event_id: int, kind: str) -> None:
