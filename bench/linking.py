@@ -60,7 +60,7 @@ def _read_boxes(data: Path) -> dict[str, list[tuple[str, tuple, tuple]]]:
 def bench_geometry(runners, detected, seed: int) -> None:
     rng = random.Random(seed)
     right = total = crowded = crowded_right = 0
-    for image, rows in runners.items():
+    for rows in runners.values():
         order = list(range(len(rows)))
         rng.shuffle(order)
         faces = [rows[i][2] for i in order]

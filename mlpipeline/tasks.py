@@ -1,11 +1,11 @@
 """Celery tasks of the ML pipeline, and their scheduling: thin, debounced, safe to run twice.
 
-Index updates and event linking are event-wide work that many photos ask for
-at once: a step or a signal says what changed (:func:`indexes_changed`,
-:func:`links_changed`), and the task is scheduled once the transaction commits. :func:`schedule` keeps at most one pending run per event (and kind)
-with a short key in Redis: a burst of a thousand photos costs one run a couple
-of seconds later, and a change that lands while a run is going sets the key
-again, so it gets a run of its own. Nothing is lost if a run dies: the work
+Index updates and event linking are event-wide work that many photos ask for at once: a
+step or a signal says what changed (:func:`indexes_changed`, :func:`links_changed`), and
+the task is scheduled once the transaction commits. :func:`schedule` keeps at most one
+pending run per event (and kind) with a short key in Redis: a burst of a thousand photos
+costs one run a couple of seconds later, and a change that lands while a run is going
+sets the key again, so it gets a run of its own. Nothing is lost if a run dies: the work
 is a comparison with the database, done in full by the next run.
 """
 

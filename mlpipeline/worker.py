@@ -19,8 +19,7 @@ import os
 import socket
 import threading
 
-from celery.signals import (task_postrun, worker_init, worker_process_init,
-                            worker_process_shutdown)
+from celery.signals import task_postrun, worker_init, worker_process_init, worker_process_shutdown
 from django.conf import settings
 
 from mlpipeline import allocator, loaded
@@ -107,4 +106,5 @@ def stop(**kwargs):
 
 def worker_models() -> list[dict]:
     """What each live worker process reported about its models."""
-    return sorted(json_values(MODELS_KEY_PREFIX), key=lambda report: (report.get("hostname", ""), report.get("pid", 0)))
+    return sorted(json_values(MODELS_KEY_PREFIX),
+                  key=lambda report: (report.get("hostname", ""), report.get("pid", 0)))

@@ -1,9 +1,9 @@
 """Public derivatives of a private original: web version, watermarked preview, thumbnail.
 
-The original is decoded once (:mod:`photos.imaging`), shrunk while decoding
-where the format allows it, and every smaller image is made from the previous one. On a 12 MP JPEG this is several
-times faster than decoding at full size, which is what keeps a whole event's
-upload moving at 10+ photos a second on a small machine.
+The original is decoded once (:mod:`photos.imaging`), shrunk while decoding where the
+format allows it, and every smaller image is made from the previous one. On a 12 MP JPEG
+this is several times faster than decoding at full size, which is what keeps a whole
+event's upload moving at 10+ photos a second on a small machine.
 
 :func:`render` is pure (bytes in, bytes out) so it can be measured and tested
 without a database; :func:`make_derivatives` is the storage side.

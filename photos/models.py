@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.db import models
 from django.dispatch import Signal
-from pgvector.django import VectorField
 from django.utils.translation import gettext_lazy as _
+from pgvector.django import VectorField
 
 from accounts.models import is_platform_admin
 from events.models import Event

@@ -163,7 +163,8 @@ class EmbeddedPostgres:
         )
         if result.returncode != 0:
             raise EmbeddedServiceError(
-                f"{Path(args[0]).name} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+                f"{Path(args[0]).name} failed ({result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}"
             )
 
     def postmaster_pid(self) -> int | None:

@@ -5,13 +5,13 @@ Short timeouts matter for /healthz: a dead broker must show up as
 """
 
 import json
-from functools import lru_cache
+from functools import cache
 
 import redis
 from django.conf import settings
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1,
                                 decode_responses=True)

@@ -13,8 +13,12 @@ from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder, dlib_points_from_
 from mlpipeline.inference.facenet import FacenetFaceEmbedder
 from mlpipeline.inference.faces import DetectedFace, embed_selfie
 from mlpipeline.inference.mtcnn import FaceDetector
-from mlpipeline.inference.sface import (LANDMARKS_IN_BOX, SFACE_REFERENCE_POINTS, SFaceEmbedder,
-                                        similarity_transform)
+from mlpipeline.inference.sface import (
+    LANDMARKS_IN_BOX,
+    SFACE_REFERENCE_POINTS,
+    SFaceEmbedder,
+    similarity_transform,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from django.db import OperationalError
 
 from events.tests.factories import EventFactory

@@ -1,7 +1,6 @@
 import numpy as np
 
-from mlpipeline.linking import (FaceLink, assign_bibs_to_faces, cluster_faces, pair_confidence,
-                                propagate_bibs)
+from mlpipeline.linking import FaceLink, assign_bibs_to_faces, cluster_faces, pair_confidence, propagate_bibs
 
 
 def runner(x, y, face=40):

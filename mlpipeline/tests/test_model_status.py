@@ -4,6 +4,7 @@ import pytest
 
 from events.tests.factories import EventFactory
 from mlpipeline import worker
+from mlpipeline.inference.base import ModelUnavailable
 from mlpipeline.inference.clip import ClipEmbedder
 from racephoto.health import health_report
 from racephoto.redis import get_redis
@@ -21,7 +22,7 @@ def published_worker(settings, tmp_path):
     """A worker process's report, as the background thread of mlpipeline.worker writes it."""
     settings.MODELS_DIR = tmp_path  # no CLIP weights there
     clip = ClipEmbedder()
-    with pytest.raises(Exception):
+    with pytest.raises(ModelUnavailable):
         clip.ensure_loaded()
     key = "racephoto:worker-models:test-host:4242"
     get_redis().set(key, json.dumps({"hostname": "test-host", "pid": 4242,

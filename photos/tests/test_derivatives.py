@@ -349,7 +349,7 @@ def test_a_new_watermark_gets_new_public_names_so_caches_never_show_the_old_one(
     for kind in ("preview", "thumbnail"):
         assert getattr(photo, kind).name != before[kind]
         assert not default_storage.exists(before[kind])  # the old copy is gone
-    assert getattr(photo, "web").name == before["web"]  # no watermark: same bytes, same name
+    assert photo.web.name == before["web"]  # no watermark: same bytes, same name
     assert len(derivative_files(settings)) == 3
 
 

@@ -27,8 +27,8 @@ from photos.tests.images import (
     heic_header,
     image_bytes,
     jpeg,
-    png_claiming_size,
     picture,
+    png_claiming_size,
     png_rgb16,
 )
 from photos.validation import RejectedFile, inspect_image

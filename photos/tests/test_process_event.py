@@ -16,7 +16,6 @@ from photos.models import Photo, PhotoStep
 from photos.tasks import process_photo as process_photo_task
 
 
-
 @pytest.fixture(autouse=True)
 def _english():
     with translation.override("en"):

@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -112,7 +112,7 @@ def test_it_interpolates_like_compose():
 
 # --- compose helpers -----------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_compose_text() -> str:
     return COMPOSE_FILE.read_text()
 
@@ -187,7 +187,7 @@ def load_settings_in_subprocess(env: dict[str, str | None]) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _names_read_in_production() -> frozenset[str]:
     """Variables the settings read in production, S3 branch included."""
     env = environment(compose()["services"]["web"])
@@ -521,7 +521,7 @@ def test_its_nginx_serves_previews_and_thumbnails_and_nothing_private(nginx):
 
 # --- Dockerfile ------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def dockerfile_instructions() -> tuple[tuple[str, str], ...]:
     """(KEYWORD, arguments) pairs, continuation lines joined, comments dropped."""
     instructions, pending = [], ""

@@ -23,7 +23,6 @@ from racephoto.observability import (
 )
 from racephoto.redis import get_redis
 
-
 HEALTH_TOKEN = "probe-details"
 
 

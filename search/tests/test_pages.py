@@ -22,6 +22,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 from PIL import Image, ImageOps
+from rest_framework.test import APIClient
 from skimage import data as skimage_data
 
 from accounts import privacy
@@ -31,8 +32,6 @@ from events.tests.factories import EventFactory, StartListEntryFactory
 from mlpipeline import indexes, loaded
 from photos.models import BibTag, Face, Photo
 from photos.tests.factories import PhotoFactory
-from rest_framework.test import APIClient
-
 from search import services
 from search.api import SelfieThrottle
 from search.tests.test_selfie_privacy import (  # noqa: F401 (an autouse fixture)
@@ -107,7 +106,7 @@ def test_a_bib_search_names_the_runner_briefly_and_says_why_each_photo_matched(c
     assert reasons == {str(read.pk): "ocr", str(carried.pk): "face-link",
                        str(by_hand.pk): "manual"}
     assert "Dossard lu sur la photo" in html and "Dossard reporté par le visage" in html
-    assert f'value="01234"' in html  # the search stays in the box
+    assert 'value="01234"' in html  # the search stays in the box
 
 
 def test_a_bib_search_without_photos_says_how_many_are_still_processing(client):
@@ -173,7 +172,7 @@ def test_the_gallery_shows_ready_photos_newest_first_with_sizes_lazy_loading_and
 
     assert tile_ids(html) == [newer.pk, older.pk]
     # 6000x4000 gives a 1600 px web version, a 1200x800 preview, a 400x267 thumbnail.
-    img = re.search(r'<img src="/media/thumbnails/%d.jpg"[^>]*>' % newer.pk, html, re.S).group(0)
+    img = re.search(rf'<img src="/media/thumbnails/{newer.pk}.jpg"[^>]*>', html, re.S).group(0)
     assert 'width="400" height="267"' in img and 'loading="lazy"' in img
     assert f"/media/previews/{newer.pk}.jpg 1200w" in img
     assert "/web/" not in html and "originals/" not in html

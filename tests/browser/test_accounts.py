@@ -55,7 +55,8 @@ def test_it_signs_up_confirms_signs_in_and_opts_out_in_french(live_server, page)
     messages = page.locator(".messages").inner_text()
     assert "Votre choix est enregistré" in messages
     # No start list at this event: the bib could not be checked, and the runner is told.
-    assert "Semi de Lyon n’a pas de liste des inscrits" in page.locator(".messages .notice-warning").inner_text()
+    warning = page.locator(".messages .notice-warning").inner_text()
+    assert "Semi de Lyon n’a pas de liste des inscrits" in warning
     assert page.locator(".claims").inner_text().count(
         "Vous ne voulez pas être retrouvé·e par votre visage.") == 1
     claim = BibClaim.objects.get(user__email="camille@example.org")

@@ -1,10 +1,11 @@
 """``manage.py fetch_models``: put the weights that no package index ships into MODELS_DIR.
 
-The models of the registry that name a ``download_url`` (FaceNet VGGFace2 and
-CLIP ViT-B-32 today) publish their weights as plain files. On a machine that is online this command downloads them; on one that is not,
-``--from DIR`` copies them from a folder (a USB stick, a mounted share).
-Either way each file is checked by loading it with its model before it is
-moved into place, so a truncated download never replaces a working file.
+The models of the registry that name a ``download_url`` (FaceNet VGGFace2 and CLIP
+ViT-B-32 today) publish their weights as plain files. On a machine that is online this
+command downloads them; on one that is not, ``--from DIR`` copies them from a folder (a
+USB stick, a mounted share). Either way each file is checked by loading it with its
+model before it is moved into place, so a truncated download never replaces a working
+file.
 This is the only place in the project that downloads anything, and only
 when an operator runs it.
 """
