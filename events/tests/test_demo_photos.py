@@ -99,16 +99,15 @@ def test_a_small_demo_goes_through_the_pipeline_and_bib_search_finds_the_runner(
     assert photos_by_bib(event, "257") == []
     dropped = BibTag.objects.filter(photo__event=event).off_start_list()
     assert {(tag.photo.original_name, tag.bib) for tag in dropped} == {("demo-12.jpg", "257")}
-    with translation.override("en"):
-        page = admin_client.get(reverse("admin:events_event_change", args=[event.pk]))
-        html = page.content.decode()
-        assert "1 bib reading not on the start list: review it" in html
-        assert off_start_list_url(event).replace("&", "&amp;") in html
-        review = admin_client.get(off_start_list_url(event))
-        assert [tag.bib for tag in review.context["cl"].result_list] == ["257"]
-        assert by_name["demo-12.jpg"].thumbnail.url in review.content.decode()
-        status = admin_client.get(reverse("photos:processing_status", args=[event.slug]))
-        assert "1 bib reading is not on the start list" in status.content.decode()
+    page = admin_client.get(reverse("admin:events_event_change", args=[event.pk]))
+    html = page.content.decode()  # the admin speaks the site's language, French
+    assert "1 dossard lu absent de la liste des inscrits : le vérifier" in html
+    assert off_start_list_url(event).replace("&", "&amp;") in html
+    review = admin_client.get(off_start_list_url(event))
+    assert [tag.bib for tag in review.context["cl"].result_list] == ["257"]
+    assert by_name["demo-12.jpg"].thumbnail.url in review.content.decode()
+    status = admin_client.get(reverse("photos:processing_status", args=[event.slug]))
+    assert "1 dossard lu n’est pas sur la liste des inscrits" in status.content.decode()
 
     # Loading again adds nothing.
     again = loader.load_demo_photos(event, photos=SMALL_DEMO)

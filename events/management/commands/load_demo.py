@@ -79,8 +79,8 @@ class Command(BaseCommand):
             return
         status = reverse("photos:upload", args=[event.slug])
         self.stdout.write(
-            _("The worker reads their bibs and faces in the background (about a minute on "
-              "two cores); bib search finds each photo once it is ready. Progress: %(url)s")
+            _("The worker reads their bibs and faces in the background (one to two minutes "
+              "on two cores); bib search finds each photo once it is ready. Progress: %(url)s")
             % {"url": status})
 
     def _progress(self, total: int, what) -> tqdm:
