@@ -1,6 +1,7 @@
 """The demo's race photos: drawn the same way every time, and found by the real pipeline."""
 
 import hashlib
+import io
 from io import StringIO
 
 import pytest
@@ -14,8 +15,8 @@ from events.services import _DEMO_FIRST_BIB, _DEMO_RUNNERS, load_demo_event
 from mlpipeline import loaded
 from mlpipeline import services as ml_services
 from photos.admin import off_start_list_url
-from photos.models import BibTag, Photo
-from search.services import photos_by_bib
+from photos.models import BibTag, Face, Photo
+from search.services import photos_by_bib, photos_by_selfie
 
 START_LIST = {str(bib) for bib in range(_DEMO_FIRST_BIB, _DEMO_FIRST_BIB + len(_DEMO_RUNNERS))}
 
@@ -94,6 +95,17 @@ def test_a_small_demo_goes_through_the_pipeline_and_bib_search_finds_the_runner(
     [linked] = BibTag.objects.filter(photo=by_name["demo-23.jpg"])
     assert (linked.bib, linked.source) == ("102", BibTag.Source.FACE_LINK)
     assert {match.photo_id for match in photos_by_bib(event, "103")} == {by_name["demo-13.jpg"].pk}
+
+    # A selfie of runner 102 (his face cut from a photo) finds the photos he is in.
+    face = Face.objects.filter(photo=by_name["demo-01.jpg"]).get()
+    x1, y1, x2, y2 = face.box
+    margin = (x2 - x1) * 0.6
+    selfie = io.BytesIO()
+    scenes.render(scenes.PHOTOS[0]).crop(
+        (x1 - margin, y1 - margin, x2 + margin, y2 + margin)).save(selfie, "JPEG")
+    selfie.seek(0)
+    assert {match.photo_id for match in photos_by_selfie(event, selfie)} == {
+        by_name[name].pk for name in ("demo-01.jpg", "demo-13.jpg", "demo-23.jpg")}
 
     # 257 is not on the start list: nobody finds it, the organiser is told and can review it.
     assert photos_by_bib(event, "257") == []
