@@ -122,8 +122,8 @@ class BibTagAdmin(RoleScopedAdmin):
     """Bib tags as the pipeline left them; organisers review the readings kept aside
     (numbers not on the start list) and delete the ones that are noise."""
     view_roles = delete_roles = ORGANISER
-    list_display = ("thumbnail_tag", "bib", "source", "confirmed", "confidence", "photo_link",
-                    "event_name")
+    list_display = ("thumbnail_tag", "bib", "source", "confirmed", "confidence_shown",
+                    "photo_link", "event_name")
     list_filter = (StartListFilter, "source", "confirmed",
                    ("photo__event", admin.RelatedOnlyFieldListFilter))
     search_fields = ("bib",)
@@ -141,9 +141,13 @@ class BibTagAdmin(RoleScopedAdmin):
     def has_change_permission(self, request, obj=None):
         return False  # what the reader saw; a wrong tag is deleted, never edited
 
-    @admin.display(description=_("photo"))
+    @admin.display(description=_("thumbnail"))
     def thumbnail_tag(self, tag):
         return PhotoAdmin.thumbnail_tag(self, tag.photo)
+
+    @admin.display(description=_("confidence"), ordering="confidence")
+    def confidence_shown(self, tag):
+        return f"{tag.confidence:.2f}"
 
     @admin.display(description=_("photo"), ordering="photo")
     def photo_link(self, tag):
