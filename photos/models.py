@@ -1,11 +1,10 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, OuterRef
-from pgvector.django import VectorField
 from django.utils.translation import gettext_lazy as _
+from pgvector.django import VectorField
 
 from events.models import Event, StartListEntry
-
 
 # Models whose vectors PostgreSQL indexes itself (SEARCH_BACKEND=pgvector), by
 # signature and dimension. The columns hold vectors of any size, so each model

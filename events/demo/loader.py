@@ -50,6 +50,14 @@ def load_demo_photos(event, *, photos=scenes.PHOTOS, progress=None) -> DemoPhoto
     return result
 
 
+def unfinished(event, *, photos=scenes.PHOTOS) -> list[int]:
+    """Ids of the event's demo photos still waiting for processing (queued for a worker
+    that never ran, say), oldest first."""
+    return list(event.photos.filter(original_name__in=[photo.name for photo in photos])
+                .exclude(state__in=(Photo.State.READY, Photo.State.FAILED))
+                .order_by("pk").values_list("pk", flat=True))
+
+
 def process_here(event, photo_ids, *, progress=None) -> None:
     """Process the photos in this process, then link faces and update the search indexes
     (what the worker does after a burst), so search works when this returns."""

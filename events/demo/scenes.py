@@ -254,14 +254,14 @@ def _draw_runner(image: Image.Image, appearance: Appearance, rng: random.Random)
     skin = _shade(skin, 0.85)
 
     shoulders = chin + face * 0.15
-    waist = shoulders + face * 3.1
-    half = face * 1.25
+    waist = shoulders + face * 2.6
+    half = face * 1.1
     lean = rng.uniform(-0.08, 0.08) * face
     # Legs and arms first: the shirt covers where they join.
     for side, swing in ((-1, rng.uniform(0.2, 0.6)), (1, -rng.uniform(0.2, 0.6))):
         hip = centre + side * half * 0.45
         draw.line((hip, waist, hip + swing * face * 1.2, HEIGHT + 10), fill=skin,
-                  width=int(face * 0.55))
+                  width=int(face * 0.45))
         shoulder = centre + side * half * 0.95
         elbow = (shoulder + side * face * 0.35, shoulders + face * 1.5)
         draw.line((shoulder, shoulders + face * 0.3, *elbow), fill=shirt, width=int(face * 0.42))
@@ -269,8 +269,10 @@ def _draw_runner(image: Image.Image, appearance: Appearance, rng: random.Random)
                   fill=skin, width=int(face * 0.34))
     draw.rectangle((centre - half * 0.95, waist - face * 0.2, centre + half * 0.95,
                     waist + face * 1.0), fill=shorts)
-    draw.polygon(((centre - half + lean, shoulders), (centre + half + lean, shoulders),
-                  (centre + half * 0.92, waist), (centre - half * 0.92, waist)), fill=shirt)
+    draw.polygon(((centre - half + lean, shoulders + face * 0.25),
+                  (centre - half * 0.8 + lean, shoulders), (centre + half * 0.8 + lean, shoulders),
+                  (centre + half + lean, shoulders + face * 0.25),
+                  (centre + half * 0.88, waist), (centre - half * 0.88, waist)), fill=shirt)
     draw.rectangle((centre - face * 0.22, chin - face * 0.15, centre + face * 0.22,
                     shoulders + face * 0.15), fill=skin)  # neck
 
@@ -278,11 +280,12 @@ def _draw_runner(image: Image.Image, appearance: Appearance, rng: random.Random)
     image.paste(head, (int(centre - head.width / 2), head_top), mask)
     if runner.cap:
         cap = COLOURS[runner.cap]
-        top = head_top - face * 0.05
-        draw.chord((centre - head.width * 0.36, top, centre + head.width * 0.36,
-                    top + face * 0.75), 180, 360, fill=cap)
-        draw.rectangle((centre - head.width * 0.4, top + face * 0.3, centre + head.width * 0.15,
-                        top + face * 0.4), fill=_shade(cap, 0.8))  # peak
+        # Over the hair, down to the forehead: the eyes stay visible to the face detector.
+        top = head_top + face * 0.05
+        draw.chord((centre - head.width * 0.34, top, centre + head.width * 0.34,
+                    top + face * 0.9), 180, 360, fill=cap)
+        draw.rectangle((centre - head.width * 0.42, top + face * 0.38, centre + head.width * 0.12,
+                        top + face * 0.47), fill=_shade(cap, 0.8))  # peak
 
     bib_width, bib_height = face * 1.55, face * 1.05
     bib_top = shoulders + face * 0.75

@@ -141,3 +141,6 @@ def test_the_command_adds_the_photos_once_and_says_where_to_follow_them():
     assert "/staff/events/demo-10k-lyon/upload/" in first
     assert f"The {len(scenes.PHOTOS)} demo photos are already there." in second
     assert Photo.objects.count() == len(scenes.PHOTOS)
+    # Queued for the worker; `load_demo --sync` would process these ones here.
+    event = Photo.objects.first().event
+    assert loader.unfinished(event) == sorted(Photo.objects.values_list("pk", flat=True))

@@ -58,24 +58,29 @@ class Command(BaseCommand):
                 event, progress=lambda done, total: bar.update(1))
         for rejection in photos.rejected:  # a bug in the drawing: say which photo
             self.stderr.write(self.style.ERROR(rejection))
-        if not photos.added:
+        if photos.added:
+            self.stdout.write(self.style.SUCCESS(ngettext_lazy(
+                "Drew and added %(count)d demo photo in %(seconds).1f s.",
+                "Drew and added %(count)d demo photos in %(seconds).1f s.", "count")
+                % {"count": len(photos.added), "seconds": time.monotonic() - started}))
+        else:
             self.stdout.write(ngettext_lazy(
                 "The %(count)d demo photo is already there.",
                 "The %(count)d demo photos are already there.", "count")
                 % {"count": photos.already_there})
-            return
-        self.stdout.write(self.style.SUCCESS(ngettext_lazy(
-            "Drew and added %(count)d demo photo in %(seconds).1f s.",
-            "Drew and added %(count)d demo photos in %(seconds).1f s.", "count")
-            % {"count": len(photos.added), "seconds": time.monotonic() - started}))
         if sync:
+            # Also those queued by an earlier load for a worker that has not run.
+            waiting = loader.unfinished(event)
+            if not waiting:
+                return
             started = time.monotonic()
-            with self._progress(len(photos.added), _("processing")) as bar:
-                loader.process_here(event, [photo.pk for photo in photos.added],
-                                    progress=lambda done, total: bar.update(1))
+            with self._progress(len(waiting), _("processing")) as bar:
+                loader.process_here(event, waiting, progress=lambda done, total: bar.update(1))
             self.stdout.write(self.style.SUCCESS(
                 _("Processed them in %(seconds).1f s: bib and selfie search work now.")
                 % {"seconds": time.monotonic() - started}))
+            return
+        if not photos.added:
             return
         status = reverse("photos:upload", args=[event.slug])
         self.stdout.write(
