@@ -54,7 +54,7 @@ def test_a_photo_is_drawn_the_same_every_time_and_differs_from_the_next():
     assert hashlib.sha256(scenes.jpeg_bytes(first)).hexdigest() == digest
     assert hashlib.sha256(scenes.jpeg_bytes(second)).hexdigest() != digest
     image = scenes.render(first)
-    assert image.size == (scenes.WIDTH, scenes.HEIGHT) and image.mode == "RGB"
+    assert image.size == scenes.SIZE and image.mode == "RGB"
 
 
 def test_every_face_source_is_credited():
