@@ -11,6 +11,7 @@ from django.utils.translation import ngettext
 
 from accounts.roles import ORGANISER, ParentScopedInline, RoleScopedAdmin, is_platform_admin
 from events.models import Event, Race, StartListEntry
+from photos.admin import off_start_list_summary
 
 # A start list can hold thousands of runners: editing them all inline would
 # render a page nobody can use and exceed DATA_UPLOAD_MAX_NUMBER_FIELDS on save.
@@ -107,7 +108,7 @@ class EventAdmin(RoleScopedAdmin):
     date_hierarchy = "date"
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("organisers", "photographers")
-    readonly_fields = ("start_list_summary",)
+    readonly_fields = ("start_list_summary", "readings_off_start_list")
     form = EventAdminForm
     fieldsets = (
         (None, {"fields": ("name", "name_en", "slug", ("date", "location"), "is_published")}),
@@ -121,7 +122,7 @@ class EventAdmin(RoleScopedAdmin):
         (_("Watermark"), {"fields": ("watermark_text", "watermark_logo")}),
         (_("Privacy"), {"fields": ("face_search",)}),
         (_("People"), {"fields": ("organisers", "photographers")}),
-        (_("Start list"), {"fields": ("start_list_summary",)}),
+        (_("Start list"), {"fields": ("start_list_summary", "readings_off_start_list")}),
     )
     inlines = (RaceInline, StartListEntryInline)
 
@@ -159,6 +160,10 @@ class EventAdmin(RoleScopedAdmin):
                      "%(count)d runners: see and search the full start list",
                      count) % {"count": count},
         )
+
+    @admin.display(description=_("bibs read, not on the start list"))
+    def readings_off_start_list(self, event):
+        return off_start_list_summary(event)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         # The user table is mostly runners: offer only people with the matching

@@ -18,6 +18,10 @@ _DEMO_EVENT = {
         "Demo race along the banks of the Rhône, to try RacePhoto out."
     ),
     "is_published": True,
+    # Every demo bib has three digits: shorter readings (a pin, a fold) are not bibs.
+    "bib_min_length": 3,
+    # The runners are made up, so selfie search can be tried on every one of them.
+    "face_search": Event.FaceSearch.ON,
 }
 
 # (name, distance in km, start time, bibs)

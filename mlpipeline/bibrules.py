@@ -5,10 +5,12 @@ years, sponsor phone numbers, half-read bibs). These rules keep the readings
 that can be bibs of this event, normalise them as the start list writes them
 (no leading zeros) and merge repeats, so a photo is tagged once per bib.
 
-With a start list, a reading outside it is dropped rather than kept as an
-unconfirmed tag: it is not a bib of this event (on the RBNR dev set the
-readings outside the list were clocks, years, sponsor text and half-read
-bibs), so showing it would only mislead. The reader gives every text box
+With a start list, a reading outside it is not a tag runners see: it is not
+a bib of this event (on the RBNR dev set the readings outside the list were
+clocks, years, sponsor text and half-read bibs), so showing it would only
+mislead. ``off_list`` still hands those readings back, so the organiser can
+count and review them: a runner missing from the start list looks exactly
+like that, and nothing else would tell. The reader gives every text box
 several readings (see ``inference.bib_ocr.BibReading.alternatives``): the most confident one
 that is on the list wins. When none is, a reading that is one obvious slip away
 from exactly one listed bib is corrected to that bib (an extra digit read from
@@ -102,6 +104,38 @@ class BibRules:
             if not any(_overlap(tag.box, other.box) > SAME_PLACE for other in kept):
                 kept.append(tag)
         return kept
+
+    def off_list(self, readings: Iterable, kept: Iterable[AcceptedBib] = ()) -> list[AcceptedBib]:
+        """Readings dropped only because their number is not on the start list, as
+        unconfirmed tags for the organiser to review, best first, one per place.
+
+        A reading counts when it could be a bib here (digits, length, value range, not
+        ignored, confident enough) but neither it nor a near miss is listed. Places
+        already taken by a ``kept`` tag are left out (a part of a read bib read again).
+        Without a start list nothing is dropped for that reason: the list is empty.
+        """
+        if self.start_list is None:
+            return []
+        best: dict[str, AcceptedBib] = {}
+        for reading in readings:
+            if self._choose(reading) is not None:
+                continue
+            options = reading.candidates() if hasattr(reading, "candidates") else \
+                ((reading.text, reading.confidence),)
+            for text, confidence in sorted(options, key=lambda option: -float(option[1])):
+                bib = self.normalise(text) if confidence >= self.min_confidence else None
+                if bib is None:
+                    continue
+                if bib not in best or confidence > best[bib].confidence:
+                    best[bib] = AcceptedBib(bib, float(confidence), tuple(reading.box), False)
+                break
+        taken = [tag.box for tag in kept]
+        dropped: list[AcceptedBib] = []
+        for tag in sorted(best.values(), key=lambda tag: -tag.confidence):
+            if not any(_overlap(tag.box, box) > SAME_PLACE for box in taken):
+                dropped.append(tag)
+                taken.append(tag.box)
+        return dropped
 
     def keeps(self, reading) -> bool:
         """Whether this reading would become a tag (the bib reader's second look asks)."""

@@ -94,11 +94,15 @@ def read_bibs(photo: Photo) -> int:
     face_boxes = [_scaled(face.box, 1 / scale) for face in faces]
     rules = rules_for_event(photo.event)
     # The rules steer the reader's second look to torsos where no keepable bib was read.
-    accepted = rules.accept(reader.predict(image, faces=face_boxes, keeps=rules.keeps))
+    readings = reader.predict(image, faces=face_boxes, keeps=rules.keeps)
+    accepted = rules.accept(readings)
 
     manual = set(photo.bib_tags.filter(source=BibTag.Source.MANUAL).values_list("bib", flat=True))
     # An erased runner's bib is never tagged again, on photos uploaded later too.
     accepted = [bib for bib in accepted
+                if bib.text not in manual and not privacy.is_bib_erased(photo.event, bib.text)]
+    # Kept unconfirmed, linked to no face: the organiser reviews them, runners never see them.
+    off_list = [bib for bib in rules.off_list(readings, accepted)
                 if bib.text not in manual and not privacy.is_bib_erased(photo.event, bib.text)]
     pairs = linking.assign_bibs_to_faces([bib.box for bib in accepted], face_boxes)
     face_of = {bib_index: faces[face_index] for bib_index, face_index, _conf in pairs}
@@ -112,6 +116,14 @@ def read_bibs(photo: Photo) -> int:
                source=BibTag.Source.OCR, confirmed=bib.confirmed,
                box=_scaled(bib.box, scale), face=face_of.get(index))
         for index, bib in enumerate(accepted)
+    ])
+    # A face-link tag of a bib since taken off the start list stays as it is.
+    linked_here = set(photo.bib_tags.filter(source=BibTag.Source.FACE_LINK)
+                      .values_list("bib", flat=True))
+    BibTag.objects.bulk_create([
+        BibTag(photo=photo, bib=bib.text, confidence=bib.confidence, source=BibTag.Source.OCR,
+               confirmed=False, box=_scaled(bib.box, scale))
+        for bib in off_list if bib.text not in linked_here
     ])
     linked = {face.pk: accepted[index].text for index, face in face_of.items()}
     for face in faces:

@@ -17,7 +17,7 @@ from accounts.roles import (
 )
 from events.models import Event
 from photos import pipeline, services
-from photos.models import DropFolderFile, Photo, PhotoStep
+from photos.models import BibTag, DropFolderFile, Photo, PhotoStep
 
 
 class PhotoStepInline(ParentScopedInline, admin.TabularInline):
@@ -148,3 +148,80 @@ class DropFolderFileAdmin(RoleScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class StartListFilter(admin.SimpleListFilter):
+    title = _("start list")
+    parameter_name = "start_list"
+    OFF = "off"
+
+    def lookups(self, request, model_admin):
+        return ((self.OFF, _("Read, not on the start list")),)
+
+    def queryset(self, request, queryset):
+        if self.value() == self.OFF:
+            return queryset.off_start_list()
+        return queryset
+
+
+def off_start_list_url(event) -> str:
+    """The review list of the event's readings that are not on its start list."""
+    return (reverse("admin:photos_bibtag_changelist")
+            + f"?photo__event__id__exact={event.pk}&{StartListFilter.parameter_name}="
+            + StartListFilter.OFF)
+
+
+@admin.register(BibTag)
+class BibTagAdmin(RoleScopedAdmin):
+    """Bib tags as the pipeline left them; organisers review the readings kept aside
+    (numbers not on the start list) and delete the ones that are noise."""
+    view_roles = delete_roles = ORGANISER
+    list_display = ("thumbnail_tag", "bib", "source", "confirmed", "confidence_shown",
+                    "photo_link", "event_name")
+    list_filter = (StartListFilter, "source", "confirmed",
+                   ("photo__event", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("bib",)
+    list_select_related = ("photo", "photo__event")
+    fields = ("thumbnail_tag", "photo_link", "bib", "source", "confirmed", "confidence", "box",
+              "face", "created_at")
+    readonly_fields = fields
+
+    def scope(self, request, queryset):
+        return queryset.filter(photo__event__in=Event.objects.managed_by(request.user).values("pk"))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # what the reader saw; a wrong tag is deleted, never edited
+
+    @admin.display(description=_("thumbnail"))
+    def thumbnail_tag(self, tag):
+        return PhotoAdmin.thumbnail_tag(self, tag.photo)
+
+    @admin.display(description=_("confidence"), ordering="confidence")
+    def confidence_shown(self, tag):
+        return f"{tag.confidence:.2f}"
+
+    @admin.display(description=_("photo"), ordering="photo")
+    def photo_link(self, tag):
+        url = reverse("admin:photos_photo_change", args=[tag.photo_id])
+        return format_html('<a href="{}">{}</a>', url, tag.photo)
+
+    @admin.display(description=_("event"), ordering="photo__event__name")
+    def event_name(self, tag):
+        return tag.photo.event.name
+
+
+def off_start_list_summary(event):
+    """"N readings not on the start list", linked to their review list (event admin page)."""
+    if not event.pk:
+        return "–"
+    if not event.start_list.exists():
+        return _("No start list: bibs read are not checked against one.")
+    count = BibTag.objects.filter(photo__event=event).off_start_list().count()
+    if not count:
+        return _("None: every bib read is on the start list.")
+    return format_html('<a href="{}">{}</a>', off_start_list_url(event), ngettext(
+        "%(count)d bib reading not on the start list: review it",
+        "%(count)d bib readings not on the start list: review them", count) % {"count": count})

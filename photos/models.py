@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, OuterRef
 from django.dispatch import Signal
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import VectorField
 
 from accounts.models import is_platform_admin
-from events.models import Event
+from events.models import Event, StartListEntry
 
 
 # With SEARCH_BACKEND=pgvector, PostgreSQL indexes the vectors itself. The columns
@@ -237,6 +238,17 @@ class Face(models.Model):
                                .values_list("searchable", flat=True).get())
 
 
+class BibTagQuerySet(models.QuerySet):
+    def off_start_list(self) -> "BibTagQuerySet":
+        """Readings kept aside because their number is not on the event's start list
+        (see ``BibRules.off_list``), for the organiser to review. An event without a
+        start list has none: its unconfirmed readings were never checked against one."""
+        start_list = StartListEntry.objects.filter(event_id=OuterRef("photo__event_id"))
+        return (self.filter(source=BibTag.Source.OCR, confirmed=False)
+                .filter(Exists(start_list))
+                .exclude(Exists(start_list.filter(bib=OuterRef("bib")))))
+
+
 class BibTag(models.Model):
     """A bib number on a photo: read by OCR, carried over by face linking, or set by hand."""
 
@@ -257,6 +269,8 @@ class BibTag(models.Model):
     face = models.ForeignKey(Face, on_delete=models.SET_NULL, null=True, blank=True,
                              related_name="bib_tags", verbose_name=_("face"))
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BibTagQuerySet.as_manager()
 
     class Meta:
         ordering = ["photo", "bib"]

@@ -12,7 +12,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from events.models import Event
 from photos import pipeline, services
-from photos.models import Photo
+from photos.admin import off_start_list_url
+from photos.models import BibTag, Photo
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,12 @@ def _status_context(event, user) -> dict:
     counts = photos.state_counts()
     failures = photos.filter(state=Photo.State.FAILED).order_by("-updated_at")[:50]
     total = sum(counts.values())
+    # Bibs read that are not on the start list: often a runner missing from it.
+    off_start_list = (BibTag.objects.filter(photo__event=event).off_start_list().count()
+                      if event.can_manage(user) else 0)
     return {
+        "off_start_list": off_start_list,
+        "off_start_list_url": off_start_list_url(event) if off_start_list else "",
         "state_counts": [(state, label, counts.get(state, 0)) for state, label in Photo.State.choices],
         "total": total,
         "ready": counts.get(Photo.State.READY, 0),

@@ -16,7 +16,7 @@ def _load_demo():
     # Commands speak the site's default language (French); the assertions read English.
     out = StringIO()
     with translation.override("en"):
-        call_command("load_demo", stdout=out)
+        call_command("load_demo", "--no-photos", stdout=out)
     return out.getvalue()
 
 

@@ -128,3 +128,38 @@ def test_two_tags_on_the_same_digits_keep_the_more_confident():
                          Reading("80", 0.4, (100, 100, 140, 130)),  # a part of the same bib
                          Reading("2287", 0.8, (300, 100, 360, 130))])
     assert texts(tags) == ["814", "2287"]
+
+
+def test_off_list_hands_back_bib_like_readings_the_start_list_does_not_have():
+    rules = BibRules(start_list=frozenset({"101", "102"}), min_confidence=0.3, ignore={"2025"})
+    readings = [Reading("101", 0.9), Reading("257", 0.8), Reading("0257", 0.6),
+                Reading("2025", 0.9), Reading("777", 0.2), Reading("ab", 0.9)]
+    kept = rules.accept(readings)
+
+    dropped = rules.off_list(readings, kept)
+
+    assert texts(kept) == ["101"]
+    # The year is ignored, the 0.2 reading is noise, "257" is merged: one tag, unconfirmed.
+    assert [(tag.text, tag.confidence, tag.confirmed) for tag in dropped] == [("257", 0.8, False)]
+
+
+def test_off_list_leaves_out_near_misses_and_places_of_kept_tags():
+    rules = BibRules(start_list=frozenset({"4721"}))
+    kept_box = (0, 0, 100, 40)
+    readings = [Reading("47218", 0.9), Reading("72", 0.7, (10, 5, 60, 35)),
+                Reading("4721", 0.95, kept_box)]
+    kept = rules.accept(readings)
+
+    assert texts(kept) == ["4721"]
+    assert rules.off_list(readings, kept) == []
+
+
+def test_off_list_picks_the_most_confident_alternative_of_a_box():
+    rules = BibRules(start_list=frozenset({"5"}))
+    reading = BibReading("3", 0.5, (0, 0, 10, 10), (("850", 0.7), ("3", 0.5)))
+    assert texts(rules.off_list([reading])) == ["850"]
+
+
+def test_without_a_start_list_nothing_is_dropped_for_not_being_on_it():
+    readings = [Reading("257", 0.9)]
+    assert BibRules().off_list(readings, BibRules().accept(readings)) == []

@@ -73,8 +73,12 @@ def test_it_confirms_a_bib_of_the_start_list_and_hides_the_others_from_runners()
 
     assert list(BibTag.objects.filter(photo=listed).values_list("bib", "confirmed")) == [
         ("4721", True)]
-    assert not BibTag.objects.filter(photo=unlisted).exists()
+    # Kept aside for the organiser to review, never a match for runners.
+    assert list(BibTag.objects.filter(photo=unlisted).values_list("bib", "confirmed", "face")) \
+        == [("9999", False, None)]
+    assert list(BibTag.objects.off_start_list().values_list("photo", flat=True)) == [unlisted.pk]
     assert [match.photo_id for match in photos_by_bib(event, "04721")] == [listed.pk]
+    assert photos_by_bib(event, "9999") == []
 
 
 def test_it_applies_the_events_ignore_list():

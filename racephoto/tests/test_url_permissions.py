@@ -34,7 +34,7 @@ STAFF = {"upload", "upload_file", "processing_status", "retry_failed", "api_toke
 PLATFORM_ADMIN = {"model-status"}
 # The admin's models a staff member who is not a platform admin may open
 # (accounts/tests/test_admin_roles.py); every other model is for platform admins only.
-STAFF_ADMIN_MODELS = {"events.event", "events.startlistentry", "photos.photo",
+STAFF_ADMIN_MODELS = {"events.event", "events.startlistentry", "photos.photo", "photos.bibtag",
                       "photos.dropfolderfile"}
 
 
