@@ -61,8 +61,7 @@ def unfinished(event, *, photos=scenes.PHOTOS) -> list[int]:
 def process_here(event, photo_ids, *, progress=None) -> None:
     """Process the photos in this process, then link faces and update the search indexes
     (what the worker does after a burst), so search works when this returns."""
-    from mlpipeline import indexes
-    from mlpipeline import services as ml_services
+    from mlpipeline import event_linking, indexes
     from photos import pipeline
 
     for done, photo_id in enumerate(photo_ids, start=1):
@@ -72,7 +71,7 @@ def process_here(event, photo_ids, *, progress=None) -> None:
             pipeline.give_up(photo_id, error)  # no worker to retry it: shown as failed
         if progress:
             progress(done, len(photo_ids))
-    ml_services.link_event(event.pk)
+    event_linking.link_event(event.pk)
     if settings.SEARCH_BACKEND != "pgvector":  # PostgreSQL keeps its own indexes in step
         for kind in indexes.KINDS:
             indexes.sync(event.pk, kind)

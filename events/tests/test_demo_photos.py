@@ -13,7 +13,7 @@ from django.utils import translation
 from events.demo import loader, scenes
 from events.services import _DEMO_FIRST_BIB, _DEMO_RUNNERS, load_demo_event
 from mlpipeline import loaded
-from mlpipeline import services as ml_services
+from mlpipeline.bibrules import forget_event_rules
 from photos.admin import off_start_list_url
 from photos.models import BibTag, Face, Photo
 from search.services import photos_by_bib, photos_by_selfie
@@ -74,7 +74,7 @@ SMALL_DEMO = tuple(scenes.PHOTOS[number - 1] for number in (1, 13, 23, 12))
 def fresh_models(settings, tmp_path):
     settings.MODELS_DIR = tmp_path  # no CLIP weights: that step is "unavailable"
     loaded.forget()
-    ml_services._rules_cache.clear()
+    forget_event_rules()
     yield
     loaded.forget()
 
