@@ -10,13 +10,11 @@ DEMO_EVENT_SLUG = "demo-10k-lyon"
 
 _DEMO_EVENT = {
     "name": "10 km de Lyon (démo)",
+    "name_en": "Lyon 10K (demo)",
     "date": date(2025, 10, 12),
     "location": "Lyon",
-    # Both languages in one text: the demo is shown to French and English visitors alike.
-    "description": (
-        "Course de démonstration le long des quais du Rhône, pour essayer RacePhoto.\n\n"
-        "Demo race along the banks of the Rhône, to try RacePhoto out."
-    ),
+    "description": "Course de démonstration le long des quais du Rhône, pour essayer RacePhoto.",
+    "description_en": "Demo race along the banks of the Rhône, to try RacePhoto out.",
     "is_published": True,
     # Every demo bib has three digits: shorter readings (a pin, a fold) are not bibs.
     "bib_min_length": 3,

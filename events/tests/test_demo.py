@@ -94,3 +94,14 @@ def test_it_shows_the_demo_event_on_the_public_site(client):
 
     assert response.status_code == 200
     assert response.context["event"].runner_count == 30
+
+
+def test_the_demo_event_speaks_each_visitor_s_language_only(client):
+    load_demo_event()
+
+    english = client.get(f"/en/events/{DEMO_EVENT_SLUG}/").content.decode()
+    french = client.get(f"/fr/events/{DEMO_EVENT_SLUG}/").content.decode()
+
+    assert "Lyon 10K (demo)" in english and "10 km de Lyon (démo)" not in english
+    assert "Demo race along the banks" in english and "Course de démonstration" not in english
+    assert "Course de démonstration" in french and "Demo race along the banks" not in french
