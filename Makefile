@@ -8,8 +8,10 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.tx
 
 .PHONY: run test lint install messages lock clean-var
 
+# exec: make's child is manage.py itself, so a Ctrl-C that it handles as a normal stop is not
+# reported by an interrupted shell as "make: *** [run] Interrupt".
 run: install
-	DEBUG=$${DEBUG:-1} $(PY) manage.py run
+	DEBUG=$${DEBUG:-1} exec $(PY) manage.py run
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
