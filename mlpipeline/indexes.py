@@ -35,6 +35,7 @@ from django.conf import settings
 from django.db.models import F, Func
 from pgvector.django import CosineDistance, VectorField
 
+from events.models import Event
 from mlpipeline.inference import registry
 from mlpipeline.vectors import normalised
 from photos.models import Face, Photo
@@ -123,11 +124,11 @@ def _slug(model: str) -> str:
 
 
 def index_path(event_id: int, kind: str, model: str) -> Path:
-    return Path(settings.INDEX_DIR) / f"event-{event_id}" / f"{kind}--{_slug(model)}.hnsw"
+    return _event_folder(event_id) / f"{kind}--{_slug(model)}.hnsw"
 
 
 def _index_files(event_id: int, kind: str) -> list[Path]:
-    return sorted((Path(settings.INDEX_DIR) / f"event-{event_id}").glob(f"{kind}--*.hnsw"))
+    return sorted(_event_folder(event_id).glob(f"{kind}--*.hnsw"))
 
 
 def _existing(event_id: int, kind: str) -> dict[str, tuple[Path, dict | None]]:
@@ -145,10 +146,14 @@ def _existing(event_id: int, kind: str) -> dict[str, tuple[Path, dict | None]]:
     return found
 
 
+def _event_folder(event_id: int) -> Path:
+    return Path(settings.INDEX_DIR) / f"event-{event_id}"
+
+
 @contextmanager
 def _locked(event_id: int, kind: str) -> Iterator[None]:
     """One writer per event and kind, across processes and machines sharing INDEX_DIR."""
-    folder = Path(settings.INDEX_DIR) / f"event-{event_id}"
+    folder = _event_folder(event_id)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f".{kind}.lock", "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -207,6 +212,8 @@ def _build(kind: str, event_id: int, model: str) -> dict:
 def sync(event_id: int, kind: str) -> SyncResult:
     """Bring the event's index files of ``kind`` in line with the database."""
     result = SyncResult()
+    if not _event_folder(event_id).exists() and not Event.objects.filter(pk=event_id).exists():
+        return result  # no such event (deleted before its sync ran): leave no folder behind
     with _locked(event_id, kind):
         files = _existing(event_id, kind)
         wanted = models_in_database(kind, event_id)

@@ -221,3 +221,14 @@ def test_every_embedding_model_of_the_registry_has_its_partial_index():
         for signature, dimension in dimensions.items():
             definition = definitions[pgvector_index_name(prefix, signature)]
             assert f"vector({dimension})" in definition and f"'{signature}'" in definition
+
+
+@pytest.mark.django_db
+def test_a_sync_for_an_event_that_is_gone_leaves_nothing_behind(settings, tmp_path):
+    settings.INDEX_DIR = tmp_path / "indexes"
+    event = EventFactory()
+    event_id = event.pk
+    event.delete()  # its sync was queued before the delete and runs after it
+
+    assert indexes.sync(event_id, indexes.FACES) == indexes.SyncResult()
+    assert not (tmp_path / "indexes").exists()
