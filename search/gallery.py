@@ -172,9 +172,10 @@ def parse_time_of_day(event, value: str) -> datetime.datetime:
 
 
 def timeline_page(event, at: datetime.datetime | None = None, cursor: str = "",
-                  size: int = PAGE_SIZE) -> GalleryPage:
+                  size: int | None = None) -> GalleryPage:
     """One page of the event's photos oldest first, from the moment ``at`` or after
     ``cursor`` (the same keyset tokens as the gallery, read the other way)."""
+    size = size or PAGE_SIZE
     photos = public_photos(event).order_by("taken_at", "pk")
     if cursor:
         photos = photos.filter(_newer_than(*_parse_cursor(cursor)))
