@@ -98,7 +98,7 @@
     const bibs = (link.dataset.lightboxBibs || "").split(",").filter(Boolean);
     bibsLine.querySelector(".bib").textContent = bibs.join(", ");
     bibsLine.hidden = bibs.length === 0;
-    pageLink.href = link.href;
+    pageLink.setAttribute("href", link.getAttribute("href"));
 
     const previous = neighbour(link, -1);
     const next = neighbour(link, 1);

@@ -115,7 +115,9 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
     page.wait_for_function("document.querySelector('#results .photo-tile img').naturalWidth > 0")
     shot(page, "bib-results-phone")
 
-    tiles.nth(0).locator("a").click()
+    tiles.nth(0).locator("a").click()  # the lightbox (tests/browser/test_lightbox.py), then its page
+    page.locator("#lightbox").get_by_role(
+        "link", name="Ouvrir la page de la photo (pour la partager)").click()
 
     page.wait_for_url(re.compile(rf"/fr/events/semi-lyon/photos/{mine[0].pk}/\?bib=1234$"))
     large = page.locator(".photo-large img")
