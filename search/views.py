@@ -217,6 +217,8 @@ def timeline(request, slug):
                 "count": slot.count} for slot in slots],
         processing="" if slots else _processing_message(event),
         at=at,
+        # The language switch keeps the chosen time.
+        alternates=event_views._language_alternates(request, request.get_full_path()),
     )
     return render(request, "search/timeline.html", context, status=status)
 

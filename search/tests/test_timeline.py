@@ -147,3 +147,11 @@ def test_tiles_carry_the_preview_and_confirmed_bibs_for_the_lightbox(client, eve
     assert 'data-lightbox-bibs="77,1234"' in html
     assert 'data-lightbox-width="1200" data-lightbox-height="800"' in html
     assert 'id="lightbox"' in html and "/static/js/lightbox.js" in html
+
+
+def test_the_language_switch_keeps_the_time(client, event):
+    ready_photo(event, 0)
+
+    html = client.get(url(event, "at=09:45")).content.decode()
+
+    assert 'href="/fr/events/semi/by-time/?at=09:45" hreflang="fr"' in html

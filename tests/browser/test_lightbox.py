@@ -4,7 +4,9 @@ without JavaScript the tile is still a link to the photo's page, which ←/→ a
 
 import datetime
 import io
+import os
 import re
+from pathlib import Path
 
 import pytest
 from django.core.files.base import ContentFile
@@ -20,6 +22,14 @@ from photos.tests.factories import PhotoFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 START = timezone.make_aware(datetime.datetime(2026, 9, 14, 9, 30))
+# Set to a folder to keep screenshots of the lightbox and the timeline (phone and desktop).
+SHOTS = os.environ.get("SCREENSHOT_DIR", "")
+
+
+def shot(page, name, full_page=False):
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"lightbox-{name}.png"), full_page=full_page)
 
 
 def ready_photo(event, seed, minute) -> Photo:
@@ -68,14 +78,20 @@ def test_a_runner_browses_the_gallery_in_the_lightbox_by_keyboard_and_swipe(
     expect(lightbox.get_by_role("link", name="Ouvrir la page de la photo (pour la partager)")
            ).to_have_attribute("href", f"/fr/events/semi-lyon/photos/{photos[0].pk}/")
     expect(lightbox.get_by_role("button", name="Photo précédente")).to_be_disabled()
-    page.wait_for_function("document.querySelector('#lightbox img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#lightbox img').naturalWidth > 0")
     # The neighbour is asked for before the runner gets there.
-    page.wait_for_function(
-        f"performance.getEntriesByType('resource').some(e => e.name.endsWith('{photos[1].preview.url}'))")
+    page.wait_for_function(f"""() => performance.getEntriesByType('resource')
+                                .some(e => e.name.endsWith('{photos[1].preview.url}'))""")
 
     page.keyboard.press("ArrowRight")
     assert src_of(page) == photos[1].preview.url
     expect(lightbox.locator("[data-lightbox-bibs]")).to_have_text("Dossards sur cette photo : 1234")
+    page.wait_for_function("() => document.querySelector('#lightbox img').naturalWidth > 0")
+    shot(page, "phone")
+    if SHOTS:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        shot(page, "desktop")
+        page.set_viewport_size({"width": 390, "height": 844})
     page.keyboard.press("ArrowLeft")
     assert src_of(page) == photos[0].preview.url
     expect(lightbox.locator("[data-lightbox-bibs]")).to_be_hidden()
@@ -106,7 +122,7 @@ def test_a_runner_browses_the_gallery_in_the_lightbox_by_keyboard_and_swipe(
     page.keyboard.press("ArrowRight")
     expect(tiles).to_have_count(26)
     page.wait_for_function(
-        f"document.querySelector('#lightbox img').getAttribute('src') === '{photos[24].preview.url}'")
+        f"() => document.querySelector('#lightbox img').getAttribute('src') === '{photos[24].preview.url}'")
     # The phone's back button closes the lightbox and stays on the page.
     page.go_back()
     expect(lightbox).to_be_hidden()
@@ -147,6 +163,7 @@ def test_the_whole_event_by_time_jumps_to_a_quarter_hour(live_server, page, even
 
     page.wait_for_url(re.compile(r"/en/events/semi-lyon/by-time/\?at=11%3A00#results$"))
     first = page.locator("#results a.photo-link").first
+    shot(page, "by-time-phone", full_page=True)
     # Seed n was taken 100 - n minutes after 09:30: 11:00 is seed 10.
     expect(first).to_have_attribute("href", f"/en/events/semi-lyon/photos/{photos[10].pk}/")
     first.click()
