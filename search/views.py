@@ -216,7 +216,9 @@ def timeline(request, slug):
         slots=[{"value": gallery.slot_value(event, slot.start), "start": slot.start,
                 "count": slot.count} for slot in slots],
         processing="" if slots else _processing_message(event),
-        at=at,
+        # Where this page starts: the time asked for, or (a "later" link opened without
+        # JavaScript) its first photo's.
+        starts_at=at or (page.photos[0].taken_at if cursor and page.photos else None),
         # The language switch keeps the chosen time.
         alternates=event_views._language_alternates(request, request.get_full_path()),
     )

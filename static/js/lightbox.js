@@ -53,6 +53,8 @@
   let opener = null;       // what had the focus when the lightbox opened
   let historyPushed = false;
   let loadingMore = false;
+  let leavingFor = "";     // the photo page asked for, once the history entry is gone
+  let leaveTimer = 0;
 
   // The tiles of the grid the current one is in (a page can hold several: a group selfie's
   // faces each have theirs), including those a "more" link added since.
@@ -135,9 +137,25 @@
   });
 
   window.addEventListener("popstate", () => {
+    if (leavingFor) {
+      window.clearTimeout(leaveTimer);
+      window.location.assign(leavingFor);
+      return;
+    }
     if (!dialog.open) return;
     historyPushed = false;  // the browser went back already
     close();
+  });
+
+  // The photo page's link: drop the lightbox's history entry first, so that "back" from
+  // the photo page comes to the gallery once, not to the same page twice.
+  pageLink.addEventListener("click", (event) => {
+    if (!historyPushed || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey
+        || event.altKey) return;
+    event.preventDefault();
+    leavingFor = pageLink.href;
+    close();  // goes back in history; popstate then opens the page
+    leaveTimer = window.setTimeout(() => window.location.assign(leavingFor), 500);  // no popstate came
   });
 
   function go(step) {

@@ -127,6 +127,14 @@ def test_a_runner_browses_the_gallery_in_the_lightbox_by_keyboard_and_swipe(
     page.go_back()
     expect(lightbox).to_be_hidden()
     assert page.url.endswith("/fr/events/semi-lyon/")
+
+    # The shareable page, and back from it to the gallery in one step.
+    tiles.nth(1).click()
+    lightbox.get_by_role("link", name="Ouvrir la page de la photo (pour la partager)").click()
+    page.wait_for_url(re.compile(rf"/fr/events/semi-lyon/photos/{photos[1].pk}/$"))
+    page.go_back()
+    page.wait_for_url(re.compile(r"/fr/events/semi-lyon/$"))
+    assert page.evaluate("() => history.state") is None  # not the lightbox's own entry
     assert errors == []
 
 
