@@ -6,14 +6,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12)
 
-.PHONY: run test lint install messages lock clean-var
+.PHONY: run test lint install messages lock clean-var browser-deps
 
 # exec: make's child is manage.py itself, so a Ctrl-C that it handles as a normal stop is not
 # reported by an interrupted shell as "make: *** [run] Interrupt".
 run: install
 	DEBUG=$${DEBUG:-1} exec $(PY) manage.py run
 
-test: install
+test: install browser-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade (settings in pyproject.toml).
@@ -30,6 +30,14 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	@# facenet-pytorch pins ancient torch versions; its real needs are in requirements.txt.
 	$(PY) -m pip install -qq --no-deps -r requirements-nodeps.txt
 	rm -f $(VENV)/.installed-*
+	touch $@
+
+# The browser tests' JavaScript (axe-core, the accessibility checker), pinned by
+# package-lock.json into node_modules/; never served to visitors.
+AXE := node_modules/axe-core/axe.min.js
+browser-deps: $(AXE)
+$(AXE): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Compiled with Babel (pure Python) so GNU gettext is not needed to run or test.

@@ -120,7 +120,7 @@ class EventAdmin(RoleScopedAdmin):
                        "bib_ignore"),
         }),
         (_("Watermark"), {"fields": ("watermark_text", "watermark_logo")}),
-        (_("Privacy"), {"fields": ("face_search",)}),
+        (_("Privacy"), {"fields": ("face_search", "search_engines_may_index")}),
         (_("People"), {"fields": ("organisers", "photographers")}),
         (_("Start list"), {"fields": ("start_list_summary", "readings_off_start_list")}),
     )

@@ -87,6 +87,14 @@ class Event(models.Model):
         help_text=_("Whether runners can find their photos with a selfie. Changing it takes "
                     "effect at once for every face of the event."),
     )
+    # Some races (children's races, private events) want their runners' photos shared by
+    # link but kept out of search engines: their pages say noindex and leave the sitemap.
+    search_engines_may_index = models.BooleanField(
+        _("search engines may index"), default=True,
+        help_text=_("Off: the event page and its photo pages ask search engines not to list "
+                    "them, and are left out of the sitemap. Anyone with the link still sees "
+                    "them."),
+    )
     organisers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",
         verbose_name=_("organisers"),

@@ -31,7 +31,9 @@ class EventSitemap(_BilingualSitemap):
     priority = 0.8
 
     def items(self):
-        return Event.objects.filter(is_published=True).order_by("-date", "pk")
+        # An event that asks search engines to stay away is not offered to them either.
+        return (Event.objects.filter(is_published=True, search_engines_may_index=True)
+                .order_by("-date", "pk"))
 
     def lastmod(self, event):
         return event.updated_at

@@ -1,9 +1,9 @@
 import json
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -118,23 +118,63 @@ def _sports_event_data(event, races, url, description):
     return data
 
 
+RECENT_EVENTS_SHOWN = 12
+SEARCH_RESULTS_SHOWN = 50
+# A runner remembers the weekend, not always the day: a date finds the events around it.
+DATE_SEARCH_DAYS = 3
+
+
+def _event_search(request):
+    """The home page's search (?q= name or place, ?date=): the filter, and what the form
+    shows back. Each word of ``q`` must appear in the name (either language) or the place."""
+    words = request.GET.get("q", "").split()[:8]
+    raw_date = request.GET.get("date", "").strip()
+    query, error, day = Q(), "", None
+    for word in words:
+        query &= (Q(name__icontains=word) | Q(name_en__icontains=word)
+                  | Q(location__icontains=word))
+    if raw_date:
+        try:
+            day = date.fromisoformat(raw_date)
+        except ValueError:
+            error = _("“%(value)s” is not a date: pick one in the calendar, e.g. 2026-09-14.") % {
+                "value": raw_date[:20]}
+        else:
+            window = timedelta(days=DATE_SEARCH_DAYS)
+            query &= Q(date__range=(day - window, day + window))
+    return {"q": " ".join(words), "date": raw_date[:20], "day": day, "error": error,
+            "active": bool(words or raw_date), "filter": query}
+
+
 def event_list(request):
-    events = list(
-        Event.objects.filter(is_published=True)
-        .annotate(ready_photo_count=_ready_photo_count())
-        .order_by("date", "name")
-    )
+    """The home page: upcoming events, the most recent ones, and a search by name, place or
+    date (a plain GET form, so it works without JavaScript and can be shared)."""
+    published = (Event.objects.filter(is_published=True)
+                 .annotate(ready_photo_count=_ready_photo_count()))
+    search = _event_search(request)
+    context = {"search": search, **_seo_context(request, reverse("events:list"))}
     today = timezone.localdate()
-    upcoming = [event for event in events if event.date >= today]
-    # Most recent first: last weekend's race is what runners come looking for.
-    past = sorted((event for event in events if event.date < today),
-                  key=lambda event: event.date, reverse=True)
-    context = {
-        "upcoming": upcoming,
-        "past": past,
-        **_seo_context(request, reverse("events:list")),
-    }
-    return render(request, "events/event_list.html", context)
+    if search["active"]:
+        found = published.none() if search["error"] else published.filter(search["filter"])
+        results = list(found.order_by("-date", "name")[:SEARCH_RESULTS_SHOWN + 1])
+        if search["day"]:  # a week's events at most: the closest to the date asked first
+            results.sort(key=lambda event: abs((event.date - search["day"]).days))
+        context.update(results=results[:SEARCH_RESULTS_SHOWN],
+                       more_results=len(results) > SEARCH_RESULTS_SHOWN)
+    else:
+        # One query: every upcoming event, and the most recent past ones (one more than
+        # shown tells whether older ones exist).
+        recent = published.filter(date__lt=today).order_by("-date", "name")[:RECENT_EVENTS_SHOWN + 1]
+        events = list(published.filter(date__gte=today).order_by().union(recent, all=True))
+        upcoming = sorted((event for event in events if event.date >= today),
+                          key=lambda event: (event.date, event.name))
+        # Most recent first: last weekend's race is what runners come looking for.
+        past = sorted((event for event in events if event.date < today),
+                      key=lambda event: (-event.date.toordinal(), event.name))
+        context.update(upcoming=upcoming, past=past[:RECENT_EVENTS_SHOWN],
+                       older_events=len(past) > RECENT_EVENTS_SHOWN)
+    return render(request, "events/event_list.html", context,
+                  status=400 if search["error"] else 200)
 
 
 def event_detail(request, slug):

@@ -8,9 +8,10 @@ clean web version stay private (photos.models.Photo), so nothing here loads them
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db.models import Count, IntegerField, Q
+from django.db.models.functions import Cast, Coalesce, ExtractMinute, Trunc
 from django.http import Http404
+from django.utils import timezone
 
 from photos.derivatives import PREVIEW_SIZE, THUMBNAIL_SIZE, WEB_SIZE, fit
 from photos.models import BibTag, Photo
@@ -102,3 +103,84 @@ def derivative_sizes(photo) -> dict:
     preview = fit(web, PREVIEW_SIZE)
     return {"preview": preview, "thumbnail": fit(preview, THUMBNAIL_SIZE)}
 
+
+
+def confirmed_bibs_by_photo(photo_ids) -> dict[int, list[str]]:
+    """confirmed_bibs for many photos in one query (a grid's lightbox shows each tile's)."""
+    found: dict[int, set[str]] = {}
+    for photo_id, bib in (BibTag.objects.filter(photo_id__in=photo_ids, confirmed=True)
+                          .values_list("photo_id", "bib")):
+        found.setdefault(photo_id, set()).add(bib)
+    return {photo_id: sorted(bibs, key=lambda bib: (len(bib), bib)) for photo_id, bibs in found.items()}
+
+
+# --- The whole event by time ("Lost & Found") -------------------------------------------
+# For runners whose bib nobody read: every public photo, oldest first, from a time of day
+# they choose (when they passed the photographers), paged by a keyset like the gallery.
+
+QUARTER = 15  # minutes: the steps of the "jump to a time" list
+
+
+def _newer_than(taken_at, photo_id) -> Q:
+    return Q(taken_at__gt=taken_at) | Q(taken_at=taken_at, pk__gt=photo_id)
+
+
+@dataclass
+class TimeSlot:
+    """A quarter of an hour with photos: where the timeline can jump to."""
+
+    start: datetime.datetime  # aware, in the site's time zone
+    count: int
+
+
+def time_slots(event) -> list[TimeSlot]:
+    """The quarters of an hour (site time zone) in which the event's public photos were
+    taken, with how many each holds: counted by the database, not by loading the photos."""
+    zone = timezone.get_current_timezone()
+    rows = (public_photos(event).order_by()
+            .annotate(hour=Trunc("taken_at", "hour", tzinfo=zone),
+                      # An integer division (EXTRACT gives a numeric in PostgreSQL).
+                      quarter=Cast(ExtractMinute("taken_at", tzinfo=zone), IntegerField()) / QUARTER)
+            .values("hour", "quarter").annotate(count=Count("pk")).order_by("hour", "quarter"))
+    return [TimeSlot(timezone.localtime(row["hour"], zone)
+                     + datetime.timedelta(minutes=row["quarter"] * QUARTER), row["count"])
+            for row in rows]
+
+
+def slot_value(event, moment: datetime.datetime) -> str:
+    """How an address names a time: "10:45" on the event's day, else with its date
+    (a camera whose clock was a day off)."""
+    local = timezone.localtime(moment)
+    if local.date() == event.date:
+        return local.strftime("%H:%M")
+    return local.strftime("%Y-%m-%dT%H:%M")
+
+
+def parse_time_of_day(event, value: str) -> datetime.datetime:
+    """``value`` ("10:45", or "2026-09-14T10:45") as an aware moment of the event's day.
+
+    Raises ValueError with the reason when it is not a time."""
+    value = value.strip()
+    try:
+        if "T" in value:
+            naive = datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M")
+        else:
+            naive = datetime.datetime.combine(event.date, datetime.datetime.strptime(value, "%H:%M").time())
+    except ValueError:
+        raise ValueError(value) from None
+    return timezone.make_aware(naive)
+
+
+def timeline_page(event, at: datetime.datetime | None = None, cursor: str = "",
+                  size: int | None = None) -> GalleryPage:
+    """One page of the event's photos oldest first, from the moment ``at`` or after
+    ``cursor`` (the same keyset tokens as the gallery, read the other way)."""
+    size = size or PAGE_SIZE
+    photos = public_photos(event).order_by("taken_at", "pk")
+    if cursor:
+        photos = photos.filter(_newer_than(*_parse_cursor(cursor)))
+    elif at is not None:
+        photos = photos.filter(taken_at__gte=at)
+    rows = list(photos[:size + 1])
+    shown = rows[:size]
+    return GalleryPage(shown, cursor_of(shown[-1]) if len(rows) > size else None)

@@ -48,6 +48,7 @@ class Tile:
     photo: object
     url: str
     reasons: list[tuple[str, str]] = field(default_factory=list)  # (code, label)
+    bibs: list[str] = field(default_factory=list)  # confirmed ones, for the lightbox
 
     @property
     def sizes(self):
@@ -62,9 +63,11 @@ def _photo_url(event, photo_id, query=None) -> str:
 def _tiles(event, photos, matches=None, query=None) -> list[Tile]:
     labels = _reason_labels()
     reasons = {match.photo_id: match.reasons for match in matches or []}
+    bibs = gallery.confirmed_bibs_by_photo([photo.pk for photo in photos])
     return [Tile(photo, _photo_url(event, photo.pk, query),
                  [(code, labels[code]) for code in dict.fromkeys(reasons.get(photo.pk, ()))
-                  if code in labels])
+                  if code in labels],
+                 bibs.get(photo.pk, []))
             for photo in photos]
 
 
@@ -175,6 +178,51 @@ def event_photos(request, slug):
     if request.htmx:
         return render(request, "search/_tiles.html", context)
     return render(request, "search/photos.html", context)
+
+
+def _timeline_url(event, query) -> str:
+    return f"{reverse('search:timeline', kwargs={'slug': event.slug})}?{urlencode(query)}"
+
+
+@require_GET
+def timeline(request, slug):
+    """The whole event by time, oldest first ("Lost & Found"): for runners whose bib nobody
+    read. ?at=10:45 jumps to a time of day; the "later" link carries a cursor (?after=)."""
+    event = _published_event(slug)
+    at_value = request.GET.get("at", "").strip()[:40]
+    cursor = request.GET.get("after", "")
+    at, time_error, status = None, "", 200
+    if at_value and not cursor:
+        try:
+            at = gallery.parse_time_of_day(event, at_value)
+        except ValueError:
+            time_error = _("“%(value)s” is not a time of day: give hours and minutes, "
+                           "e.g. 10:45.") % {"value": at_value}
+            status = 400
+    page = gallery.timeline_page(event, at, cursor)
+    context = {
+        "event": event,
+        "searched": "",
+        "tiles": _tiles(event, page.photos),
+        "more_url": _timeline_url(event, {"after": page.next_cursor}) if page.next_cursor else "",
+        "more_label": _("Later photos"),
+    }
+    if request.htmx and cursor:
+        return render(request, "search/_tiles.html", context)
+    slots = gallery.time_slots(event)
+    chosen = gallery.slot_value(event, at) if at else ""
+    context.update(
+        time_error=time_error, chosen=chosen,
+        slots=[{"value": gallery.slot_value(event, slot.start), "start": slot.start,
+                "count": slot.count} for slot in slots],
+        processing="" if slots else _processing_message(event),
+        # Where this page starts: the time asked for, or (a "later" link opened without
+        # JavaScript) its first photo's.
+        starts_at=at or (page.photos[0].taken_at if cursor and page.photos else None),
+        # The language switch keeps the chosen time.
+        alternates=event_views._language_alternates(request, request.get_full_path()),
+    )
+    return render(request, "search/timeline.html", context, status=status)
 
 
 class PageSelfieThrottle(SelfieThrottle):

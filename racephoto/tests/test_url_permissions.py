@@ -23,7 +23,8 @@ PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list",
           "selfie-search",  # within the event's setting: search/tests/test_selfie_privacy.py
           # Ready photos' public derivatives of published events only, the selfie within
           # the event's setting: search/tests/test_pages.py
-          "photos", "photo", "selfie"}
+          "photos", "photo", "selfie",
+          "timeline"}  # the same photos by time: search/tests/test_timeline.py
 # Any signed-in person, on their own data only (accounts/tests/test_privacy.py, test_auth.py).
 SIGNED_IN = {"profile", "privacy", "claim_bib", "set_face_search", "request_erasure"}
 # The event's staff only (photos/tests/test_upload_views.py, photos/tests/test_api.py,

@@ -112,15 +112,17 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
     expect(tiles.nth(0).locator(".reason")).to_have_text("Dossard lu sur la photo")
     expect(tiles.nth(1).locator(".reason")).to_have_text("Dossard reporté par le visage")
     tiles.nth(0).locator("img").scroll_into_view_if_needed()
-    page.wait_for_function("document.querySelector('#results .photo-tile img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#results .photo-tile img').naturalWidth > 0")
     shot(page, "bib-results-phone")
 
-    tiles.nth(0).locator("a").click()
+    tiles.nth(0).locator("a").click()  # the lightbox (tests/browser/test_lightbox.py), then its page
+    page.locator("#lightbox").get_by_role(
+        "link", name="Ouvrir la page de la photo (pour la partager)").click()
 
     page.wait_for_url(re.compile(rf"/fr/events/semi-lyon/photos/{mine[0].pk}/\?bib=1234$"))
     large = page.locator(".photo-large img")
     expect(large).to_be_visible()
-    page.wait_for_function("document.querySelector('.photo-large img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('.photo-large img').naturalWidth > 0")
     assert "/media/previews/" in large.get_attribute("src")
     assert page.locator("meta[property='og:image']").get_attribute("content").endswith(
         large.get_attribute("src"))
