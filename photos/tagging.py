@@ -54,8 +54,9 @@ def clean_bib(text: str) -> str:
 
 def _state(photo_id: int, bib: str) -> dict:
     """What the photo says about ``bib``: its tag (or None) and whether it was rejected."""
+    # The id too: a tag put back by undo keeps it, so pages showing it stay right.
     tag = (BibTag.objects.filter(photo_id=photo_id, bib=bib)
-           .values("source", "confirmed", "confidence", "box", "face_id").first())
+           .values("id", "source", "confirmed", "confidence", "box", "face_id").first())
     rejected = RejectedReading.objects.filter(photo_id=photo_id, bib=bib).exists()
     return {"tag": tag, "rejected": rejected}
 
@@ -66,7 +67,11 @@ def _put(photo_id: int, bib: str, state: dict, user) -> None:
     if tag is None:
         BibTag.objects.filter(photo_id=photo_id, bib=bib).delete()
     else:
-        BibTag.objects.update_or_create(photo_id=photo_id, bib=bib, defaults=tag)
+        fields = {name: value for name, value in tag.items() if name != "id"}
+        updated = BibTag.objects.filter(photo_id=photo_id, bib=bib).update(**fields)
+        if not updated:
+            BibTag.objects.create(photo_id=photo_id, bib=bib, **fields,
+                                  **({"id": tag["id"]} if tag.get("id") else {}))
     if state["rejected"]:
         RejectedReading.objects.get_or_create(photo_id=photo_id, bib=bib,
                                               defaults={"rejected_by": user})
@@ -96,6 +101,7 @@ def _apply(user, event, targets, action, wanted) -> ChangeResult:
             result.unchanged += 1
             continue
         _put(photo_id, bib, after, user)
+        after = _state(photo_id, bib)  # as stored: a new tag's id included
         changes.append(TagChange(photo_id=photo_id, bib=bib, action=action, user=user,
                                  batch=result.batch, before=before, after=after))
         result.photo_ids.add(photo_id)
@@ -106,7 +112,7 @@ def _apply(user, event, targets, action, wanted) -> ChangeResult:
 
 def _manual(before: dict) -> dict:
     """The state after a person says "this bib is on this photo"."""
-    tag = before["tag"] or {"confidence": 1.0, "box": None, "face_id": None}
+    tag = before["tag"] or {"id": None, "confidence": 1.0, "box": None, "face_id": None}
     # A reading or face link a person confirms keeps its box and face: the crop stays useful.
     return {"tag": {**tag, "source": BibTag.Source.MANUAL, "confirmed": True}, "rejected": False}
 

@@ -157,11 +157,10 @@ def _result_json(request, event, result, message, level="success"):
                          "tags": {str(photo.pk): _tags_html(photo, request) for photo in photos}})
 
 
-def _message_for(result, verb_done) -> str:
+def _message_for(result, verb_done, already) -> str:
     text = verb_done(result.changed)
     if result.unchanged:
-        text += " " + ngettext("%(count)d photo already was.", "%(count)d photos already were.",
-                               result.unchanged) % {"count": result.unchanged}
+        text += " " + already(result.unchanged) % {"count": result.unchanged}
     return text
 
 
@@ -190,13 +189,15 @@ def change_tags(request, event_id):
             result = tagging.add_bib(user, event, photo_ids, bib)
             message = _message_for(result, lambda n: ngettext(
                 "Bib %(bib)s added to %(count)d photo.", "Bib %(bib)s added to %(count)d photos.",
-                n) % {"bib": tagging.clean_bib(bib), "count": n})
+                n) % {"bib": tagging.clean_bib(bib), "count": n}, lambda n: ngettext(
+                "%(count)d photo already had it.", "%(count)d photos already had it.", n))
         elif action == "remove":
             result = tagging.remove_bib(user, event, photo_ids, bib)
             message = _message_for(result, lambda n: ngettext(
                 "Bib %(bib)s removed from %(count)d photo.",
                 "Bib %(bib)s removed from %(count)d photos.", n)
-                % {"bib": tagging.clean_bib(bib), "count": n})
+                % {"bib": tagging.clean_bib(bib), "count": n}, lambda n: ngettext(
+                "%(count)d photo did not have it.", "%(count)d photos did not have it.", n))
         elif action == "confirm":
             result = tagging.confirm(user, event, tag_ids)
             message = ngettext("%(count)d tag confirmed.", "%(count)d tags confirmed.",
@@ -323,7 +324,7 @@ def coverage(event) -> dict:
     by_source = []
     for source, label in BibTag.Source.choices:
         count = photos.filter(Exists(_findable().filter(source=source))).count()
-        by_source.append({"label": label, "count": count,
+        by_source.append({"label": str(label), "count": count,
                           "share": count / total * 100 if total else 0.0})
     per_photographer = list(photos.values("photographer__username").annotate(
         count=Count("pk"), findable=Count("pk", filter=Q(Exists(_findable())))).order_by(

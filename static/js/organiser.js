@@ -24,10 +24,12 @@
     for (const [name, value] of fields) body.append(name, value);
     let data;
     try {
-      const response = await fetch(form.action, {method: "POST", body: body,
+      // getAttribute: the forms' buttons are named "action", which shadows form.action.
+      const response = await fetch(form.getAttribute("action"), {method: "POST", body: body,
         headers: {"Accept": "application/json"}, credentials: "same-origin"});
       data = await response.json();
     } catch (error) {
+      console.error(error);
       form.submit();  // the server answers the plain POST with a page and a message
       return null;
     }
@@ -129,6 +131,9 @@
         event.preventDefault();
         const box = current.querySelector("[data-select]");
         box.checked = !box.checked;
+        refreshSelection();
+      } else if (event.key === "Escape") {
+        for (const box of tagging.querySelectorAll("[data-select]")) box.checked = false;
         refreshSelection();
       } else if (event.key === "u") {
         event.preventDefault();
