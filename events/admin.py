@@ -140,6 +140,7 @@ class EventAdmin(RoleScopedAdmin):
         ("tagging/", workspace.tagging_grid, "tagging"),
         ("tagging/change/", workspace.change_tags, "change_tags"),
         ("review/", workspace.review_queue, "review"),
+        ("review/crop/<int:tag_id>/", workspace.bib_crop, "bib_crop"),
         ("report/", workspace.report, "report"),
     )
 

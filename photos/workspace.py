@@ -10,6 +10,7 @@ keyboard and in-place updates (the same POSTs, answered as JSON).
 """
 
 import csv
+import io
 import secrets
 import time
 
@@ -17,12 +18,13 @@ from django.contrib import admin, messages
 from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, OuterRef, Q
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from PIL import Image
 
 from events import startlist_import
 from events.models import Event
@@ -133,6 +135,43 @@ def crop_style(tag, photo) -> str:
     width, height = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
     return (f"--crop-ratio:{width / height:.4f};--crop-width:{photo.width / width * 100:.3f}%;"
             f"--crop-left:{-x1 / width * 100:.3f}%;--crop-top:{-y1 / width * 100:.3f}%")
+
+
+#: the crop is drawn this wide: large enough to read a digit a reader got wrong
+CROP_WIDTH = 480
+
+
+def bib_crop(request, event_id, tag_id):
+    """The tag's box cut out of the private web version (no watermark over the digits),
+    for the event's organisers only; never cached outside the browser."""
+    event = managed_event(request, event_id)
+    tag = get_object_or_404(BibTag.objects.select_related("photo"), pk=tag_id,
+                            photo__event=event)
+    photo = tag.photo
+    if not (tag.box and photo.web and photo.width):
+        raise Http404
+    try:
+        with photo.web.open("rb") as handle:
+            image = Image.open(io.BytesIO(handle.read()))
+            image.load()
+    except (OSError, Image.UnidentifiedImageError) as exc:
+        raise Http404 from exc
+    scale = image.width / photo.width
+    x1, y1, x2, y2 = (float(value) for value in tag.box)
+    pad_x, pad_y = (x2 - x1) * 0.15, (y2 - y1) * 0.15
+    box = (max(0, int((x1 - pad_x) * scale)), max(0, int((y1 - pad_y) * scale)),
+           min(image.width, int((x2 + pad_x) * scale) + 1),
+           min(image.height, int((y2 + pad_y) * scale) + 1))
+    if box[2] <= box[0] or box[3] <= box[1]:
+        raise Http404
+    crop = image.convert("RGB").crop(box)
+    crop = crop.resize((CROP_WIDTH, max(1, round(crop.height * CROP_WIDTH / crop.width))),
+                       Image.Resampling.LANCZOS)
+    output = io.BytesIO()
+    crop.save(output, "JPEG", quality=88)
+    response = HttpResponse(output.getvalue(), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 def _source_label(tag) -> str:
@@ -350,6 +389,12 @@ def report(request, event_id):
         request, event, _("Tagging report"), figures=figures))
 
 
+def _cell(value):
+    """A user-chosen name cannot start a spreadsheet formula in the export."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def _report_csv(event, figures):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{event.slug}-report.csv"'
@@ -365,7 +410,7 @@ def _report_csv(event, figures):
     for label, count in figures["states"]:
         out.writerow([_("By state"), label, count, ""])
     for row in figures["per_photographer"]:
-        out.writerow([_("By photographer"), row["photographer__username"] or _("unknown"),
+        out.writerow([_("By photographer"), _cell(row["photographer__username"] or _("unknown")),
                       row["count"], ""])
     out.writerow([_("Review"), _("Tags to review"), figures["queue"], ""])
     out.writerow([_("Review"), _("Photos with faces but no bib"), figures["faces_without_bib"], ""])

@@ -1,6 +1,7 @@
 """The organiser's workspace pages: who may open them, the grid's filters and changes,
 the review queue, the report and its CSV."""
 
+import io
 import json
 
 import pytest
@@ -201,3 +202,24 @@ def test_the_json_answer_carries_the_new_tag_markup(client, event, people, photo
     body = client.post(url("change_tags", event), {"action": "confirm", "tag": photos[2].pk},
                        HTTP_ACCEPT="application/json").content
     assert "à la main" in json.loads(body)["tags"][str(photos[0].pk)]
+
+
+@pytest.mark.parametrize("who, status", [("owner", 200), ("admin", 200), ("photographer", 404),
+                                         ("staff", 404), ("runner", 302)])
+def test_the_clean_bib_crop_is_for_the_events_organisers_only(client, event, people, who, status):
+    from PIL import Image
+
+    from photos.tests.images import jpeg
+
+    photo = PhotoFactory(event=event, width=96, height=64,
+                         web=ContentFile(jpeg(seed=3), name="w.jpg"))  # the 48 x 32 test JPEG
+    tag = BibTag.objects.create(photo=photo, bib="12", confidence=0.5, source=BibTag.Source.OCR,
+                                box=[20, 20, 60, 40])
+    client.force_login(people[who])
+
+    response = client.get(reverse("admin:events_event_bib_crop", args=[event.pk, tag.pk]))
+
+    assert response.status_code == status
+    if status == 200:
+        crop = Image.open(io.BytesIO(response.content))
+        assert crop.width == workspace.CROP_WIDTH and response["Cache-Control"].startswith("private")

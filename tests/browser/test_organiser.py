@@ -138,7 +138,7 @@ def test_an_organiser_confirms_and_rejects_in_the_review_queue_by_keyboard(
     items = desk.locator(".review-item")
     expect(items).to_have_count(3)
     expect(items.nth(0)).to_be_focused()
-    expect(items.nth(0).locator(".bib-crop img")).to_be_visible()
+    expect(items.nth(0).locator(".review-crop img")).to_be_visible()
     shot(desk, "review-queue")
 
     desk.keyboard.press("y")  # the first one is right
