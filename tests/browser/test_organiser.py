@@ -202,3 +202,20 @@ def test_an_organiser_bulk_tags_photos_in_the_grid(live_server, desk, event, org
     assert RejectedReading.objects.filter(photo=photos[3], bib="55").exists()
     assert list(TagChange.objects.order_by("pk").values_list("action", flat=True)) == [
         "add", "add", "undo", "undo", "remove"]
+
+
+def test_an_organiser_reads_the_tagging_report(live_server, desk, event, organiser):
+    photos = [runner_photo(event, bib, seed) for seed, bib in enumerate(("7", "", ""))]
+    BibTag.objects.create(photo=photos[0], bib="7", confidence=0.9, source=BibTag.Source.OCR,
+                          confirmed=True)
+    BibTag.objects.create(photo=photos[1], bib="8", confidence=0.4, source=BibTag.Source.OCR,
+                          confirmed=False)
+    sign_in(desk, live_server, organiser)
+
+    desk.goto(f"{live_server.url}/admin/events/event/{event.pk}/report/")
+
+    coverage = desk.locator(".report-table").first
+    expect(coverage.locator("tr", has_text="Avec un dossard qu’un coureur trouve")).to_contain_text(
+        "33,3 %")
+    expect(coverage.locator("tr", has_text="Dossards à vérifier")).to_contain_text("1")
+    shot(desk, "report")
