@@ -4,13 +4,14 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.roles import ORGANISER, ParentScopedInline, RoleScopedAdmin, is_platform_admin
 from events.models import Event, Race, StartListEntry
+from photos import workspace
 from photos.admin import off_start_list_summary
 
 # A start list can hold thousands of runners: editing them all inline would
@@ -132,6 +133,22 @@ class EventAdmin(RoleScopedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(runner_count=Count("start_list"))
 
+    # The organiser's workspace (photos/workspace.py): each view checks the event is one
+    # the person manages, whatever URL they type.
+    WORKSPACE = (
+        ("start-list/import/", workspace.import_start_list, "import_start_list"),
+        ("tagging/", workspace.tagging_grid, "tagging"),
+        ("tagging/change/", workspace.change_tags, "change_tags"),
+        ("review/", workspace.review_queue, "review"),
+        ("review/crop/<int:tag_id>/", workspace.bib_crop, "bib_crop"),
+        ("report/", workspace.report, "report"),
+    )
+
+    def get_urls(self):
+        extra = [path(f"<int:event_id>/{route}", self.admin_site.admin_view(view),
+                      name=f"events_event_{name}") for route, view, name in self.WORKSPACE]
+        return [*extra, *super().get_urls()]
+
     def get_readonly_fields(self, request, obj=None):
         # Who organises an event is the platform's decision, not the organiser's.
         if is_platform_admin(request.user):
@@ -155,10 +172,12 @@ class EventAdmin(RoleScopedAdmin):
         url = reverse("admin:events_startlistentry_changelist") + f"?event__id__exact={event.pk}"
         count = event.start_list.count()
         return format_html(
-            '<a href="{}">{}</a>', url,
+            '<a href="{}">{}</a> · <a href="{}">{}</a>', url,
             ngettext("%(count)d runner: see and search the full start list",
                      "%(count)d runners: see and search the full start list",
                      count) % {"count": count},
+            reverse("admin:events_event_import_start_list", args=[event.pk]),
+            _("Import a start list (CSV)"),
         )
 
     @admin.display(description=_("bibs read, not on the start list"))

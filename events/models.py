@@ -199,6 +199,8 @@ class StartListEntry(models.Model):
     bib = models.CharField(_("bib"), max_length=12)
     first_name = models.CharField(_("first name"), max_length=100, blank=True)
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
+    # Optional, from the organiser's registration export; never shown on public pages.
+    email = models.EmailField(_("e-mail"), blank=True)
 
     class Meta:
         ordering = ["event", "bib"]

@@ -14,7 +14,7 @@ from django.db.models import Count
 
 from mlpipeline import linking
 from mlpipeline.inference import registry
-from photos.models import BibTag, Face
+from photos.models import BibTag, Face, RejectedReading
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,11 @@ def _save_clusters(rows, labels) -> None:
 
 
 def _replace_face_links(event_id: int, links) -> int:
-    wanted = {(link.photo_id, link.bib): link for link in links}
+    # A bib a person rejected on a photo is not carried back onto it by face.
+    rejected = set(RejectedReading.objects.filter(photo__event_id=event_id)
+                   .values_list("photo_id", "bib"))
+    wanted = {(link.photo_id, link.bib): link for link in links
+              if (link.photo_id, link.bib) not in rejected}
     existing = BibTag.objects.select_for_update().filter(photo__event_id=event_id,
                                                          source=BibTag.Source.FACE_LINK)
     kept = set()

@@ -97,13 +97,16 @@ def read_bibs(photo: Photo) -> int:
     readings = reader.predict(image, faces=face_boxes, keeps=rules.keeps)
     accepted = rules.accept(readings)
 
-    manual = set(photo.bib_tags.filter(source=BibTag.Source.MANUAL).values_list("bib", flat=True))
+    # What a person decided stays: a bib tagged by hand is not read over, and a bib a
+    # person rejected on this photo is never read onto it again.
+    decided = set(photo.bib_tags.filter(source=BibTag.Source.MANUAL).values_list("bib", flat=True))
+    decided |= set(photo.rejected_readings.values_list("bib", flat=True))
     # An erased runner's bib is never tagged again, on photos uploaded later too.
     accepted = [bib for bib in accepted
-                if bib.text not in manual and not privacy.is_bib_erased(photo.event, bib.text)]
+                if bib.text not in decided and not privacy.is_bib_erased(photo.event, bib.text)]
     # Kept unconfirmed, linked to no face: the organiser reviews them, runners never see them.
     off_list = [bib for bib in rules.off_list(readings, accepted)
-                if bib.text not in manual and not privacy.is_bib_erased(photo.event, bib.text)]
+                if bib.text not in decided and not privacy.is_bib_erased(photo.event, bib.text)]
     pairs = linking.assign_bibs_to_faces([bib.box for bib in accepted], face_boxes)
     face_of = {bib_index: faces[face_index] for bib_index, face_index, _conf in pairs}
 

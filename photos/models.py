@@ -284,3 +284,60 @@ class BibTag(models.Model):
 
     def __str__(self):
         return f"{self.bib} on photo {self.photo_id} ({self.source})"
+
+
+class RejectedReading(models.Model):
+    """A bib a person said is not on this photo: the pipeline never tags it there again
+    (re-reading the photo, face linking), until someone adds it back by hand."""
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="rejected_readings",
+                              verbose_name=_("photo"))
+    bib = models.CharField(_("bib"), max_length=12)
+    rejected_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                    null=True, blank=True, related_name="+",
+                                    verbose_name=_("rejected by"))
+    rejected_at = models.DateTimeField(_("rejected at"), auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["photo", "bib"], name="unique_rejection_per_photo"),
+        ]
+        verbose_name = _("rejected reading")
+        verbose_name_plural = _("rejected readings")
+
+    def __str__(self):
+        return f"{self.bib} not on photo {self.photo_id}"
+
+
+class TagChange(models.Model):
+    """One change a person made to a photo's tags: who, when, and the tag before and after
+    (``None``: no tag), so the change can be undone and a later edit by someone else is
+    never overwritten by that undo."""
+
+    class Action(models.TextChoices):
+        ADD = "add", _("Added")
+        REMOVE = "remove", _("Removed")
+        CONFIRM = "confirm", _("Confirmed")
+        REJECT = "reject", _("Rejected")
+        UNDO = "undo", _("Undone")
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="tag_changes",
+                              verbose_name=_("photo"))
+    bib = models.CharField(_("bib"), max_length=12)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                             related_name="tag_changes", verbose_name=_("by"))
+    at = models.DateTimeField(_("at"), auto_now_add=True, db_index=True)
+    # One keystroke on many selected photos is one batch: undo takes it back whole.
+    batch = models.UUIDField(_("batch"), db_index=True)
+    before = models.JSONField(_("before"), null=True, blank=True)
+    after = models.JSONField(_("after"), null=True, blank=True)
+    undone = models.BooleanField(_("undone"), default=False)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name = _("tag change")
+        verbose_name_plural = _("tag changes")
+
+    def __str__(self):
+        return f"{self.action} {self.bib} on photo {self.photo_id}"
