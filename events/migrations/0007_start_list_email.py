@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0005_event_texts_in_english'),
+        ('events', '0006_event_search_engines_may_index'),
     ]
 
     operations = [
