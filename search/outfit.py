@@ -32,14 +32,16 @@ import numpy as np
 from django.db.models import Case, F, FloatField, IntegerField, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext
+from django.utils.translation import pgettext
 from pgvector.django import CosineDistance
 
 from mlpipeline import availability, loaded
+from mlpipeline.bibrules import canonical
 from mlpipeline.inference.base import ModelUnavailable
 from mlpipeline.inference.outfit import PALETTE, REGIONS
 from photos.models import Outfit, Photo
 from search.services import Match, SearchError
+from search.services import photos_by_bib as services_photos_by_bib
 
 MAX_QUERY_LENGTH = 200
 #: photos an outfit search returns at most (a common colour can match a third of an event)
@@ -50,8 +52,8 @@ CLIP_MAX_RESULTS = 120
 #: the median absolute deviation times this estimates a standard deviation
 MAD_TO_SIGMA = 1.4826
 
-MODE_COLOURS = "colours"
-MODE_CLIP = "clip"
+MODE_COLOURS = availability.OUTFIT_SEARCH_COLOURS
+MODE_CLIP = availability.OUTFIT_SEARCH_CLIP
 #: the reason code of a CLIP match (colour matches carry "outfit:<region>:<colour>")
 REASON_CLIP = "outfit-clip"
 
@@ -257,15 +259,7 @@ def reason_label(code: str) -> str | None:
 
 def active_mode() -> str:
     """Which outfit search this machine runs: CLIP when its weights are here, else colours."""
-    return MODE_CLIP if availability.clip().available else MODE_COLOURS
-
-
-def mode_detail() -> str:
-    if active_mode() == MODE_CLIP:
-        return str(gettext_lazy("Outfit search compares the description with the photos "
-                                "through CLIP (French put into English first)."))
-    return str(gettext_lazy("Outfit search matches the colours read under each face (CLIP "
-                            "weights are not in MODELS_DIR)."))
+    return availability.outfit_search()
 
 
 def photos_by_outfit(event, text: str) -> list[Match]:
@@ -366,3 +360,34 @@ def combine(bib_matches: list[Match], outfit_matches: list[Match]) -> list[Match
     return (both + [match for match in bib_matches if match.photo_id not in outfit_of]
             + [match for match in outfit_matches if match.photo_id not in bib_ids])
 
+
+# --- The page's search ---------------------------------------------------------------------
+
+def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) -> dict:
+    """The context of an outfit search, alone or with a bib (?outfit=…&bib=…): one page of
+    photos, the photos matching both first, each saying why, or what went wrong."""
+    from search import gallery, views  # the page's helpers; views imports this module
+
+    context = {"searched": "outfit", "outfit_query": raw_outfit, "bib_query": raw_bib,
+               "outfit_mode": active_mode()}
+    query = {"outfit": raw_outfit}
+    try:
+        matches = photos_by_outfit(event, raw_outfit)
+        if raw_bib:
+            bib_matches = services_photos_by_bib(event, raw_bib)
+            bib = canonical(raw_bib)
+            query["bib"] = bib
+            context.update(bib=bib, runner=views.runner_label(event, bib))
+            matches = combine(bib_matches, matches)
+    except SearchError as error:
+        return {**context, "search_error": str(error)}
+    photos = views._ranked_public_photos(event, matches)
+    shown = photos[start:start + gallery.PAGE_SIZE]
+    more_url = ""
+    if start + gallery.PAGE_SIZE < len(photos):
+        more_url = views._list_url(event, {**query, "start": start + gallery.PAGE_SIZE})
+    # A photo's page follows the bib search it was opened from (search/views.py).
+    return {**context, "total": len(photos),
+            "tiles": views._tiles(event, shown, matches, {"bib": query["bib"]} if raw_bib else None),
+            "more_url": more_url,
+            "processing": "" if photos else views._processing_message(event)}
