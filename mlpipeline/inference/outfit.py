@@ -99,7 +99,7 @@ def name_colours(hsv: np.ndarray) -> np.ndarray:
     index = {name: number for number, name in enumerate(PALETTE)}
     names = np.full(hue.shape, index["grey"], dtype=np.int8)
     # Chromatic pixels by hue; dark ones turn navy (blue) or brown (red to orange).
-    chromatic = (saturation >= 0.25 + 0.2 * (1.0 - value)) & (value >= 0.2)
+    chromatic = (saturation >= 0.2 + 0.25 * (1.0 - value)) & (value >= 0.14)
     names[chromatic & ((hue < 12) | (hue >= 340))] = index["red"]
     names[chromatic & (hue >= 12) & (hue < 42)] = index["orange"]
     names[chromatic & (hue >= 42) & (hue < 70)] = index["yellow"]
@@ -113,11 +113,11 @@ def name_colours(hsv: np.ndarray) -> np.ndarray:
     dark = chromatic & (value < 0.55)
     names[dark & (hue >= 12) & (hue < 42)] = index["brown"]
     names[dark & (hue >= 42) & (hue < 70)] = index["green"]
-    names[chromatic & (value < 0.5) & (hue >= 205) & (hue < 255)] = index["navy"]
+    names[chromatic & (value < 0.42) & (hue >= 205) & (hue < 255)] = index["navy"]
     achromatic = ~chromatic
-    names[achromatic & (value >= 0.68)] = index["white"]
+    names[achromatic & (value >= 0.6)] = index["white"]
     names[achromatic & (value < 0.3)] = index["black"]
-    names[(value < 0.2)] = index["black"]
+    names[value < 0.14] = index["black"]
     return names
 
 
