@@ -70,7 +70,7 @@ def test_unknown_words_are_named_and_the_vocabulary_listed_in_the_runners_langua
 
     with translation.override("en"), pytest.raises(SearchError, match="Not understood: “polka”"):
         outfit.parse("polka red shirt")
-    with pytest.raises(SearchError, match="fewer words"):
+    with translation.override("en"), pytest.raises(SearchError, match="fewer words"):
         outfit.parse("red " * 60)
 
 
@@ -123,7 +123,7 @@ def test_photos_rank_by_how_much_of_the_outfit_one_runner_wears(no_clip):
     both, shirt_only, cap_only, split, other = (ready_photo(event, m) for m in range(5))
     dressed(both, cap="white", shirt="red", confidence=0.6)
     dressed(shirt_only, shirt="red", legs="black", confidence=0.9)
-    dressed(cap_only, cap="white", shirt="blue", confidence=0.95)
+    dressed(cap_only, cap="white", shirt="blue", confidence=0.7)
     # A red shirt and a white cap on two different runners: one part each, not both.
     dressed(split, shirt="red", confidence=0.5)
     dressed(split, cap="white", shirt="green", confidence=0.5)
