@@ -381,13 +381,17 @@ def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) ->
             matches = combine(bib_matches, matches)
     except SearchError as error:
         return {**context, "search_error": str(error)}
-    photos = views._ranked_public_photos(event, matches)
-    shown = photos[start:start + gallery.PAGE_SIZE]
+    # Which matches a runner may see, by id only: the photos themselves are loaded for the
+    # page shown, not for every match (a common colour matches hundreds).
+    public = set(gallery.public_photos(event).filter(pk__in=[match.photo_id for match in matches])
+                 .order_by().values_list("pk", flat=True))
+    visible = [match for match in matches if match.photo_id in public]
+    shown = views._ranked_public_photos(event, visible[start:start + gallery.PAGE_SIZE])
     more_url = ""
-    if start + gallery.PAGE_SIZE < len(photos):
+    if start + gallery.PAGE_SIZE < len(visible):
         more_url = views._list_url(event, {**query, "start": start + gallery.PAGE_SIZE})
     # A photo's page follows the bib search it was opened from (search/views.py).
-    return {**context, "total": len(photos),
+    return {**context, "total": len(visible),
             "tiles": views._tiles(event, shown, matches, {"bib": query["bib"]} if raw_bib else None),
             "more_url": more_url,
-            "processing": "" if photos else views._processing_message(event)}
+            "processing": "" if visible else views._processing_message(event)}
