@@ -40,8 +40,8 @@ from mlpipeline.bibrules import canonical
 from mlpipeline.inference.base import ModelUnavailable
 from mlpipeline.inference.outfit import PALETTE, REGIONS
 from photos.models import Outfit, Photo
+from search import services
 from search.services import Match, SearchError
-from search.services import photos_by_bib as services_photos_by_bib
 
 MAX_QUERY_LENGTH = 200
 #: photos an outfit search returns at most (a common colour can match a third of an event)
@@ -374,7 +374,7 @@ def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) ->
     try:
         matches = photos_by_outfit(event, raw_outfit)
         if raw_bib:
-            bib_matches = services_photos_by_bib(event, raw_bib)
+            bib_matches = services.photos_by_bib(event, raw_bib)
             bib = canonical(raw_bib)
             query["bib"] = bib
             context.update(bib=bib, runner=views.runner_label(event, bib))
