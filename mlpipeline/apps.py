@@ -26,5 +26,8 @@ class MlpipelineConfig(AppConfig):
                                          and availability.face_embedder().available))
         register_step("ocr", Photo.State.OCR, steps.read_bibs,
                       available=weights_present(availability.bib_ocr))
+        # No weights: always available, so photos processed before this step get it
+        # from process_event (photos_needing_work) like any step added later.
+        register_step("outfit", Photo.State.OUTFIT, steps.read_outfits)
         register_step("clip", Photo.State.CLIP, steps.embed_image,
                       available=weights_present(availability.clip))

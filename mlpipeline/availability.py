@@ -7,8 +7,15 @@ the others must be placed in ``MODELS_DIR`` (or fetched there by
 ``manage.py fetch_models`` on a machine that is online).
 """
 
+from django.utils.translation import gettext_lazy as _
+
 from mlpipeline.inference import registry
 from mlpipeline.inference.base import ModelAvailability
+
+#: which outfit search runs (search/outfit.py): CLIP when its weights are here, else the
+#: colours of the offline outfit model
+OUTFIT_SEARCH_CLIP = "clip"
+OUTFIT_SEARCH_COLOURS = "colours"
 
 
 def bib_ocr() -> ModelAvailability:
@@ -26,6 +33,20 @@ def face_embedder() -> ModelAvailability:
 
 def clip() -> ModelAvailability:
     return registry.CLIP_EMBEDDER.availability()
+
+
+def outfit_search() -> str:
+    """The outfit search this machine runs: ``clip`` or ``colours``."""
+    return OUTFIT_SEARCH_CLIP if clip().available else OUTFIT_SEARCH_COLOURS
+
+
+def outfit_search_detail() -> str:
+    """Which outfit search runs, in a sentence for the model-status page."""
+    if outfit_search() == OUTFIT_SEARCH_CLIP:
+        return str(_("Outfit search compares the description with the photos through CLIP "
+                     "(French descriptions put into English first)."))
+    return str(_("Outfit search matches the colours read under each face; with CLIP weights "
+                 "in MODELS_DIR it would use CLIP."))
 
 
 def all_models() -> list[ModelAvailability]:

@@ -59,15 +59,20 @@ def bib_reader():
 
 
 @functools.cache
+def outfit_reader():
+    return registry.OUTFIT_READER()
+
+
+@functools.cache
 def clip_embedder():
     return registry.CLIP_EMBEDDER()
 
 
 def all_models() -> list:
-    return [face_detector(), face_embedder(), bib_reader(), clip_embedder()]
+    return [face_detector(), face_embedder(), bib_reader(), outfit_reader(), clip_embedder()]
 
 
-_GETTERS = (face_detector, face_embedder, bib_reader, clip_embedder)
+_GETTERS = (face_detector, face_embedder, bib_reader, outfit_reader, clip_embedder)
 
 
 def forget() -> None:

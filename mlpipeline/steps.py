@@ -1,4 +1,4 @@
-"""The machine-learning steps of a photo: faces, bibs, CLIP embedding.
+"""The machine-learning steps of a photo: faces, bibs, outfit colours, CLIP embedding.
 
 Steps (registered in ``MlpipelineConfig.ready``) run inside the photo's
 pipeline transaction (see :mod:`photos.pipeline`): whatever they write is
@@ -9,7 +9,8 @@ faces to bibs across the event) is scheduled after the commit by
 :mod:`mlpipeline.tasks`.
 
 Order: faces, then bibs (the reader looks below each face first and the
-geometry links each bib to the face above it), then the CLIP embedding.
+geometry links each bib to the face above it), then the outfit colours under each
+face (with the bibs read masked out of the shirts), then the CLIP embedding.
 """
 
 import threading
@@ -20,7 +21,7 @@ from accounts import privacy
 from mlpipeline import linking, loaded, tasks
 from mlpipeline.bibrules import rules_for_event
 from photos import imaging
-from photos.models import BibTag, Face, Photo
+from photos.models import BibTag, Face, Outfit, Photo
 from photos.pipeline import PermanentStepError
 
 # Faces and bibs are looked for on the photo at most this size: a 24 MP
@@ -138,6 +139,36 @@ def read_bibs(photo: Photo) -> int:
     if accepted:
         tasks.links_changed(photo.event_id)
     return len(accepted)
+
+
+# --- Outfit colours ---------------------------------------------------------------------
+
+
+def read_outfits(photo: Photo) -> int:
+    """Name the colours worn under each face, replacing earlier ones; how many runners."""
+    reader = loaded.outfit_reader()
+    reader.ensure_loaded()
+    faces = list(photo.faces.order_by("pk"))
+    photo.outfits.all().delete()
+    if not faces:
+        return 0
+    image, scale = _analysis_image(photo)
+    bibs = [_scaled(box, 1 / scale) for box in
+            photo.bib_tags.exclude(box=None).values_list("box", flat=True)]
+    found = reader.predict(image, [_scaled(face.box, 1 / scale) for face in faces], bibs)
+    rows = []
+    for face, outfit in zip(faces, found):
+        if outfit is None or not (outfit.cap or outfit.shirt or outfit.legs):
+            continue
+        fields = {}
+        for region in ("cap", "shirt", "legs"):
+            colour = getattr(outfit, region)
+            fields[region] = colour.colour if colour else ""
+            fields[f"{region}_confidence"] = colour.confidence if colour else 0.0
+        rows.append(Outfit(photo=photo, event_id=photo.event_id, face=face,
+                           model=reader.signature, **fields))
+    Outfit.objects.bulk_create(rows)
+    return len(rows)
 
 
 # --- CLIP --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import is_platform_admin
+from mlpipeline import availability
 from mlpipeline.inference import registry
 from mlpipeline.worker import worker_models
 
@@ -24,6 +25,10 @@ def model_status(request):
         workers, workers_error = [], str(exc)
     features = [{"label": model_class.feature, "on": model.available, "detail": model.detail}
                 for model_class, model in zip(active, models)]
+    # Outfit search always works: say which of its two ways does.
+    features.append({"label": _("Outfit search in use"), "on": True,
+                     "mode": availability.outfit_search(),
+                     "detail": availability.outfit_search_detail()})
     return render(request, "mlpipeline/model_status.html", {
         # The admin's own context (site header, user tools, sidebar) around this page.
         **admin.site.each_context(request),

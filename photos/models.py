@@ -52,6 +52,8 @@ class Photo(models.Model):
         # Faces come before bibs: the bib reader looks below each face first.
         FACES = "faces", _("Faces found")
         OCR = "ocr", _("Bibs read")
+        # After bibs: the printed bib is masked out of the shirt's colour.
+        OUTFIT = "outfit", _("Outfit colours read")
         CLIP = "clip", _("Image embedded")
         READY = "ready", _("Ready")
         FAILED = "failed", _("Failed")
@@ -341,3 +343,51 @@ class TagChange(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.bib} on photo {self.photo_id}"
+
+
+class Outfit(models.Model):
+    """The colours one runner wears in one photo (the person of one face): cap, shirt,
+    shorts or tights, each named in the palette of
+    :mod:`mlpipeline.inference.outfit` with the share of its region's votes."""
+
+    class Colour(models.TextChoices):
+        WHITE = "white", _("white")
+        BLACK = "black", _("black")
+        GREY = "grey", _("grey")
+        RED = "red", _("red")
+        ORANGE = "orange", _("orange")
+        YELLOW = "yellow", _("yellow")
+        GREEN = "green", _("green")
+        BLUE = "blue", _("blue")
+        NAVY = "navy", _("navy")
+        PURPLE = "purple", _("purple")
+        PINK = "pink", _("pink")
+        BROWN = "brown", _("brown")
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="outfits",
+                              verbose_name=_("photo"))
+    # Denormalised from the photo: outfit search works per event.
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="outfits",
+                              verbose_name=_("event"))
+    face = models.OneToOneField(Face, on_delete=models.CASCADE, related_name="outfit",
+                                verbose_name=_("face"))
+    # Blank where the region was not seen (off the photo, hidden) or had no clear colour.
+    cap = models.CharField(_("cap"), max_length=8, choices=Colour.choices, blank=True)
+    cap_confidence = models.FloatField(_("cap confidence"), default=0.0)
+    shirt = models.CharField(_("shirt"), max_length=8, choices=Colour.choices, blank=True)
+    shirt_confidence = models.FloatField(_("shirt confidence"), default=0.0)
+    legs = models.CharField(_("shorts or tights"), max_length=8, choices=Colour.choices,
+                            blank=True)
+    legs_confidence = models.FloatField(_("shorts or tights confidence"), default=0.0)
+    model = models.CharField(_("model"), max_length=80)
+
+    class Meta:
+        ordering = ["photo", "pk"]
+        indexes = [models.Index(fields=["event", "shirt"], name="outfit_event_shirt"),
+                   models.Index(fields=["event", "cap"], name="outfit_event_cap"),
+                   models.Index(fields=["event", "legs"], name="outfit_event_legs")]
+        verbose_name = _("outfit")
+        verbose_name_plural = _("outfits")
+
+    def __str__(self):
+        return f"outfit of face {self.face_id}: {self.cap}/{self.shirt}/{self.legs}"

@@ -12,7 +12,7 @@ import time
 from django.conf import settings
 from django.db import connection
 
-from mlpipeline.availability import all_models
+from mlpipeline.availability import all_models, outfit_search
 from racephoto.observability import DURATION_BUCKETS, TASK_DURATION_KEY_PREFIX, WORKER_KEY_PREFIX
 from racephoto.redis import get_redis, json_values
 
@@ -63,8 +63,9 @@ def check_models() -> dict:
         workers = worker_models()
     except Exception as exc:
         workers = [{"error": _one_line(exc)}]
+    # Outfit search works either way; which way is for the operator to know.
     return {"ok": all(model["available"] for model in models), "models": models,
-            "workers": workers}
+            "outfit_search": outfit_search(), "workers": workers}
 
 
 def health_report() -> tuple[dict, bool]:

@@ -25,6 +25,7 @@ from events.models import Event, StartListEntry
 from mlpipeline.bibrules import canonical
 from photos.models import BibTag
 from search import gallery, services
+from search import outfit as outfit_search
 from search.api import _ENVELOPE_BYTES, SelfieInMemory, SelfieThrottle
 
 # A selfie search cannot be paged (the selfie is gone once the page is sent): the
@@ -65,8 +66,9 @@ def _tiles(event, photos, matches=None, query=None) -> list[Tile]:
     reasons = {match.photo_id: match.reasons for match in matches or []}
     bibs = gallery.confirmed_bibs_by_photo([photo.pk for photo in photos])
     return [Tile(photo, _photo_url(event, photo.pk, query),
-                 [(code, labels[code]) for code in dict.fromkeys(reasons.get(photo.pk, ()))
-                  if code in labels],
+                 [(code, labels.get(code) or outfit_search.reason_label(code))
+                  for code in dict.fromkeys(reasons.get(photo.pk, ()))
+                  if code in labels or outfit_search.reason_label(code)],
                  bibs.get(photo.pk, []))
             for photo in photos]
 
@@ -152,6 +154,9 @@ def event_search_context(request, event) -> dict:
     the address asks for one (?bib=, shareable), else the first page of the gallery."""
     context = face_search_status(event)
     raw_bib = request.GET.get("bib", "").strip()
+    raw_outfit = request.GET.get("outfit", "").strip()
+    if raw_outfit:  # alone or with a bib (search/outfit.py)
+        return {**context, **outfit_search.search_context(event, raw_outfit, raw_bib)}
     if raw_bib:
         return {**context, **bib_search(event, raw_bib)}
     return {**context, **_gallery(event)}
@@ -170,7 +175,10 @@ def event_photos(request, slug):
     """
     event = _published_event(slug)
     raw_bib = request.GET.get("bib", "").strip()
-    if raw_bib:
+    raw_outfit = request.GET.get("outfit", "").strip()
+    if raw_outfit:
+        context = outfit_search.search_context(event, raw_outfit, raw_bib, _start(request))
+    elif raw_bib:
         context = bib_search(event, raw_bib, _start(request))
     else:
         context = _gallery(event, request.GET.get("after", ""))

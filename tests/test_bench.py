@@ -163,3 +163,25 @@ def test_bench_ingest_processes_photos_on_a_throwaway_database(tmp_path):
     assert "accepted: 2  duplicate: 0  rejected: 1" in done.stdout
     assert "photo states after: derivatives 2" in done.stdout
     assert "derivatives:" in done.stdout and "photos/s" in done.stdout
+
+
+def test_bench_outfit_scores_labelled_shirts(tmp_path, capsys):
+    from mlpipeline.tests.test_outfit import runner
+
+    (tmp_path / "images").mkdir()
+    boxes, labels = [], []
+    for name, shirt in (("red.jpg", "red"), ("blue.jpg", "blue")):
+        image, face = runner(shirt, "black")
+        image.save(tmp_path / "images" / name, quality=92)
+        boxes.append([name, "1234", 0, 0, 1, 1, *face])
+        labels.append([name, "1234", *face, shirt])
+    write_csv(tmp_path / "boxes.csv", ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
+                                       "face_x1", "face_y1", "face_x2", "face_y2"], boxes)
+    write_csv(tmp_path / "labels.csv", ["image", "bib", "face_x1", "face_y1", "face_x2",
+                                        "face_y2", "shirt"], labels)
+
+    assert bench("outfit").main([str(tmp_path), "--labels", str(tmp_path / "labels.csv")]) == 0
+
+    out = capsys.readouterr().out
+    assert "2 labelled runners in 2 photos: accuracy 2/2 = 1.000" in out
+    assert "time per photo: median" in out

@@ -21,6 +21,7 @@ from .dlib_resnet import DlibFaceEmbedder
 from .facenet import FacenetFaceEmbedder
 from .faces import FaceEmbedder
 from .mtcnn import FaceDetector
+from .outfit import OutfitReader
 from .sface import SFaceEmbedder
 
 FACE_DETECTOR = FaceDetector
@@ -33,6 +34,9 @@ FACE_EMBEDDERS: dict[str, type[FaceEmbedder]] = {
     "dlib": DlibFaceEmbedder,
 }
 BIB_READER = BibReader
+#: outfit colours need no weights: outfit search works on every machine, and uses CLIP
+#: instead when its weights are here (search/outfit.py)
+OUTFIT_READER = OutfitReader
 CLIP_EMBEDDER = ClipEmbedder
 
 
@@ -72,7 +76,7 @@ def chosen_face_embedder() -> type[FaceEmbedder]:
 
 def active_models() -> list[type[ModelWrapper]]:
     """The model classes this installation runs, in pipeline order of their features."""
-    return [BIB_READER, FACE_DETECTOR, chosen_face_embedder(), CLIP_EMBEDDER]
+    return [BIB_READER, FACE_DETECTOR, chosen_face_embedder(), OUTFIT_READER, CLIP_EMBEDDER]
 
 
 def downloadable_models() -> dict[str, type[ModelWrapper]]:

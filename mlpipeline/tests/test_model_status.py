@@ -113,3 +113,21 @@ def test_it_publishes_the_models_of_a_worker_process(settings, tmp_path, monkeyp
         assert report["models"][0]["name"] == "open_clip-ViT-B-32"
     finally:
         get_redis().delete(worker.models_key())
+
+
+def test_the_status_page_and_healthz_say_which_outfit_search_runs(client, settings, tmp_path,
+                                                                 people):
+    settings.MODELS_DIR = tmp_path
+    client.force_login(people["admin"])
+
+    page = client.get("/admin/models/").content.decode()
+    row = next(row for row in page.split("<tr") if "data-outfit-search" in row)
+    assert 'data-outfit-search="colours"' in row
+    assert "outfit-colours-hsv" in page  # the offline model, with no weights to find
+    assert health_report()[0]["checks"]["models"]["outfit_search"] == "colours"
+
+    (tmp_path / ClipEmbedder.weights_file).write_bytes(b"weights")  # CLIP's file is here
+
+    page = client.get("/admin/models/").content.decode()
+    assert 'data-outfit-search="clip"' in page
+    assert health_report()[0]["checks"]["models"]["outfit_search"] == "clip"

@@ -54,7 +54,7 @@ def test_it_reads_the_bib_and_goes_on_without_clip_weights(settings, tmp_path):
     assert pipeline.process_photo(photo.pk) == Photo.State.READY
 
     assert statuses(photo) == {"derivatives": "done", "faces": "done", "ocr": "done",
-                               "clip": "unavailable"}
+                               "outfit": "done", "clip": "unavailable"}
     [tag] = BibTag.objects.filter(photo=photo)
     assert (tag.bib, tag.source, tag.confirmed) == ("4721", BibTag.Source.OCR, False)
     assert 0 < tag.confidence <= 1 and len(tag.box) == 4
@@ -167,5 +167,5 @@ def test_it_backfills_photos_processed_before_the_models_were_there(settings, tm
     call_command("process_event", "backfill", "--sync")
 
     assert statuses(photo) == {"derivatives": "done", "faces": "done", "ocr": "done",
-                               "clip": "unavailable"}
+                               "outfit": "done", "clip": "unavailable"}
     assert list(BibTag.objects.filter(photo=photo).values_list("bib", flat=True)) == ["55"]

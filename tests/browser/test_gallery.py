@@ -105,7 +105,8 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
     page.get_by_label("Votre numéro de dossard").fill("1234")
     page.get_by_role("button", name="Chercher", exact=True).click()
 
-    page.wait_for_url(re.compile(r"/fr/events/semi-lyon/\?bib=1234#results$"))
+    # The panel's outfit field is sent too, empty (search/outfit.py).
+    page.wait_for_url(re.compile(r"/fr/events/semi-lyon/\?bib=1234&outfit=#results$"))
     expect(page.locator("#results h2")).to_have_text("Dossard 1234 — Marie D.")
     tiles = page.locator("#results .photo-tile")
     expect(tiles).to_have_count(2)
