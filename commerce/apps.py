@@ -9,7 +9,6 @@ class CommerceConfig(AppConfig):
     def ready(self):
         from allauth.account.signals import user_logged_in
 
-        from commerce import webhooks  # noqa: F401 (connects the webhook receivers)
         from commerce.payments import point_sdk_at_provider
 
         point_sdk_at_provider()

@@ -322,6 +322,8 @@ if STRIPE_LOCAL:
 STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Verified webhooks go to commerce (see commerce/webhooks.py for why not dj-stripe's sync).
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "commerce.webhooks.process_trigger"
 # Where the site is reached from outside: links in e-mails (order downloads) start with it.
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
 # How long the download links of an order stay valid.
