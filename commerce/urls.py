@@ -11,5 +11,6 @@ urlpatterns = [
     path("events/<slug:slug>/cart/swap/", views.swap, name="swap"),
     path("events/<slug:slug>/checkout/", views.checkout, name="checkout"),
     path("orders/<str:token>/", views.order_page, name="order"),
+    path("orders/<str:token>/local-card/", views.local_card_payment, name="local-card"),
     path("orders/<str:token>/download/<str:signed>/", views.download, name="download"),
 ]

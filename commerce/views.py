@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import F
-from django.http import FileResponse, HttpResponseForbidden, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponseForbidden, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -138,6 +138,33 @@ def checkout(request, slug):
                        return_url=request.build_absolute_uri(
                            reverse("commerce:order", kwargs={"token": order.token})))
     return _checkout_page(request, context, provider)
+
+
+@require_POST
+def local_card_payment(request, token):
+    """Development only (localstripe): pay an order's open intent with a test card.
+
+    Stands in for what Stripe.js does in the browser, which localstripe's fake Stripe.js
+    cannot (static/commerce/localstripe-card.js). With real Stripe this answers 404.
+    """
+    provider = payment_provider()
+    if provider is None or not provider.is_local:
+        raise Http404
+    order = get_object_or_404(Order, token=token, state=Order.State.PENDING)
+    payment = get_object_or_404(order.payments.exclude(state__in=Payment.FINAL),
+                                provider_reference=request.POST.get("intent", ""))
+    api = provider.client().v1
+    try:
+        method = api.payment_methods.create(params={"type": "card", "card": {
+            "number": request.POST.get("number", ""), "exp_month": _int(request.POST.get("exp_month")),
+            "exp_year": _int(request.POST.get("exp_year")), "cvc": request.POST.get("cvc", "")}})
+        api.payment_intents.update(payment.provider_reference, params={"payment_method": method.id})
+        intent = api.payment_intents.confirm(payment.provider_reference)
+    except stripe.CardError as error:
+        return JsonResponse({"error": {"message": error.user_message or _("Your card was declined.")}})
+    except stripe.StripeError as error:
+        return JsonResponse({"error": {"message": error.user_message or _("Check the card details.")}})
+    return JsonResponse({"id": intent.id, "status": intent.status})
 
 
 def _checkout_page(request, context, provider, status=200):

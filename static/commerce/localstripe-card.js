@@ -1,39 +1,32 @@
-// Development only (loaded when the shop runs on localstripe, never with real Stripe).
-// localstripe's fake Stripe.js cannot attach a card in confirmCardPayment (it only
-// answers a 3-D Secure step), so this wraps Stripe(): the card typed in its fake field
-// becomes a PaymentMethod on the PaymentIntent, which is then confirmed — the three calls
-// real Stripe.js makes. localstripe accepts any "sk_" key; it guards nothing real.
+// Development only: loaded when the shop runs on localstripe (`make run` without Stripe
+// keys), never with real Stripe. localstripe's fake Stripe.js cannot attach a card in
+// confirmCardPayment (it only answers a 3-D Secure step), and its API refuses the
+// browser's CORS preflight for the calls that would, so this wraps Stripe(): the test card
+// typed in its fake field goes to the site's local-only endpoint, which makes the
+// PaymentMethod, attaches it and confirms the intent on localstripe — the calls real
+// Stripe.js makes from the browser.
 (function () {
   "use strict";
-  var script = document.querySelector('script[src$="/js.stripe.com/v3/"]');
-  var base = script.src.replace(/\/js\.stripe\.com\/v3\/$/, "");
   var realStripe = window.Stripe;
-  var headers = { "Authorization": "Bearer sk_test_localstripe",
-                  "Content-Type": "application/x-www-form-urlencoded" };
-
-  async function call(path, fields) {
-    var response = await fetch(base + path, { method: "POST", headers: headers,
-                                              body: new URLSearchParams(fields) });
-    var body = await response.json().catch(function () { return {}; });
-    if (!response.ok || body.error) { throw { error: body.error || { message: response.statusText } }; }
-    return body;
-  }
+  var form = document.getElementById("payment-form");
 
   window.Stripe = function (key) {
     var stripe = realStripe(key);
     stripe.confirmCardPayment = async function (clientSecret, data) {
-      var intent = clientSecret.match(/^(pi_\w+)_secret_/)[1];
-      var card = data.payment_method.card.value.card;
+      var card = data.payment_method.card.value ? data.payment_method.card.value.card : null;
+      if (!card) { return { error: { message: form.dataset.cardMissing } }; }
+      var fields = new URLSearchParams({
+        intent: clientSecret.match(/^(pi_\w+)_secret_/)[1],
+        number: card.number.replace(/\s+/g, ""), exp_month: card.exp_month,
+        exp_year: card.exp_year, cvc: card.cvc });
       try {
-        var method = await call("/v1/payment_methods", {
-          "type": "card", "card[number]": card.number.replace(/\s+/g, ""),
-          "card[exp_month]": card.exp_month, "card[exp_year]": card.exp_year,
-          "card[cvc]": card.cvc });
-        await call("/v1/payment_intents/" + intent, { "payment_method": method.id });
-        var confirmed = await call("/v1/payment_intents/" + intent + "/confirm", {});
-        return { paymentIntent: confirmed };
+        var response = await fetch(form.dataset.localCardUrl, {
+          method: "POST", body: fields, credentials: "same-origin",
+          headers: { "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value } });
+        var body = await response.json();
+        return body.error ? { error: body.error } : { paymentIntent: body };
       } catch (failure) {
-        return failure.error ? failure : { error: { message: String(failure) } };
+        return { error: { message: String(failure) } };
       }
     };
     return stripe;
