@@ -229,10 +229,19 @@ def apply_payment_intent(intent: dict, source: str) -> Payment | None:
         if new_state == Payment.State.SUCCEEDED and not order.is_paid:
             _empty_cart_of(order)
             order.mark_paid()
-            from commerce.emails import send_confirmation
-
-            transaction.on_commit(lambda: send_confirmation(order.pk))
+            transaction.on_commit(lambda: _confirm_by_mail(order.pk))
     return payment
+
+
+def _confirm_by_mail(order_id: int) -> None:
+    """After the commit: a mail server down must not turn a recorded payment into an error
+    (the order page shows the same links)."""
+    from commerce.emails import send_confirmation
+
+    try:
+        send_confirmation(order_id)
+    except Exception:
+        logger.exception("Could not send the confirmation of order %s", order_id)
 
 
 def _empty_cart_of(order: Order) -> None:
@@ -302,9 +311,7 @@ def checkout(request, event, *, email: str, expected_total, provider) -> tuple[O
         if order.total == 0:
             _empty_cart_of(order)
             order.mark_paid()
-            from commerce.emails import send_confirmation
-
-            transaction.on_commit(lambda: send_confirmation(order.pk))
+            transaction.on_commit(lambda: _confirm_by_mail(order.pk))
             return order, None
         payment = start_payment(order, provider)
         return order, payment
