@@ -49,3 +49,15 @@ def test_organisers_see_the_orders_of_their_events_only(client, shop, named_peop
     assert client.get(reverse("admin:commerce_order_change", args=[theirs.pk])).status_code == 302
     client.force_login(people["runner"])
     assert client.get(reverse("admin:commerce_order_changelist")).status_code == 302
+
+
+def test_demo_shop_is_made_once(db):
+    from django.core.management import call_command
+
+    from events.services import DEMO_EVENT_SLUG
+
+    event = EventFactory(slug=DEMO_EVENT_SLUG)
+    call_command("load_demo_shop")
+    call_command("load_demo_shop")
+    assert [(p.quantity, p.price) for p in event.shop.packs.all()] == [
+        (1, Decimal("9.00")), (3, Decimal("19.00")), (5, Decimal("25.00"))]

@@ -93,6 +93,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if not options["no_demo"]:
             call_command("load_demo", stdout=self.stdout)
+            call_command("load_demo_shop", stdout=self.stdout)
         username, password = self._ensure_admin()
 
         children = [self._start_localstripe(host, port)] if settings.STRIPE_LOCAL else []
