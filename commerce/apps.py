@@ -5,3 +5,17 @@ from django.utils.translation import gettext_lazy as _
 class CommerceConfig(AppConfig):
     name = "commerce"
     verbose_name = _("Commerce")
+
+    def ready(self):
+        from allauth.account.signals import user_logged_in
+
+        from commerce.payments import point_sdk_at_provider
+
+        point_sdk_at_provider()
+        user_logged_in.connect(_merge_carts, dispatch_uid="commerce-merge-carts")
+
+
+def _merge_carts(sender, request, user, **kwargs):
+    from commerce.services import merge_carts_at_sign_in
+
+    merge_carts_at_sign_in(request, user)

@@ -327,3 +327,29 @@ class EmbeddedValkey:
                 time.sleep(0.05)
             if _pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def start_localstripe(port: int, state_file: Path, **popen) -> subprocess.Popen:
+    """localstripe (the fake Stripe of `make run` without keys) on 127.0.0.1:``port``.
+
+    Unlike PostgreSQL and Valkey it needs TCP (the browser loads its Stripe.js and
+    calls it), but only on loopback; its data is kept in ``state_file``.
+    """
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "racephoto.localstripe_server", "--port", str(port),
+         "--state", str(state_file)], **popen)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise EmbeddedServiceError(
+                f"localstripe exited with code {process.returncode} (is port {port} in use? "
+                "Set LOCALSTRIPE_PORT).")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise EmbeddedServiceError(f"localstripe did not answer on port {port} within 30s.")

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "django_htmx",
     "django_celery_results",
+    "djstripe",
     "racephoto",
     "accounts",
     "events",
@@ -308,7 +309,25 @@ INDEX_UPDATE_DELAY = env_int("INDEX_UPDATE_DELAY", 2, minimum=0)
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
-STRIPE_API_BASE = env_str("STRIPE_API_BASE")  # localstripe in tests
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")  # another Stripe-compatible server
+# With no keys and DEBUG on, `make run` starts localstripe (a fake Stripe) on this loopback
+# port and the shop takes local test payments; with DEBUG off and no keys it is closed.
+LOCALSTRIPE_PORT = env_int("LOCALSTRIPE_PORT", 8420, minimum=1)
+STRIPE_LOCAL = DEBUG and not STRIPE_SECRET_KEY
+if STRIPE_LOCAL:
+    STRIPE_API_BASE = STRIPE_API_BASE or f"http://127.0.0.1:{LOCALSTRIPE_PORT}"
+    STRIPE_SECRET_KEY = "sk_test_localstripe"
+    STRIPE_PUBLISHABLE_KEY = "pk_test_localstripe"
+# dj-stripe reads its key and webhook settings from these names.
+STRIPE_LIVE_MODE = STRIPE_SECRET_KEY.startswith("sk_live_")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Verified webhooks go to commerce (see commerce/webhooks.py for why not dj-stripe's sync).
+DJSTRIPE_WEBHOOK_EVENT_CALLBACK = "commerce.webhooks.process_trigger"
+# Where the site is reached from outside: links in e-mails (order downloads) start with it.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# How long the download links of an order stay valid.
+DOWNLOAD_LINK_MAX_AGE = env_int("DOWNLOAD_LINK_MAX_AGE", 30 * 24 * 3600, minimum=60)
 if STRIPE_SECRET_KEY and not STRIPE_SECRET_KEY.startswith(("sk_test_", "sk_live_", "rk_")):
     raise ImproperlyConfigured("STRIPE_SECRET_KEY must start with sk_test_, sk_live_ or rk_.")
 if STRIPE_SECRET_KEY.startswith("sk_live_") and not STRIPE_WEBHOOK_SECRET:

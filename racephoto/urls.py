@@ -23,6 +23,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("racephoto.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
+    # Stripe's signed webhooks (dj-stripe verifies them; commerce.webhooks acts on them).
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("", include("events.seo_urls")),
 ]
 
@@ -32,6 +34,7 @@ urlpatterns += i18n_patterns(
     path("", include("events.urls")),
     path("", include("search.urls")),
     path("", include("photos.urls")),
+    path("", include("commerce.urls")),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
 )

@@ -127,6 +127,7 @@ def fake_stack(settings, tmp_path, monkeypatch):
     from racephoto.management.commands import run
 
     settings.VAR_DIR = tmp_path
+    settings.STRIPE_LOCAL = False  # no localstripe (port 8420 may be a running `make run`'s)
     (tmp_path / "run").mkdir()
     children = []
 

@@ -24,7 +24,12 @@ PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list",
           # Ready photos' public derivatives of published events only, the selfie within
           # the event's setting: search/tests/test_pages.py
           "photos", "photo", "selfie",
-          "timeline"}  # the same photos by time: search/tests/test_timeline.py
+          "timeline",  # the same photos by time: search/tests/test_timeline.py
+          # The buyer's own cart (session or account), checkout, and an order reached by its
+          # unguessable token, its downloads by signed links bound to it; Stripe's signed
+          # webhooks; the local test card step (localstripe only): commerce/tests/.
+          "cart", "add", "remove", "swap", "checkout", "order", "download", "local-card",
+          "djstripe_webhook_by_uuid"}
 # Any signed-in person, on their own data only (accounts/tests/test_privacy.py, test_auth.py).
 SIGNED_IN = {"profile", "privacy", "claim_bib", "set_face_search", "request_erasure"}
 # The event's staff only (photos/tests/test_upload_views.py, photos/tests/test_api.py,
@@ -36,7 +41,9 @@ PLATFORM_ADMIN = {"model-status"}
 # The admin's models a staff member who is not a platform admin may open
 # (accounts/tests/test_admin_roles.py); every other model is for platform admins only.
 STAFF_ADMIN_MODELS = {"events.event", "events.startlistentry", "photos.photo", "photos.bibtag",
-                      "photos.dropfolderfile"}
+                      "photos.dropfolderfile",
+                      # Their events' shops and orders: commerce/tests/test_pages_and_admin.py
+                      "commerce.shop", "commerce.order", "commerce.paymentstatechange"}
 
 
 def _routes(patterns, namespace=""):

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, CommandError, call_command
 
-from racephoto.embedded import EmbeddedPostgres, EmbeddedValkey, _pid_runs
+from racephoto.embedded import EmbeddedPostgres, EmbeddedValkey, _pid_runs, start_localstripe
 
 ADMIN_USERNAME = "admin"
 # A child's exit status after Ctrl-C or SIGTERM: gunicorn and Celery exit 0; a
@@ -93,9 +93,11 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if not options["no_demo"]:
             call_command("load_demo", stdout=self.stdout)
+            call_command("load_demo_shop", stdout=self.stdout)
         username, password = self._ensure_admin()
 
-        children = self._start_children(host, port, options["web_workers"])
+        children = [self._start_localstripe(host, port)] if settings.STRIPE_LOCAL else []
+        children += self._start_children(host, port, options["web_workers"])
         state_file.write_text(json.dumps({"run": os.getpid(),
                                           "children": [child.pid for child in children]}))
         base = f"http://{host}:{port}"
@@ -105,6 +107,8 @@ class Command(BaseCommand):
             f"  Demo event:  {base}/fr/events/demo-10k-lyon/\n"
             f"  Admin:       {base}/admin/  (user: {username}  password: {password})\n"
             f"  Health:      {base}/healthz\n"
+            + (f"  Payments:    local test payments (localstripe on port {settings.LOCALSTRIPE_PORT}), "
+               "card 4242 4242 4242 4242\n" if settings.STRIPE_LOCAL else "") +
             "Press Ctrl-C to stop everything.\n"
         ))
         with stop_signals() as stop:
@@ -159,6 +163,14 @@ class Command(BaseCommand):
         )
         return [web, worker]
 
+    def _start_localstripe(self, host, port) -> subprocess.Popen:
+        """No Stripe keys: a fake Stripe on loopback, its webhooks sent to this site."""
+        process = start_localstripe(settings.LOCALSTRIPE_PORT, settings.VAR_DIR / "localstripe.pickle",
+                                    preexec_fn=_set_parent_death_signal)
+        site_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        call_command("setup_local_stripe", site=f"http://{site_host}:{port}", stdout=self.stdout)
+        return process
+
     def _watch(self, children, stop: StopRequest):
         """Return on Ctrl-C or SIGTERM, or when a child has stopped as asked; raise if one crashed."""
         while not stop.requested:
@@ -208,7 +220,8 @@ class Command(BaseCommand):
             return
         run_pid = state.get("run")
         children = [pid for pid in state.get("children", [])
-                    if isinstance(pid, int) and (_pid_runs(pid, "gunicorn") or _pid_runs(pid, "celery"))]
+                    if isinstance(pid, int) and any(_pid_runs(pid, name) for name in
+                                                   ("gunicorn", "celery", "localstripe_server"))]
         stale_run = isinstance(run_pid, int) and run_pid != os.getpid() and _pid_runs(run_pid, "manage.py")
         if stale_run or children:
             self.stdout.write("Stopping processes left by an earlier run…")
