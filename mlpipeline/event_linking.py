@@ -12,7 +12,9 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Count
 
+from events.models import StartListEntry
 from mlpipeline import linking
+from mlpipeline.bibrules import PROBABLE_MIN_CONFIDENCE
 from mlpipeline.inference import registry
 from photos.models import BibTag, Face
 
@@ -24,6 +26,26 @@ class LinkResult:
     faces: int
     clusters: int
     face_link_tags: int
+
+
+def has_start_list(event_id: int) -> bool:
+    return StartListEntry.objects.filter(event_id=event_id).exists()
+
+
+def shown_tags(event_id: int, start_list: bool | None = None):
+    """The event's tags a runner may see, and linking may trust: by hand, carried over by
+    face, read on the start list, or, where the event has no start list, read at least
+    ``PROBABLE_MIN_CONFIDENCE`` (a probable reading: nothing confirms it).
+
+    Readings off the start list are left out: they are for staff to review.
+    """
+    if start_list is None:
+        start_list = has_start_list(event_id)
+    tags = BibTag.objects.filter(photo__event_id=event_id)
+    if start_list:
+        return tags.exclude(source=BibTag.Source.OCR, confirmed=False)
+    return tags.exclude(source=BibTag.Source.OCR, confirmed=False,
+                        confidence__lt=PROBABLE_MIN_CONFIDENCE)
 
 
 def link_event(event_id: int) -> LinkResult:
@@ -46,15 +68,17 @@ def link_event(event_id: int) -> LinkResult:
         bibs = [row[2] or None for row in rows]
         vectors = np.stack([np.asarray(row[3], dtype=np.float32) for row in rows])
         threshold = registry.link_threshold(model)
+        # Every reading linked to a face keeps two faces apart (two bibs, two people)...
         labels = linking.cluster_faces(vectors, photo_ids, bibs, threshold)
-        # Only bibs a person would trust count as "already on the photo".
+        # ...but only bibs a person would trust count as "already on the photo" and are
+        # carried over: without a start list, the probable readings only.
         photo_bibs: dict[int, set[str]] = {}
-        for photo_id, bib in (BibTag.objects.filter(photo__event_id=event_id)
-                              .exclude(source=BibTag.Source.FACE_LINK)
-                              .exclude(source=BibTag.Source.OCR, confirmed=False)
+        for photo_id, bib in (shown_tags(event_id).exclude(source=BibTag.Source.FACE_LINK)
                               .values_list("photo_id", "bib")):
             photo_bibs.setdefault(photo_id, set()).add(bib)
-        links = linking.propagate_bibs(labels, photo_ids, face_ids, bibs, vectors, photo_bibs)
+        trusted = [bib if bib and bib in photo_bibs.get(photo_id, ()) else None
+                   for bib, photo_id in zip(bibs, photo_ids)]
+        links = linking.propagate_bibs(labels, photo_ids, face_ids, trusted, vectors, photo_bibs)
         links = _unambiguous(links, face_ids, bibs, vectors, threshold)
     with transaction.atomic():
         _save_clusters(rows, labels)

@@ -38,6 +38,9 @@ def _reason_labels():
         BibTag.Source.FACE_LINK: _("Bib carried over by the face"),
         BibTag.Source.MANUAL: _("Tagged by hand"),
         services.REASON_FACE: _("Face like your selfie"),
+        services.REASON_CLUSTER: _("Same runner's face, bib hidden"),
+        services.REASON_SELFIE_CLUSTER: _("Same runner as a face like your selfie"),
+        services.REASON_PROBABLE: _("Probable (no start list)"),
     }
 
 
@@ -232,6 +235,16 @@ def _selfie_search_checked(request, slug):
     selfies = [upload for upload in request.FILES.getlist("selfie") if upload.size]
     if not selfies:
         return answer(400, _("Take a selfie or choose a photo of your face first."))
+    # The panel sends the bib searched on the page with the selfie: the results combine.
+    raw_bib = request.POST.get("bib", "").strip()
+    bib_matches = []
+    if raw_bib:
+        try:
+            bib_matches = services.photos_by_bib(event, raw_bib)
+        except services.SearchError as error:
+            return answer(400, str(error))
+        bib = canonical(raw_bib)
+        context.update(searched="combined", bib=bib, bib_query=bib, runner=runner_label(event, bib))
     # Two inputs share the name (camera, or a photo from the phone): the last one chosen counts.
     selfie = selfies[-1]
     try:
@@ -241,26 +254,32 @@ def _selfie_search_checked(request, slug):
     finally:
         for upload in selfies:
             upload.close()
-    photos = _ranked_public_photos(event, result.matches)
+    matches = services.combine(event, bib_matches, result) if raw_bib else result.matches
+    photos = _ranked_public_photos(event, matches)
     shown = photos[:SELFIE_RESULTS_SHOWN]
     return render(request, "search/selfie_results.html", {
         **context,
         "faces_found": result.faces_found,
         "total": len(photos),
-        "tiles": _tiles(event, shown, result.matches),
+        "tiles": _tiles(event, shown, matches),
         "truncated": len(photos) > len(shown),
         "processing": "" if photos else _processing_message(event),
-        "face_choices": [_face_choice(event, face) for face in result.faces],
+        "face_choices": [_face_choice(event, face, bib_matches if raw_bib else None)
+                         for face in result.faces],
     })
 
 
-def _face_choice(event, face) -> dict:
+def _face_choice(event, face, bib_matches=None) -> dict:
     """One face of a group selfie: its picture (the runner's own, inline: never a file)
-    and its own results."""
-    photos = _ranked_public_photos(event, face.matches)
+    and its own results (with the bib's, when one was searched with it)."""
+    matches = face.matches
+    if bib_matches is not None:
+        matches = services.combine(event, bib_matches,
+                                   services.SelfieResult(face.matches, 1, (), face.clusters))
+    photos = _ranked_public_photos(event, matches)
     shown = photos[:SELFIE_RESULTS_SHOWN]
     return {"crop": "data:image/jpeg;base64," + base64.b64encode(face.crop).decode("ascii"),
-            "total": len(photos), "tiles": _tiles(event, shown, face.matches)}
+            "total": len(photos), "tiles": _tiles(event, shown, matches)}
 
 
 def _search_neighbours(event, photo, raw_bib):
