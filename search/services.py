@@ -16,10 +16,13 @@ import logging
 from dataclasses import dataclass
 
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageOps
 
 from accounts import privacy
+from accounts.models import BibClaim
+from events.models import StartListEntry
 from mlpipeline import event_linking, indexes, loaded
 from mlpipeline.bibrules import canonical
 from mlpipeline.inference.base import ModelUnavailable
@@ -61,6 +64,31 @@ _REASON_RANK = {
     REASON_FACE: 2,
     REASON_SELFIE_CLUSTER: 3,
 }
+
+
+def reason_labels() -> dict[str, str]:
+    """What each reason code says to the runner, in the active language."""
+    return {
+        BibTag.Source.OCR: gettext("Bib read on the photo"),
+        BibTag.Source.FACE_LINK: gettext("Bib carried over by the face"),
+        BibTag.Source.MANUAL: gettext("Tagged by hand"),
+        REASON_CLUSTER: gettext("Same runner's face, bib hidden"),
+        REASON_FACE: gettext("Face like your selfie"),
+        REASON_SELFIE_CLUSTER: gettext("Same runner as a face like your selfie"),
+        REASON_PROBABLE: gettext("Probable (no start list)"),
+    }
+
+
+def runner_label(event, bib) -> str:
+    """The runner wearing ``bib`` as the start list names them, first name and initial only
+    ("Marie D."): enough to recognise oneself, not enough to identify a stranger."""
+    entry = StartListEntry.objects.filter(event=event, bib=bib).only(
+        "first_name", "last_name").first()
+    if entry is None:
+        return ""
+    initial = entry.last_name.strip()[:1].upper()
+    return " ".join(part for part in (entry.first_name.strip(), f"{initial}." if initial else "")
+                    if part)
 
 
 @dataclass(frozen=True)
@@ -120,34 +148,41 @@ def photos_by_bib(event, bib: str) -> list[Match]:
     """All the event's photos of the runner wearing ``bib``, most certain first.
 
     The photos tagged with it (read, carried over by face, by hand), then the other
-    photos of the face clusters those tags' faces belong to. Without a start list,
-    every result but a tag set by hand is only probable, and says so.
+    photos of the face clusters those tags' faces belong to. A result nothing confirms
+    (an event without a start list: a confident reading, or what face linking carried
+    from such readings) says it is probable.
     """
     bib = valid_bib(bib)
-    start_list = event_linking.has_start_list(event.pk)
-    probable = not start_list
-    # Face-link tags are carried over from shown readings only (event_linking).
-    tags = event_linking.shown_tags(event.pk, start_list).filter(bib=bib).order_by("-confidence")
+    tags = event_linking.shown_tags(event.pk).filter(bib=bib).order_by("-confidence")
+    # An opted-out runner is not found through their face: not by the tags face linking
+    # carried over, not through their clusters (whose faces the database made unsearchable).
+    opted_out = BibClaim.objects.filter(event=event, bib=bib,
+                                        face_search=BibClaim.FaceSearch.OPTED_OUT).exists()
+    if opted_out:
+        tags = tags.exclude(source=BibTag.Source.FACE_LINK)
     best: dict[int, float] = {}
     reasons: dict[int, list[str]] = {}
+    sure: set[int] = set()  # photos with a confirmed tag of the bib: not only probable
     tag_faces = set()
-    for photo_id, confidence, source, face_id in tags.values_list(
-            "photo_id", "confidence", "source", "face_id"):
+    for photo_id, confidence, source, face_id, confirmed in tags.values_list(
+            "photo_id", "confidence", "source", "face_id", "confirmed"):
         best.setdefault(photo_id, confidence)
         reasons.setdefault(photo_id, []).append(source)
+        if confirmed or source == BibTag.Source.MANUAL:
+            sure.add(photo_id)
         if face_id is not None:
             tag_faces.add(face_id)
-    clusters = _bib_clusters(event, bib, tag_faces, set(best))
-    for photo_id, similarity in _cluster_photos(event, clusters).items():
-        if photo_id not in best:
-            best[photo_id] = similarity
-            reasons[photo_id] = [REASON_CLUSTER]
+    clusters = set() if opted_out else _bib_clusters(event, bib, tag_faces, set(best))
+    cluster_photos = {photo_id: score for photo_id, score in _cluster_photos(event, clusters).items()
+                      if photo_id not in best}
     matches = []
     for photo_id, score in best.items():
-        why = reasons[photo_id]
-        if probable and BibTag.Source.MANUAL not in why:
-            why = [*why, REASON_PROBABLE]
-        matches.append(Match(photo_id, score, tuple(why)))
+        # Probable: read with nothing to confirm it (no start list), or carried from such readings.
+        probable = () if photo_id in sure else (REASON_PROBABLE,)
+        matches.append(Match(photo_id, score, (*reasons[photo_id], *probable)))
+    probable = () if sure else (REASON_PROBABLE,)
+    matches += [Match(photo_id, score, (REASON_CLUSTER, *probable))
+                for photo_id, score in cluster_photos.items()]
     return ranked(matches)
 
 

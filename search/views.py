@@ -21,9 +21,8 @@ from django.views.decorators.http import require_GET
 
 from accounts import privacy
 from events import views as event_views
-from events.models import Event, StartListEntry
+from events.models import Event
 from mlpipeline.bibrules import canonical
-from photos.models import BibTag
 from search import gallery, services
 from search.api import _ENVELOPE_BYTES, SelfieInMemory, SelfieThrottle
 
@@ -33,15 +32,7 @@ SELFIE_RESULTS_SHOWN = 120
 
 
 def _reason_labels():
-    return {
-        BibTag.Source.OCR: _("Bib read on the photo"),
-        BibTag.Source.FACE_LINK: _("Bib carried over by the face"),
-        BibTag.Source.MANUAL: _("Tagged by hand"),
-        services.REASON_FACE: _("Face like your selfie"),
-        services.REASON_CLUSTER: _("Same runner's face, bib hidden"),
-        services.REASON_SELFIE_CLUSTER: _("Same runner as a face like your selfie"),
-        services.REASON_PROBABLE: _("Probable (no start list)"),
-    }
+    return services.reason_labels()
 
 
 @dataclass
@@ -78,16 +69,8 @@ def _ranked_public_photos(event, matches) -> list:
     return [photos[match.photo_id] for match in matches if match.photo_id in photos]
 
 
-def runner_label(event, bib) -> str:
-    """The runner wearing ``bib`` as the start list names them, first name and initial only
-    ("Marie D."): enough to recognise oneself, not enough to identify a stranger."""
-    entry = StartListEntry.objects.filter(event=event, bib=bib).only(
-        "first_name", "last_name").first()
-    if entry is None:
-        return ""
-    initial = entry.last_name.strip()[:1].upper()
-    return " ".join(part for part in (entry.first_name.strip(), f"{initial}." if initial else "")
-                    if part)
+# The runner wearing a bib, as the start list names them (services.runner_label).
+runner_label = services.runner_label
 
 
 def face_search_status(event) -> dict:
