@@ -222,9 +222,7 @@ class Face(models.Model):
 
     class Meta:
         ordering = ["photo", "pk"]
-        indexes = [models.Index(fields=["event", "model"], name="face_event_model"),
-                   # a bib search follows the runner's clusters (search.services)
-                   models.Index(fields=["event", "cluster"], name="face_event_cluster")]
+        indexes = [models.Index(fields=["event", "model"], name="face_event_model")]
         verbose_name = _("face")
         verbose_name_plural = _("faces")
 
