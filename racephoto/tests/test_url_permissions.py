@@ -23,7 +23,9 @@ PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list",
           "selfie-search",  # within the event's setting: search/tests/test_selfie_privacy.py
           # Ready photos' public derivatives of published events only, the selfie within
           # the event's setting: search/tests/test_pages.py
-          "photos", "photo", "selfie"}
+          "photos", "photo", "selfie",
+          # The pages' rules over JSON, no sign-in: search/tests/test_public_api.py
+          "search", "public-photos", "public-photo", "api-schema", "api-docs"}
 # Any signed-in person, on their own data only (accounts/tests/test_privacy.py, test_auth.py).
 SIGNED_IN = {"profile", "privacy", "claim_bib", "set_face_search", "request_erasure"}
 # The event's staff only (photos/tests/test_upload_views.py, photos/tests/test_api.py,
