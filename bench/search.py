@@ -403,15 +403,22 @@ def _bench_ann(args) -> int:
     started = time.monotonic()
     index.add_items(vectors, np.arange(len(vectors)))
     built = time.monotonic() - started
-    index.set_ef(HNSW_EF_SEARCH)
     index.set_num_threads(1)  # one query at a time, as a search request asks
-    timings, hits = [], 0
-    for query, wanted in zip(queries, truth):
-        clock = time.perf_counter()
-        labels, _distances = index.knn_query(query, k=10)
-        timings.append(time.perf_counter() - clock)
-        hits += len(wanted & set(labels[0].tolist()))
-    recall = hits / (10 * len(queries))
+
+    def measure(ef):
+        index.set_ef(ef)
+        timings, hits = [], 0
+        for query, wanted in zip(queries, truth):
+            clock = time.perf_counter()
+            labels, _distances = index.knn_query(query, k=10)
+            timings.append(time.perf_counter() - clock)
+            hits += len(wanted & set(labels[0].tolist()))
+        return timings, hits / (10 * len(queries))
+
+    for ef in args.ef:
+        other_timings, other_recall = measure(ef)
+        print(f"hnswlib ef={ef}: query {_ms(other_timings)}; recall@10 {other_recall:.3f}")
+    timings, recall = measure(HNSW_EF_SEARCH)
     with tempfile.TemporaryDirectory() as folder:
         index.save_index(str(Path(folder) / "faces.bin"))
         size = (Path(folder) / "faces.bin").stat().st_size
@@ -483,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     ann.add_argument("--queries", type=int, default=200)
     ann.add_argument("--threads", type=int, default=2, help="threads building the index")
     ann.add_argument("--pgvector", action="store_true", help="also PostgreSQL's HNSW")
+    ann.add_argument("--ef", type=int, nargs="*", default=[],
+                     help="also query with these ef values (the product's is HNSW_EF_SEARCH)")
     args = parser.parse_args(argv)
     if args.command in ("recall", "probable"):
         for folder in (args.rbnr / "images", args.faces_dev / "rbnr_runners"):
