@@ -30,13 +30,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpipeline.bibrules import PRODUCT_MIN_CONFIDENCE  # noqa: E402
+from mlpipeline.bibrules import PROBABLE_MIN_CONFIDENCE, PRODUCT_MIN_CONFIDENCE  # noqa: E402
 
 TARGET_RECALL = 0.90
 TARGET_UNLABELLED_WRONG = 0.05
 TARGET_SECONDS = 0.6
-#: confidence floors scored from the same readings, to choose one by numbers
-FLOORS = (0.0, 0.3, 0.5)
+#: confidence floors scored from the same readings, to choose one by numbers (without a
+#: start list, PROBABLE_MIN_CONFIDENCE is the floor above which a reading is shown as probable)
+FLOORS = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{reader.signature} loaded in {time.monotonic() - started:.1f} s; "
           f"{len(photos)} photos, torch threads {args.threads}")
 
-    assert PRODUCT_MIN_CONFIDENCE in FLOORS
+    assert PRODUCT_MIN_CONFIDENCE in FLOORS and PROBABLE_MIN_CONFIDENCE in FLOORS
     runs = {f"no start list, confidence >= {floor}": (floor, None) for floor in FLOORS}
     if args.start_list:
         runs.update({f"start list, confidence >= {floor}": (floor, start_lists) for floor in FLOORS})
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"labelled bibs: {n_labelled}")
     for run, score in scores.items():
         recall = score["found"] / max(n_labelled, 1)
+        tags = score["found"] + len(score["unlabelled"])
+        print(f"[{run}] labelled share of tags (precision, a lower bound: labels are partial) "
+              f"{score['found'] / max(tags, 1):.3f}")
         print(f"[{run}] recall {score['found']}/{n_labelled} = {recall:.3f} "
               f"(target >= {TARGET_RECALL:.2f}{' met' if recall >= TARGET_RECALL else ' MISSED'}); "
               f"unlabelled tags {len(score['unlabelled'])} = {len(score['unlabelled']) / n:.3f}/photo "

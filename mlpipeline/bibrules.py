@@ -31,6 +31,12 @@ CORRECTION_PENALTY = 0.8
 #: the product's confidence floor for a reading to count: on rbnr-dev with the start
 #: list, 0.3 costs 3 of 157 found bibs and drops 20 of 33 unlabelled tags (bench/bibs.py)
 PRODUCT_MIN_CONFIDENCE = 0.3
+#: without a start list no reading is confirmed; one at least this confident is shown to
+#: runners as a probable match. On rbnr-dev without a start list (bench/search.py probable,
+#: bench/bibs.py), 0.9 keeps 100 of the 107 labelled bibs found at 0.3 and halves the
+#: unlabelled tags (175 to 88: clocks, years, half-read bibs, and unlabelled runners);
+#: agreement across a runner's photos added nothing at any floor tried.
+PROBABLE_MIN_CONFIDENCE = 0.9
 #: two tags whose boxes share more than this much of the smaller one read the same digits
 SAME_PLACE = 0.5
 #: an event's rules are built again after this long even when nothing seems changed

@@ -12,7 +12,9 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Count
 
+from events.models import StartListEntry
 from mlpipeline import linking
+from mlpipeline.bibrules import PROBABLE_MIN_CONFIDENCE
 from mlpipeline.inference import registry
 from photos.models import BibTag, Face, RejectedReading
 
@@ -24,6 +26,27 @@ class LinkResult:
     faces: int
     clusters: int
     face_link_tags: int
+
+
+def has_start_list(event_id: int) -> bool:
+    return StartListEntry.objects.filter(event_id=event_id).exists()
+
+
+def shown_tags(event_id: int, start_list: bool | None = None):
+    """The event's tags a runner may see, and linking may trust: by hand, carried over by
+    face, read on the start list, or, where the event has no start list, read at least
+    ``PROBABLE_MIN_CONFIDENCE``. A shown tag with ``confirmed=False`` is *probable*: such a
+    reading, or a face-link tag carried from such readings only.
+
+    Readings off the start list are left out: they are for staff to review.
+    """
+    if start_list is None:
+        start_list = has_start_list(event_id)
+    tags = BibTag.objects.filter(photo__event_id=event_id)
+    if start_list:
+        return tags.exclude(source=BibTag.Source.OCR, confirmed=False)
+    return tags.exclude(source=BibTag.Source.OCR, confirmed=False,
+                        confidence__lt=PROBABLE_MIN_CONFIDENCE)
 
 
 def link_event(event_id: int) -> LinkResult:
@@ -40,27 +63,35 @@ def link_event(event_id: int) -> LinkResult:
     rows = list(faces.filter(model=model).order_by("pk")
                 .values_list("pk", "photo_id", "bib", "embedding")) if model else []
     links, labels = [], np.empty(0, dtype=np.int64)
+    # Bibs confirmed somewhere in the event (start list, by hand): their face-link tags are
+    # confirmed too; one carried from probable readings only stays probable (confirmed=False).
+    confirmed_bibs: set[str] = set()
     if rows:
         face_ids = [row[0] for row in rows]
         photo_ids = [row[1] for row in rows]
         bibs = [row[2] or None for row in rows]
         vectors = np.stack([np.asarray(row[3], dtype=np.float32) for row in rows])
         threshold = registry.link_threshold(model)
+        # Every reading linked to a face keeps two faces apart (two bibs, two people)...
         labels = linking.cluster_faces(vectors, photo_ids, bibs, threshold)
-        # Only bibs a person would trust count as "already on the photo".
+        # ...but only bibs a person would trust count as "already on the photo" and are
+        # carried over: without a start list, the probable readings only.
         photo_bibs: dict[int, set[str]] = {}
-        for photo_id, bib in (BibTag.objects.filter(photo__event_id=event_id)
-                              .exclude(source=BibTag.Source.FACE_LINK)
-                              .exclude(source=BibTag.Source.OCR, confirmed=False)
-                              .values_list("photo_id", "bib")):
+        for photo_id, bib, confirmed, source in (
+                shown_tags(event_id).exclude(source=BibTag.Source.FACE_LINK)
+                .values_list("photo_id", "bib", "confirmed", "source")):
             photo_bibs.setdefault(photo_id, set()).add(bib)
-        links = linking.propagate_bibs(labels, photo_ids, face_ids, bibs, vectors, photo_bibs)
+            if confirmed or source == BibTag.Source.MANUAL:
+                confirmed_bibs.add(bib)
+        trusted = [bib if bib and bib in photo_bibs.get(photo_id, ()) else None
+                   for bib, photo_id in zip(bibs, photo_ids)]
+        links = linking.propagate_bibs(labels, photo_ids, face_ids, trusted, vectors, photo_bibs)
         links = _unambiguous(links, face_ids, bibs, vectors, threshold)
     with transaction.atomic():
         _save_clusters(rows, labels)
         # New clusters may join an opted-out runner's faces with faces where the bib is
         # hidden: the database re-decides every cluster this write touched.
-        created = _replace_face_links(event_id, links)
+        created = _replace_face_links(event_id, links, confirmed_bibs)
     result = LinkResult(faces=len(rows), clusters=len(set(labels.tolist())),
                         face_link_tags=created)
     logger.info("event %s linked: %s", event_id, result)
@@ -93,7 +124,7 @@ def _save_clusters(rows, labels) -> None:
     Face.objects.bulk_update(changed, ["cluster"], batch_size=1000)
 
 
-def _replace_face_links(event_id: int, links) -> int:
+def _replace_face_links(event_id: int, links, confirmed_bibs) -> int:
     # A bib a person rejected on a photo is not carried back onto it by face.
     rejected = set(RejectedReading.objects.filter(photo__event_id=event_id)
                    .values_list("photo_id", "bib"))
@@ -108,11 +139,14 @@ def _replace_face_links(event_id: int, links) -> int:
             tag.delete()
             continue
         kept.add((tag.photo_id, tag.bib))
-        if tag.face_id != link.face_id or abs(tag.confidence - link.confidence) > 1e-6:
-            tag.face_id, tag.confidence = link.face_id, link.confidence
-            tag.save(update_fields=["face", "confidence"])
+        confirmed = link.bib in confirmed_bibs
+        if (tag.face_id != link.face_id or abs(tag.confidence - link.confidence) > 1e-6
+                or tag.confirmed != confirmed):
+            tag.face_id, tag.confidence, tag.confirmed = link.face_id, link.confidence, confirmed
+            tag.save(update_fields=["face", "confidence", "confirmed"])
     new = [BibTag(photo_id=link.photo_id, bib=link.bib, confidence=link.confidence,
-                  source=BibTag.Source.FACE_LINK, confirmed=True, face_id=link.face_id)
+                  source=BibTag.Source.FACE_LINK, confirmed=link.bib in confirmed_bibs,
+                  face_id=link.face_id)
            for key, link in wanted.items() if key not in kept]
     # A tag read or set by hand since the links were computed wins (unique per photo and bib).
     BibTag.objects.bulk_create(new, ignore_conflicts=True)

@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.forms",  # Django's widget templates, for the site's form renderer
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from static: no CDN
     "allauth",
     "allauth.account",
     "django_htmx",
@@ -434,11 +436,25 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     # JSON only: the browsable API would be one more set of HTML pages to secure and translate.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_THROTTLE_RATES": {"selfie": env_str("SELFIE_SEARCH_RATE", "20/min")},
+    "DEFAULT_THROTTLE_RATES": {"selfie": env_str("SELFIE_SEARCH_RATE", "20/min"),
+                               # the public API's listing, photo and bib search, per address
+                               "public_api": env_str("PUBLIC_API_RATE", "120/min")},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Client addresses for throttling, as for sign-in (see TRUSTED_PROXY_COUNT above).
     "NUM_PROXIES": ALLAUTH_TRUSTED_PROXY_COUNT,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RacePhoto API",
+    "DESCRIPTION": "Find a runner's photos by bib, selfie or both; list an event's public "
+                   "photos; staff uploads. Public calls are throttled per address.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Logging ------------------------------------------------------------------

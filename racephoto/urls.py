@@ -2,6 +2,7 @@ from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts.views import admin_login
 from mlpipeline import views as mlpipeline_views
@@ -22,6 +23,9 @@ urlpatterns = [
     path("admin/models/", mlpipeline_views.model_status, name="model-status"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("racephoto.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # The split view serves its script as a file: the site's CSP allows no inline script.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("i18n/", include("django.conf.urls.i18n")),
     # Stripe's signed webhooks (dj-stripe verifies them; commerce.webhooks acts on them).
     path("stripe/", include("djstripe.urls", namespace="djstripe")),

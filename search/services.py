@@ -1,4 +1,11 @@
-"""Finding a runner's photos: by bib number, by a selfie.
+"""Finding a runner's photos: by bib number, by a selfie, by both.
+
+"All my photos": a bib search returns the photos where the bib was read, carried over
+by face linking or tagged by hand, and the other photos of the face clusters those tags
+point at (the runner's face seen again where the number is hidden). A combined search
+is the union of the bib's photos, the selfie's matches and the photos of the clusters
+the selfie matched. Clusters are followed through searchable faces only, so an
+opted-out runner is never found through their face.
 
 A selfie is decoded and embedded in memory and dropped when the function
 returns: it is never written to disk, to the database or to a log.
@@ -8,11 +15,15 @@ import io
 import logging
 from dataclasses import dataclass
 
+from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageOps
 
 from accounts import privacy
-from mlpipeline import indexes, loaded
+from accounts.models import BibClaim
+from events.models import StartListEntry
+from mlpipeline import event_linking, indexes, loaded
 from mlpipeline.bibrules import canonical
 from mlpipeline.inference.base import ModelUnavailable
 from mlpipeline.inference.faces import embed_selfie
@@ -37,14 +48,61 @@ class SearchError(Exception):
 
 # Why a photo matched, beside BibTag.Source's values (bib read, carried over by face, by hand).
 REASON_FACE = "face"
+# The bib's runner's face cluster (same person, number not read on this photo).
+REASON_CLUSTER = "cluster"
+# The face cluster of a face like the selfie.
+REASON_SELFIE_CLUSTER = "selfie-cluster"
+# The event has no start list: a reading is shown when confident enough, as probable.
+REASON_PROBABLE = "probable"
+
+# Ranking of combined results: the most certain reason first; ties by score.
+_REASON_RANK = {
+    BibTag.Source.MANUAL: 0,
+    BibTag.Source.OCR: 0,
+    BibTag.Source.FACE_LINK: 1,
+    REASON_CLUSTER: 1,
+    REASON_FACE: 2,
+    REASON_SELFIE_CLUSTER: 3,
+}
+
+
+def reason_labels() -> dict[str, str]:
+    """What each reason code says to the runner, in the active language."""
+    return {
+        BibTag.Source.OCR: gettext("Bib read on the photo"),
+        BibTag.Source.FACE_LINK: gettext("Bib carried over by the face"),
+        BibTag.Source.MANUAL: gettext("Tagged by hand"),
+        REASON_CLUSTER: gettext("Same runner's face, bib hidden"),
+        REASON_FACE: gettext("Face like your selfie"),
+        REASON_SELFIE_CLUSTER: gettext("Same runner as a face like your selfie"),
+        REASON_PROBABLE: gettext("Probable (no start list)"),
+    }
+
+
+def runner_label(event, bib) -> str:
+    """The runner wearing ``bib`` as the start list names them, first name and initial only
+    ("Marie D."): enough to recognise oneself, not enough to identify a stranger."""
+    entry = StartListEntry.objects.filter(event=event, bib=bib).only(
+        "first_name", "last_name").first()
+    if entry is None:
+        return ""
+    initial = entry.last_name.strip()[:1].upper()
+    return " ".join(part for part in (entry.first_name.strip(), f"{initial}." if initial else "")
+                    if part)
 
 
 @dataclass(frozen=True)
 class Match:
     photo_id: int
     score: float  # cosine similarity of the best face, or the bib tag's confidence
-    # Why it matched: BibTag.Source values for a bib search, REASON_FACE for a selfie.
+    # Why it matched: BibTag.Source values and REASON_CLUSTER for a bib search, REASON_FACE
+    # and REASON_SELFIE_CLUSTER for a selfie; REASON_PROBABLE beside them without a start list.
     reasons: tuple[str, ...] = ()
+
+    @property
+    def rank(self) -> int:
+        return min((_REASON_RANK[reason] for reason in self.reasons if reason in _REASON_RANK),
+                   default=len(_REASON_RANK))
 
 
 @dataclass(frozen=True)
@@ -55,6 +113,7 @@ class SelfieFace:
     # stored: they cannot point at "the one on the left" otherwise.
     crop: bytes
     matches: list[Match]
+    clusters: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -65,26 +124,119 @@ class SelfieResult:
     # With several faces: the largest first, then the next ones (up to SELFIE_FACES_OFFERED),
     # each searched too, so the runner can switch to theirs without sending it again.
     faces: tuple[SelfieFace, ...] = ()
+    # Face clusters of the searchable faces that matched the largest face.
+    clusters: frozenset[int] = frozenset()
+
+
+# BibTag.bib holds 12 characters.
+BIB_MAX_DIGITS = 12
+
+
+def valid_bib(bib: str) -> str:
+    """``bib`` as the start list writes it, or :class:`SearchError` when it is no bib number."""
+    bib = canonical(bib)
+    if not bib:
+        raise SearchError(_("Type your bib number first."))
+    if not bib.isascii() or not bib.isdigit():
+        raise SearchError(_("A bib number is made of digits only."))
+    if len(bib) > BIB_MAX_DIGITS:
+        raise SearchError(_("A bib number has at most %(digits)d digits.") % {"digits": BIB_MAX_DIGITS})
+    return bib
 
 
 def photos_by_bib(event, bib: str) -> list[Match]:
-    """The event's photos tagged with ``bib``: read, linked through the face, or by hand.
+    """All the event's photos of the runner wearing ``bib``, most certain first.
 
-    Unconfirmed readings (numbers not on the start list) are left out: they are
-    for staff to review, not a result to show a runner.
+    The photos tagged with it (read, carried over by face, by hand), then the other
+    photos of the face clusters those tags' faces belong to. A result nothing confirms
+    (an event without a start list: a confident reading, or what face linking carried
+    from such readings) says it is probable.
     """
-    bib = canonical(bib)
-    if not bib.isdigit():
-        raise SearchError(_("A bib number is made of digits only."))
-    tags = (BibTag.objects.filter(photo__event=event, bib=bib)
-            .exclude(source=BibTag.Source.OCR, confirmed=False)
-            .order_by("-confidence"))
+    bib = valid_bib(bib)
+    tags = event_linking.shown_tags(event.pk).filter(bib=bib).order_by("-confidence")
+    # An opted-out runner is not found through their face: not by the tags face linking
+    # carried over, not through their clusters (whose faces the database made unsearchable).
+    opted_out = BibClaim.objects.filter(event=event, bib=bib,
+                                        face_search=BibClaim.FaceSearch.OPTED_OUT).exists()
+    if opted_out:
+        tags = tags.exclude(source=BibTag.Source.FACE_LINK)
     best: dict[int, float] = {}
     reasons: dict[int, list[str]] = {}
-    for photo_id, confidence, source in tags.values_list("photo_id", "confidence", "source"):
+    sure: set[int] = set()  # photos with a confirmed tag of the bib: not only probable
+    tag_faces = set()
+    for photo_id, confidence, source, face_id, confirmed in tags.values_list(
+            "photo_id", "confidence", "source", "face_id", "confirmed"):
         best.setdefault(photo_id, confidence)
         reasons.setdefault(photo_id, []).append(source)
-    return [Match(photo_id, score, tuple(reasons[photo_id])) for photo_id, score in best.items()]
+        if confirmed or source == BibTag.Source.MANUAL:
+            sure.add(photo_id)
+        if face_id is not None:
+            tag_faces.add(face_id)
+    clusters = set() if opted_out else _bib_clusters(event, bib, tag_faces, set(best))
+    cluster_photos = {photo_id: score for photo_id, score in _cluster_photos(event, clusters).items()
+                      if photo_id not in best}
+    matches = []
+    for photo_id, score in best.items():
+        # Probable: read with nothing to confirm it (no start list), or carried from such readings.
+        probable = () if photo_id in sure else (REASON_PROBABLE,)
+        matches.append(Match(photo_id, score, (*reasons[photo_id], *probable)))
+    probable = () if sure else (REASON_PROBABLE,)
+    matches += [Match(photo_id, score, (REASON_CLUSTER, *probable))
+                for photo_id, score in cluster_photos.items()]
+    return ranked(matches)
+
+
+def _bib_clusters(event, bib, tag_faces, tagged_photos) -> set[int]:
+    """Clusters of the bib's runner: those of the searchable faces its shown tags point at,
+    or linked to the bib on a photo that shows it. A cluster that also holds a face linked
+    to another bib is two runners alike (event_linking leaves those alone too): skipped."""
+    seeds = set(Face.objects.filter(event=event, searchable=True, cluster__isnull=False)
+                .filter(Q(pk__in=tag_faces) | Q(bib=bib, photo_id__in=tagged_photos))
+                .values_list("cluster", flat=True))
+    if not seeds:
+        return set()
+    mixed = set(Face.objects.filter(event=event, cluster__in=seeds).exclude(bib="")
+                .exclude(bib=bib).values_list("cluster", flat=True))
+    return seeds - mixed
+
+
+def _cluster_photos(event, clusters) -> dict[int, float]:
+    """The photos of the clusters' searchable faces (score 0: no bib was read there)."""
+    if not clusters:
+        return {}
+    return {photo_id: 0.0 for photo_id in
+            Face.objects.filter(event=event, searchable=True, cluster__in=clusters)
+            .values_list("photo_id", flat=True).distinct()}
+
+
+def ranked(matches) -> list[Match]:
+    """Most certain reason first (bib read, then carried over by face or cluster, then face
+    similarity), then by score."""
+    return sorted(matches, key=lambda match: (match.rank, -match.score, match.photo_id))
+
+
+def combine(event, bib_matches: list[Match], selfie: SelfieResult) -> list[Match]:
+    """A bib and a selfie together: the union of the bib's photos, the selfie's matches and
+    the photos of the clusters the selfie matched, each with every reason it matched for."""
+    merged: dict[int, tuple[float, list[str]]] = {}
+
+    def add(photo_id, score, reasons):
+        old_score, old_reasons = merged.get(photo_id, (None, []))
+        merged[photo_id] = (score if old_score is None else max(old_score, score),
+                            [*old_reasons, *(r for r in reasons if r not in old_reasons)])
+
+    for match in bib_matches:
+        add(match.photo_id, match.score, match.reasons)
+    for match in selfie.matches:
+        add(match.photo_id, match.score, match.reasons)
+    for photo_id, score in _cluster_photos(event, selfie.clusters).items():
+        if photo_id not in merged:
+            add(photo_id, score, [REASON_SELFIE_CLUSTER])
+    # The score of a photo found by the bib is the bib's; reasons keep the most certain first.
+    result = [Match(photo_id, score, tuple(sorted(
+        reasons, key=lambda r: _REASON_RANK.get(r, len(_REASON_RANK)))))
+        for photo_id, (score, reasons) in merged.items()]
+    return ranked(result)
 
 
 def _selfie_image(upload) -> Image.Image:
@@ -162,29 +314,33 @@ def selfie_search(event, upload, limit: int = FACE_CANDIDATES) -> SelfieResult:
     if vector is None:
         raise SearchError(_("No face was found in the selfie: take it facing the camera, "
                             "in good light."))
-    matches = _face_matches(event, embedder, vector, limit)
+    matches, clusters = _face_matches(event, embedder, vector, limit)
     faces = ()
     if crops:
-        faces = (SelfieFace(crops[0], matches),) + tuple(
-            SelfieFace(crop, _face_matches(event, embedder, other, limit))
+        faces = (SelfieFace(crops[0], matches, clusters),) + tuple(
+            SelfieFace(crop, *_face_matches(event, embedder, other, limit))
             for crop, other in zip(crops[1:], other_vectors))
-    return SelfieResult(matches, len(detector.faces), faces)
+    return SelfieResult(matches, len(detector.faces), faces, clusters)
 
 
-def _face_matches(event, embedder, vector, limit) -> list[Match]:
-    """The event's photos with a face like ``vector``, most similar first."""
+def _face_matches(event, embedder, vector, limit) -> tuple[list[Match], frozenset[int]]:
+    """The event's photos with a face like ``vector``, most similar first, and the face
+    clusters of the faces that matched."""
     hits = [(face_id, similarity) for face_id, similarity
             in indexes.nearest(event.pk, indexes.FACES, embedder.signature, vector, limit)
             if similarity >= embedder.match_threshold]
     # The index may lag a commit by a few seconds; the database has the last word,
     # so an opted-out or erased face never comes back, even from a stale index.
-    photo_of = dict(Face.objects.filter(pk__in=[face_id for face_id, _s in hits], event=event,
-                                        searchable=True)
-                    .values_list("pk", "photo_id"))
+    rows = (Face.objects.filter(pk__in=[face_id for face_id, _s in hits], event=event,
+                                searchable=True)
+            .values_list("pk", "photo_id", "cluster"))
+    photo_of = {face_id: photo_id for face_id, photo_id, _cluster in rows}
+    clusters = frozenset(cluster for _face, _photo, cluster in rows if cluster is not None)
     best: dict[int, float] = {}
     for face_id, similarity in hits:
         photo_id = photo_of.get(face_id)
         if photo_id is not None and similarity > best.get(photo_id, -1.0):
             best[photo_id] = similarity
-    ranked = sorted(best.items(), key=lambda item: -item[1])
-    return [Match(photo_id, round(score, 4), (REASON_FACE,)) for photo_id, score in ranked]
+    by_similarity = sorted(best.items(), key=lambda item: -item[1])
+    return ([Match(photo_id, round(score, 4), (REASON_FACE,)) for photo_id, score in by_similarity],
+            clusters)

@@ -21,9 +21,8 @@ from django.views.decorators.http import require_GET
 
 from accounts import privacy
 from events import views as event_views
-from events.models import Event, StartListEntry
+from events.models import Event
 from mlpipeline.bibrules import canonical
-from photos.models import BibTag
 from search import gallery, services
 from search import outfit as outfit_search
 from search.api import _ENVELOPE_BYTES, SelfieInMemory, SelfieThrottle
@@ -34,12 +33,7 @@ SELFIE_RESULTS_SHOWN = 120
 
 
 def _reason_labels():
-    return {
-        BibTag.Source.OCR: _("Bib read on the photo"),
-        BibTag.Source.FACE_LINK: _("Bib carried over by the face"),
-        BibTag.Source.MANUAL: _("Tagged by hand"),
-        services.REASON_FACE: _("Face like your selfie"),
-    }
+    return services.reason_labels()
 
 
 @dataclass
@@ -80,16 +74,8 @@ def _ranked_public_photos(event, matches) -> list:
     return [photos[match.photo_id] for match in matches if match.photo_id in photos]
 
 
-def runner_label(event, bib) -> str:
-    """The runner wearing ``bib`` as the start list names them, first name and initial only
-    ("Marie D."): enough to recognise oneself, not enough to identify a stranger."""
-    entry = StartListEntry.objects.filter(event=event, bib=bib).only(
-        "first_name", "last_name").first()
-    if entry is None:
-        return ""
-    initial = entry.last_name.strip()[:1].upper()
-    return " ".join(part for part in (entry.first_name.strip(), f"{initial}." if initial else "")
-                    if part)
+# The runner wearing a bib, as the start list names them (services.runner_label).
+runner_label = services.runner_label
 
 
 def face_search_status(event) -> dict:
@@ -288,6 +274,16 @@ def _selfie_search_checked(request, slug):
     selfies = [upload for upload in request.FILES.getlist("selfie") if upload.size]
     if not selfies:
         return answer(400, _("Take a selfie or choose a photo of your face first."))
+    # The panel sends the bib searched on the page with the selfie: the results combine.
+    raw_bib = request.POST.get("bib", "").strip()
+    bib_matches = []
+    if raw_bib:
+        try:
+            bib_matches = services.photos_by_bib(event, raw_bib)
+        except services.SearchError as error:
+            return answer(400, str(error))
+        bib = canonical(raw_bib)
+        context.update(searched="combined", bib=bib, bib_query=bib, runner=runner_label(event, bib))
     # Two inputs share the name (camera, or a photo from the phone): the last one chosen counts.
     selfie = selfies[-1]
     try:
@@ -297,26 +293,32 @@ def _selfie_search_checked(request, slug):
     finally:
         for upload in selfies:
             upload.close()
-    photos = _ranked_public_photos(event, result.matches)
+    matches = services.combine(event, bib_matches, result) if raw_bib else result.matches
+    photos = _ranked_public_photos(event, matches)
     shown = photos[:SELFIE_RESULTS_SHOWN]
     return render(request, "search/selfie_results.html", {
         **context,
         "faces_found": result.faces_found,
         "total": len(photos),
-        "tiles": _tiles(event, shown, result.matches),
+        "tiles": _tiles(event, shown, matches),
         "truncated": len(photos) > len(shown),
         "processing": "" if photos else _processing_message(event),
-        "face_choices": [_face_choice(event, face) for face in result.faces],
+        "face_choices": [_face_choice(event, face, bib_matches if raw_bib else None)
+                         for face in result.faces],
     })
 
 
-def _face_choice(event, face) -> dict:
+def _face_choice(event, face, bib_matches=None) -> dict:
     """One face of a group selfie: its picture (the runner's own, inline: never a file)
-    and its own results."""
-    photos = _ranked_public_photos(event, face.matches)
+    and its own results (with the bib's, when one was searched with it)."""
+    matches = face.matches
+    if bib_matches is not None:
+        matches = services.combine(event, bib_matches,
+                                   services.SelfieResult(face.matches, 1, (), face.clusters))
+    photos = _ranked_public_photos(event, matches)
     shown = photos[:SELFIE_RESULTS_SHOWN]
     return {"crop": "data:image/jpeg;base64," + base64.b64encode(face.crop).decode("ascii"),
-            "total": len(photos), "tiles": _tiles(event, shown, face.matches)}
+            "total": len(photos), "tiles": _tiles(event, shown, matches)}
 
 
 def _search_neighbours(event, photo, raw_bib):

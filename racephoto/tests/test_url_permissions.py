@@ -29,7 +29,9 @@ PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list",
           # unguessable token, its downloads by signed links bound to it; Stripe's signed
           # webhooks; the local test card step (localstripe only): commerce/tests/.
           "cart", "add", "remove", "swap", "checkout", "order", "download", "local-card",
-          "djstripe_webhook_by_uuid"}
+          "djstripe_webhook_by_uuid",
+          # The pages' rules over JSON, no sign-in: search/tests/test_public_api.py
+          "search", "public-photos", "public-photo", "api-schema", "api-docs"}
 # Any signed-in person, on their own data only (accounts/tests/test_privacy.py, test_auth.py).
 SIGNED_IN = {"profile", "privacy", "claim_bib", "set_face_search", "request_erasure"}
 # The event's staff only (photos/tests/test_upload_views.py, photos/tests/test_api.py,
