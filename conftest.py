@@ -11,6 +11,18 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
+def _site_language():
+    """Each test starts in the site's language, whatever language an earlier test (a
+    request to /en/, a command) left active in this thread."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     # Tests create many users: the production hasher would make most of the run time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
