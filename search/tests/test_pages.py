@@ -32,6 +32,7 @@ from events.tests.factories import EventFactory, StartListEntryFactory
 from mlpipeline import indexes, loaded
 from photos.models import BibTag, Face, Photo
 from photos.tests.factories import PhotoFactory
+from photos.tests.images import encoded
 from search import services
 from search.api import SelfieThrottle
 from search.tests.test_selfie_privacy import (  # noqa: F401 (an autouse fixture)
@@ -313,14 +314,9 @@ def race(django_capture_on_commit_callbacks):
     return event, astronaut, cameraman
 
 
-def jpeg(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue()
-
 
 def selfie_of_astronaut() -> bytes:
-    return jpeg(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300)))
+    return encoded(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300)))
 
 
 def post_selfie(client, event, *files, language="en"):
@@ -379,7 +375,7 @@ def test_a_group_selfie_searches_the_largest_face_first_and_lets_the_runner_pick
     group.paste(CAMERAMAN.crop((150, 60, 320, 260)).resize((170, 200)), (20, 20))
     group.paste(ASTRONAUT.crop((120, 0, 330, 260)).resize((420, 520)), (400, 20))
 
-    html = post_selfie(client, event, ("group.jpg", jpeg(group))).content.decode()
+    html = post_selfie(client, event, ("group.jpg", encoded(group))).content.decode()
 
     assert "We found 2 faces in your selfie and searched the largest one first." in html
     crops = re.findall(r'<a href="#face-(\d)"><img src="data:image/jpeg;base64,', html)
@@ -392,7 +388,7 @@ def test_a_group_selfie_searches_the_largest_face_first_and_lets_the_runner_pick
 def test_a_selfie_without_a_face_says_so_and_how_to_retake_it(client, race):
     event, _astronaut, _cameraman = race
 
-    response = post_selfie(client, event, ("wall.jpg", jpeg(Image.new("RGB", (640, 480),
+    response = post_selfie(client, event, ("wall.jpg", encoded(Image.new("RGB", (640, 480),
                                                                         (200, 180, 160)))))
 
     html = response.content.decode()

@@ -2,7 +2,6 @@
 hidden, then their selfie sent with the bib (a real face: scikit-image's astronaut)."""
 
 import datetime
-import io
 import os
 import re
 from pathlib import Path
@@ -20,6 +19,7 @@ from mlpipeline import indexes, loaded
 from photos.derivatives import make_derivatives
 from photos.models import BibTag, Face, Photo
 from photos.tests.factories import PhotoFactory
+from photos.tests.images import encoded
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,11 +33,6 @@ def _fresh_throttle(own_cache):
     """Selfie searches are throttled per address in the cache: this test starts from zero."""
 
 
-def jpeg(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88)
-    return buffer.getvalue()
-
 
 def race_photo(event, seed, minute, runner=False, cluster=None) -> Photo:
     size = (1200, 800)
@@ -47,7 +42,7 @@ def race_photo(event, seed, minute, runner=False, cluster=None) -> Photo:
     if runner:
         image.paste(ASTRONAUT.crop((120, 0, 330, 260)).resize((300, 370)), (200 + seed * 60, 150))
     photo = PhotoFactory(event=event, state=Photo.State.READY, width=None, height=None,
-                         original=ContentFile(jpeg(image), name=f"{seed}.jpg"),
+                         original=ContentFile(encoded(image), name=f"{seed}.jpg"),
                          captured_at=START + datetime.timedelta(minutes=minute))
     make_derivatives(photo)
     if runner:
@@ -92,7 +87,7 @@ def test_a_bib_search_finds_the_hidden_number_photos_and_combines_with_a_selfie(
     shot(page, "bib-phone")
 
     selfie = tmp_path / "selfie.jpg"
-    selfie.write_bytes(jpeg(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300))))
+    selfie.write_bytes(encoded(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300))))
     expect(page.get_by_text("Votre selfie est cherché avec le dossard 1234.")).to_be_visible()
     page.locator("#selfie-file").set_input_files(str(selfie))
     page.get_by_role("button", name="Chercher avec mon selfie").click()

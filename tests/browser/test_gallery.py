@@ -2,7 +2,6 @@
 page, then a selfie (a real face: scikit-image's public-domain astronaut) from a file."""
 
 import datetime
-import io
 import os
 import re
 from pathlib import Path
@@ -20,6 +19,7 @@ from mlpipeline import indexes, loaded
 from photos.derivatives import make_derivatives
 from photos.models import BibTag, Face, Photo
 from photos.tests.factories import PhotoFactory
+from photos.tests.images import encoded
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,11 +34,6 @@ def _fresh_throttle(own_cache):
     """Selfie searches are throttled per address in the cache: this test starts from zero.
     The thumbnails are served by the site's own /media/ (SERVE_MEDIA, on in tests)."""
 
-
-def jpeg(image, quality=88) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
 
 
 def scene(seed, runner=False, size=(1800, 1200)) -> Image.Image:
@@ -56,7 +51,7 @@ def ready_photo(event, seed, minute, runner=False, size=(1800, 1200)) -> Photo:
     """A photo through the real derivative step (watermarked preview and thumbnail)."""
     image = scene(seed, runner, size)
     photo = PhotoFactory(event=event, state=Photo.State.READY, width=None, height=None,
-                         original=ContentFile(jpeg(image), name=f"{seed}.jpg"),
+                         original=ContentFile(encoded(image), name=f"{seed}.jpg"),
                          captured_at=START + datetime.timedelta(minutes=minute))
     make_derivatives(photo)
     if runner:
@@ -135,7 +130,7 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
     page.wait_for_url(re.compile(rf"/photos/{mine[1].pk}/\?bib=1234$"))
 
     selfie = tmp_path / "selfie.jpg"
-    selfie.write_bytes(jpeg(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300))))
+    selfie.write_bytes(encoded(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300))))
     page.goto(f"{live_server.url}/fr/events/semi-lyon/#search")
     page.locator("#selfie-file").set_input_files(str(selfie))
     page.get_by_role("button", name="Chercher avec mon selfie").click()
@@ -151,7 +146,7 @@ def test_a_runner_finds_their_photos_by_bib_and_by_selfie_on_a_phone(live_server
     group.paste(ASTRONAUT.crop((120, 0, 330, 260)).resize((420, 520)), (20, 20))
     group.paste(ImageOps.grayscale(ASTRONAUT).convert("RGB").crop((120, 0, 330, 260))
                 .resize((170, 210)), (600, 40))
-    selfie.write_bytes(jpeg(group))
+    selfie.write_bytes(encoded(group))
     page.locator("#selfie-file").set_input_files(str(selfie))
     page.get_by_role("button", name="Chercher avec mon selfie").click()
     page.wait_for_load_state()
