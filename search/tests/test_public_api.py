@@ -13,9 +13,10 @@ from events.tests.factories import EventFactory, StartListEntryFactory
 from mlpipeline import indexes
 from photos.models import BibTag, Photo
 from photos.tests.factories import PhotoFactory
+from photos.tests.images import encoded
 from search import public_api, services
 from search.api import SelfieThrottle
-from search.tests.test_pages import ASTRONAUT, jpeg, photo_with_faces, ready_photo
+from search.tests.test_pages import ASTRONAUT, photo_with_faces, ready_photo
 
 pytestmark = pytest.mark.django_db
 
@@ -125,7 +126,7 @@ def test_a_selfie_with_a_bib_combines_both(api, event, django_capture_on_commit_
     read = ready_photo(event, 2)
     BibTag.objects.create(photo=read, bib="42", confidence=0.9, source="ocr", confirmed=True)
     indexes.sync(event.pk, indexes.FACES)
-    astronaut = jpeg(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300)))
+    astronaut = encoded(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300)))
 
     response = api.post(search_url(), {"selfie": selfie(astronaut), "bib": "42"},
                         format="multipart")
