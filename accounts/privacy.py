@@ -31,6 +31,7 @@ import logging
 
 from django.db import connection, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -41,6 +42,11 @@ from photos.models import BibTag, Face
 logger = logging.getLogger(__name__)
 
 _REFERENCE_SALT = "racephoto.accounts.privacy.erasure"
+
+# Sent by erase() inside its transaction, before the record forgets the runner, with
+# ``user``, ``event`` and ``bib``: the apps above accounts (commerce's orders) remove
+# what they hold of the runner without accounts importing them.
+runner_erased = Signal()
 
 
 class FaceSearchOff(Exception):
@@ -146,7 +152,8 @@ def request_erasure(user) -> list[ErasureRecord]:
 @transaction.atomic
 def erase(record) -> ErasureRecord:
     """Delete the runner's faces (and so their embeddings) and the bib's tags at the
-    event, keep the record without the runner or the bib. Safe to run twice."""
+    event, have their orders there anonymised (``runner_erased``), keep the record
+    without the runner or the bib. Safe to run twice."""
     record = ErasureRecord.objects.select_for_update().get(pk=record.pk)
     if record.status == ErasureRecord.Status.DONE:
         return record
@@ -162,6 +169,7 @@ def erase(record) -> ErasureRecord:
         faces_deleted = deleted.get(Face._meta.label, 0)
         _total, deleted = BibClaim.objects.filter(event=event, bib=bib).delete()
         claims_deleted = deleted.get(BibClaim._meta.label, 0)
+        runner_erased.send(sender=ErasureRecord, user=record.user, event=event, bib=bib)
     record.faces_deleted = faces_deleted
     record.bib_tags_deleted = bib_tags_deleted
     record.claims_deleted = claims_deleted

@@ -9,10 +9,15 @@ class CommerceConfig(AppConfig):
     def ready(self):
         from allauth.account.signals import user_logged_in
 
+        from accounts.privacy import runner_erased
+        from commerce.erasure import anonymise_orders
         from commerce.payments import point_sdk_at_provider
+        from commerce.webhooks import quiet_deprecation_warning
 
         point_sdk_at_provider()
         user_logged_in.connect(_merge_carts, dispatch_uid="commerce-merge-carts")
+        runner_erased.connect(anonymise_orders, dispatch_uid="commerce-anonymise-orders")
+        quiet_deprecation_warning()
 
 
 def _merge_carts(sender, request, user, **kwargs):

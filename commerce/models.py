@@ -144,6 +144,8 @@ class Order(models.Model):
     vat_amount = models.DecimalField(_("of which VAT"), max_digits=10, decimal_places=2)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+    # Set when the buyer's data was erased: the order is kept for accounting, without them.
+    anonymised_at = models.DateTimeField(_("anonymised"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("order")
@@ -181,6 +183,10 @@ class OrderItem(models.Model):
     # The item's share of the order total (the ladder price spread over its photos).
     price = models.DecimalField(_("price"), max_digits=10, decimal_places=2)
     download_count = models.PositiveIntegerField(_("downloads"), default=0)
+    # The refund that took this item back: it is no longer downloadable while that refund
+    # counts (pending or succeeded at Stripe).
+    refund = models.ForeignKey("Refund", on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="items", verbose_name=_("refund"))
 
     class Meta:
         ordering = ["pk"]
@@ -223,6 +229,69 @@ class PaymentStateChange(models.Model):
     from_state = models.CharField(max_length=20)
     to_state = models.CharField(max_length=20)
     # What told us: "checkout", "webhook <event id>", "reconcile".
+    source = models.CharField(max_length=255)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+
+class Refund(models.Model):
+    """Money given back on a paid order, as Stripe recorded it (one row per Stripe refund).
+
+    Made from the admin (recorded from the API's answer) or in Stripe's dashboard
+    (recorded from the ``charge.refunded`` webhook); the Stripe id is unique, so a refund
+    reported both ways is one row. See ``commerce.refunds``.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        SUCCEEDED = "succeeded", _("succeeded")
+        FAILED = "failed", _("failed")
+        CANCELED = "canceled", _("canceled")
+
+    # The refunds whose money is (or is being) given back: they count against what was
+    # paid, and their items lose download access. A failed or canceled one gives it back.
+    COUNTED = (State.PENDING, State.SUCCEEDED)
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds",
+                              verbose_name=_("order"))
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds",
+                                verbose_name=_("payment"))
+    provider_reference = models.CharField(_("provider reference"), max_length=255, unique=True)
+    amount = models.DecimalField(_("amount"), max_digits=10, decimal_places=2,
+                                 validators=[MinValueValidator(Decimal("0.01"))])
+    currency = models.CharField(_("currency"), max_length=3)
+    state = models.CharField(_("state"), max_length=20, choices=State.choices)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    # Who asked for it in the admin; empty for a refund made in Stripe's dashboard.
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                     null=True, blank=True, related_name="+",
+                                     verbose_name=_("requested by"))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0),
+                                   name="commerce_refund_amount_positive"),
+        ]
+
+    def __str__(self):
+        return self.provider_reference
+
+    @property
+    def counts(self) -> bool:
+        return self.state in self.COUNTED
+
+
+class RefundStateChange(models.Model):
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, related_name="changes")
+    from_state = models.CharField(max_length=20)
+    to_state = models.CharField(max_length=20)
+    # What told us: "admin <username>", "webhook <event id>".
     source = models.CharField(max_length=255)
     at = models.DateTimeField(auto_now_add=True)
 

@@ -17,8 +17,16 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from commerce import services
-from commerce.downloads import WHOLE_ORDER, LinkRefused, downloadable_photos, link, photo_file, read_token
+from commerce import refunds, resend, services
+from commerce.downloads import (
+    WHOLE_ORDER,
+    LinkRefused,
+    downloadable_photos,
+    downloads_closed,
+    link,
+    photo_file,
+    read_token,
+)
 from commerce.models import Order, OrderItem, Payment
 from commerce.payments import provider as payment_provider
 from events.models import Event
@@ -192,6 +200,7 @@ def order_page(request, token):
     photos = list(downloadable_photos(order)) if order.is_paid else []
     return render(request, "commerce/order.html", {
         "order": order, "event": order.event,
+        "refunded": refunds.refunded_amount(order), "fully_refunded": refunds.is_fully_refunded(order),
         "photo_links": [(photo, link(order, photo.pk)) for photo in photos],
         "zip_url": link(order, WHOLE_ORDER) if photos else "",
     })
@@ -206,9 +215,17 @@ def download(request, token, signed):
     except LinkRefused:
         logger.info("Download refused for order %s", order.pk)
         return HttpResponseForbidden(_("This download link is not valid or has expired."))
+    if downloads_closed(order):
+        logger.info("Download refused for order %s: refunded or anonymised", order.pk)
+        return HttpResponseForbidden(
+            _("This download link is not valid.") if order.anonymised_at
+            else _("This order was refunded: its downloads are closed."))
     photos = downloadable_photos(order)
     if what == WHOLE_ORDER:
-        return _zip_response(order, list(photos))
+        photos = list(photos)
+        if not photos:  # everything it held was refunded
+            return HttpResponseForbidden(_("This download link is not valid."))
+        return _zip_response(order, photos)
     photo = photos.filter(pk=_int(what)).first()
     if photo is None:
         return HttpResponseForbidden(_("This download link is not valid."))
@@ -241,3 +258,28 @@ def _count_download(order, photo_ids):
         download_count=F("download_count") + 1)
     OrderItem.objects.filter(order=order).exclude(bib="").update(
         download_count=F("download_count") + 1)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def resend_links(request):
+    """"Send my links again": the same answer whether or not the address bought anything."""
+    form = resend.ResendLinksForm(request.POST or None, initial={"event": request.GET.get("event")})
+    status = 200
+    if request.method == "POST":
+        if not form.is_valid():
+            status = 400
+        elif not resend.allow(form.cleaned_data["email"]):
+            status = 429
+            form.add_error(None, _("You asked for your links several times already: please "
+                                   "wait an hour before asking again, and look in your spam "
+                                   "folder meanwhile."))
+        else:
+            event = form.cleaned_data["event"]
+            resend.request_links(form.cleaned_data["email"], event)
+            messages.success(request, _("If this address bought photos of %(event)s, an e-mail "
+                                        "with their links is on its way to it. It can take a few "
+                                        "minutes; look in your spam folder too.")
+                             % {"event": event.display_name})
+            return redirect(f"{reverse('commerce:resend')}?event={event.slug}")
+    return render(request, "commerce/resend_links.html", {"form": form}, status=status)
