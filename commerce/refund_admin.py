@@ -100,8 +100,8 @@ def refund_view(model_admin, request, order_id):
                                    % {"amount": made.amount, "currency": made.currency,
                                       "reference": made.provider_reference})
             model_admin.message_user(
-                request, _("Refunded %(amount)s %(currency)s. The refunded photos can no longer "
-                           "be downloaded.") % {"amount": made.amount, "currency": made.currency},
+                request, _("Refunded %(amount)s %(currency)s.") % {"amount": made.amount,
+                                                                  "currency": made.currency},
                 messages.SUCCESS)
             return redirect(reverse("admin:commerce_order_change", args=[order.pk]))
     context = {
