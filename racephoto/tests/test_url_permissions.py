@@ -30,6 +30,9 @@ PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list",
           # webhooks; the local test card step (localstripe only): commerce/tests/.
           "cart", "add", "remove", "swap", "checkout", "order", "download", "local-card",
           "djstripe_webhook_by_uuid",
+          # "Send my links again": mails only the address typed, answers the same for any
+          # address, throttled per address: commerce/tests/test_resend.py
+          "resend",
           # The pages' rules over JSON, no sign-in: search/tests/test_public_api.py
           "search", "public-photos", "public-photo", "api-schema", "api-docs"}
 # Any signed-in person, on their own data only (accounts/tests/test_privacy.py, test_auth.py).
