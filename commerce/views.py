@@ -27,7 +27,7 @@ from commerce.downloads import (
     photo_file,
     read_token,
 )
-from commerce.models import Order, OrderItem, Payment
+from commerce.models import Order, OrderItem, Payment, Refund
 from commerce.payments import provider as payment_provider
 from events.models import Event
 
@@ -256,8 +256,8 @@ def _chunks(stored, size=256 * 1024):
 def _count_download(order, photo_ids):
     OrderItem.objects.filter(order=order, photo_id__in=photo_ids).update(
         download_count=F("download_count") + 1)
-    OrderItem.objects.filter(order=order).exclude(bib="").update(
-        download_count=F("download_count") + 1)
+    OrderItem.objects.filter(order=order).exclude(bib="").exclude(
+        refund__state__in=Refund.COUNTED).update(download_count=F("download_count") + 1)
 
 
 @never_cache
