@@ -189,7 +189,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # the worker loads before it forks them (mlpipeline.worker).
 CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task taken by a worker that then vanished (its machine lost, kill -9) goes back to the
+# queue after this many seconds, for another worker. A task still running past it is
+# delivered twice: the step records make the second delivery wait, then skip what the
+# first did (photos.pipeline.run_step), so this costs time, never double work.
+BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=2)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+    # How often a worker looks for such tasks (kombu: every 10 s x 10 by default).
+    "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 4)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("CELERY_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # /healthz answers only its status to the public; with this bearer token (or, when it is

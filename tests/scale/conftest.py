@@ -14,8 +14,7 @@ import pytest
 
 from photos import pipeline
 from racephoto.storage import s3_storages
-
-ACCESS_KEY, SECRET_KEY, REGION = "testing", "testing", "us-east-1"  # moto accepts any
+from tests.scale.s3server import ACCESS_KEY, REGION, SECRET_KEY
 
 
 @pytest.fixture(scope="session")
