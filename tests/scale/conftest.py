@@ -14,7 +14,7 @@ import pytest
 
 from photos import pipeline
 from racephoto.storage import s3_storages
-from tests.scale.s3server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.scale.stack import ACCESS_KEY, REGION, SECRET_KEY
 
 
 @pytest.fixture(scope="session")

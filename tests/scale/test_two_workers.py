@@ -15,10 +15,8 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 from django_celery_results.models import TaskResult
 
 from events.tests.factories import EventFactory
@@ -28,19 +26,11 @@ from photos.tasks import process_photo
 from photos.tests.images import encoded, picture
 from racephoto.observability import worker_key
 from racephoto.redis import get_redis
-from tests.scale.s3server import ACCESS_KEY, REGION, SECRET_KEY
+from tests.scale.stack import ACCESS_KEY, REGION, SECRET_KEY, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = 16
 VISIBILITY_TIMEOUT = 4
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    if db["HOST"].startswith("/"):  # the embedded server: a Unix socket directory
-        return f"postgres://{credentials}@/{db['NAME']}?host={quote(db['HOST'], safe='')}"
-    return f"postgres://{credentials}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class Worker:
