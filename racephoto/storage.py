@@ -53,7 +53,10 @@ def s3_storages(*, bucket: str, endpoint_url: str | None = None, region: str | N
         "private": {
             "BACKEND": S3_BACKEND,
             "OPTIONS": {**common, "location": "private", "default_acl": private_acl,
-                        "querystring_auth": True, "querystring_expire": signed_url_max_age},
+                        "querystring_auth": True, "querystring_expire": signed_url_max_age,
+                        # An original read by the app (an order's ZIP, the admin's download)
+                        # is buffered whole: past this size on disk, not in memory.
+                        "max_memory_size": 16 * 1024 * 1024},
         },
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
