@@ -30,6 +30,7 @@ from commerce.downloads import (
 from commerce.models import Order, OrderItem, Payment, Refund
 from commerce.payments import provider as payment_provider
 from events.models import Event
+from racephoto.storage import signed_download_url
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,9 @@ def download(request, token, signed):
     _count_download(order, [photo.pk])
     stored = photo_file(order, photo)
     name = photo.original_name or f"photo-{photo.pk}.jpg"
+    # Object storage sends the file itself, through a URL signed for a few minutes.
+    if bucket_url := signed_download_url(stored, name):
+        return redirect(bucket_url)
     return FileResponse(stored.open("rb"), as_attachment=True, filename=name)
 
 

@@ -45,6 +45,8 @@ def publish() -> None:
 
 def load_models() -> None:
     """Every model this process can load; one whose weights are missing is reported."""
+    if not settings.ML_PIPELINE:
+        return  # an ingestion-only worker runs no model step: holding 1.5 GB of weights is waste
     for model in loaded.all_models():
         try:
             model.ensure_loaded()

@@ -138,6 +138,10 @@ def _spool(fileobj):
     size = 0
     try:
         while chunk := fileobj.read(_CHUNK):
+            if size == 0:
+                # A TIFF, RAW or HEIC is refused by its first bytes, before the rest is read:
+                # a 200 MB TIFF renamed .jpg gets the reason that helps, not "too large".
+                _refuse_known_other_format(chunk[:32])
             size += len(chunk)
             if size > limit:
                 raise file_too_large()  # stop here: the rest is never read
@@ -215,11 +219,21 @@ def _unidentified(head: bytes) -> RejectedFile:
         return _damaged()  # starts like a JPEG, PNG or WebP, but Pillow cannot read its header
     other = _other_format(head)
     if other:
-        return RejectedFile(
-            _("Unsupported format %(format)s: use JPEG, PNG or WebP.") % {"format": other},
-            code="unsupported_format",
-        )
+        return _unsupported(other)
     return RejectedFile(_("Not an image: use JPEG, PNG or WebP files."), code="not_image")
+
+
+def _unsupported(other_format: str) -> RejectedFile:
+    return RejectedFile(
+        _("Unsupported format %(format)s: use JPEG, PNG or WebP.") % {"format": other_format},
+        code="unsupported_format",
+    )
+
+
+def _refuse_known_other_format(head: bytes) -> None:
+    other = _other_format(head)
+    if other:
+        raise _unsupported(other)
 
 
 def _damaged() -> RejectedFile:

@@ -189,7 +189,17 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # the worker loads before it forks them (mlpipeline.worker).
 CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task taken by a worker that then vanished (its machine lost, kill -9) goes back to the
+# queue after this many seconds, for another worker. A task still running past it is
+# delivered twice: the step records make the second delivery wait, then skip what the
+# first did (photos.pipeline.run_step), so this costs time, never double work.
+BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=2)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+    # How often a worker looks for such tasks (kombu: every 10 s x 10 by default).
+    "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 4)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("CELERY_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # /healthz answers only its status to the public; with this bearer token (or, when it is
@@ -226,33 +236,26 @@ PHOTO_ZIP_MAX_MEMBERS = env_int("PHOTO_ZIP_MAX_MEMBERS", 20_000, minimum=1)
 
 STORAGE_BACKEND = env_choice("STORAGE_BACKEND", ("filesystem", "s3"), "filesystem")
 if STORAGE_BACKEND == "s3":
-    _s3_common = {
-        "bucket_name": env_str("S3_BUCKET"),
-        "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
-        "region_name": env_str("S3_REGION") or None,
-        "access_key": env_str("S3_ACCESS_KEY_ID") or None,
-        "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
-        "file_overwrite": False,
-    }
-    if not _s3_common["bucket_name"]:
+    from racephoto.storage import s3_storages
+
+    if not env_str("S3_BUCKET"):
         raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_BUCKET.")
-    # Public objects are fetched by browsers straight from the bucket (or a CDN before it).
-    _public_objects = {"CacheControl": MEDIA_CACHE_CONTROL}
-    STORAGES = {
-        # Previews and thumbnails: public-read objects, plain URLs.
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {**_s3_common, "location": "public", "default_acl": "public-read",
-                        "querystring_auth": False, "object_parameters": _public_objects},
-        },
-        # Originals: private objects, only reachable through short-lived signed URLs.
-        "private": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {**_s3_common, "location": "private", "default_acl": "private",
-                        "querystring_auth": True, "querystring_expire": 600},
-        },
-        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
-    }
+    # One bucket: public/ (previews, thumbnails; public-read, plain cacheable URLs, fetched
+    # by browsers from the bucket or S3_CUSTOM_DOMAIN, a CDN in front of it) and private/
+    # (originals, web copies; reachable only through URLs signed for S3_SIGNED_URL_MAX_AGE
+    # seconds). See racephoto/storage.py and docs/scaling.md.
+    STORAGES = s3_storages(
+        bucket=env_str("S3_BUCKET"),
+        endpoint_url=env_str("S3_ENDPOINT_URL"),
+        region=env_str("S3_REGION"),
+        access_key=env_str("S3_ACCESS_KEY_ID"),
+        secret_key=env_str("S3_SECRET_ACCESS_KEY"),
+        custom_domain=env_str("S3_CUSTOM_DOMAIN"),
+        # Off for a bucket that refuses ACLs; a bucket policy must then publish public/*.
+        object_acls=env_bool("S3_OBJECT_ACLS", True),
+        signed_url_max_age=env_int("S3_SIGNED_URL_MAX_AGE", 600, minimum=10),
+        public_cache_control=MEDIA_CACHE_CONTROL,
+    )
 else:
     STORAGES = {
         "default": {

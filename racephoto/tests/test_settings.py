@@ -119,3 +119,22 @@ def test_it_reads_a_socket_database_url_with_options():
     assert parsed["PASSWORD"] == "p@ss"
     assert parsed["OPTIONS"] == {"sslmode": "disable"}
     assert validate_redis_url("rediss://cache:6380/1") == "rediss://cache:6380/1"
+
+
+def test_s3_options_come_from_the_environment(production_settings):
+    settings = production_settings(STORAGE_BACKEND="s3", S3_BUCKET="race-photos",
+                                   S3_SIGNED_URL_MAX_AGE="120", S3_CUSTOM_DOMAIN="cdn.example.org")
+    public, private = (settings["STORAGES"][name]["OPTIONS"] for name in ("default", "private"))
+    assert private["querystring_expire"] == 120
+    assert public["custom_domain"] == "cdn.example.org"
+    # v4 everywhere: botocore would presign us-east-1 URLs with the legacy v2.
+    assert public["signature_version"] == private["signature_version"] == "s3v4"
+    assert (public["default_acl"], private["default_acl"]) == ("public-read", "private")
+
+
+def test_a_bucket_without_acls_gets_no_acl_header(production_settings):
+    settings = production_settings(STORAGE_BACKEND="s3", S3_BUCKET="race-photos",
+                                   S3_OBJECT_ACLS="0")
+    assert settings["STORAGES"]["default"]["OPTIONS"]["default_acl"] is None
+    assert settings["STORAGES"]["private"]["OPTIONS"]["default_acl"] is None
+    assert settings["STORAGES"]["private"]["OPTIONS"]["querystring_auth"] is True
