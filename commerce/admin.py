@@ -31,11 +31,11 @@ class PricePackInline(ParentScopedInline, admin.TabularInline):
     extra = 1
 
 
-class DiscountCodeInline(ParentScopedInline, admin.TabularInline):
+class DiscountCodeInline(ParentScopedInline, admin.StackedInline):
     model = DiscountCode
     extra = 0
-    fields = ["code", "kind", "value", "minimum_total", "max_uses", "used_count", "valid_until",
-              "is_active"]
+    fields = [("code", "is_active"), ("kind", "value"), ("minimum_total", "max_uses", "used_count"),
+              "valid_until"]
     readonly_fields = ["used_count"]
 
 
