@@ -84,8 +84,10 @@ def discount(request, slug):
     event = _event(slug)
     found = services.find_cart(request, event)
     view = services.describe_cart(found, event)
-    if not view.items or view.shop is None:
+    if not view.items:
         messages.error(request, _("Your cart is empty."))
+    elif view.shop is None:
+        messages.error(request, _("Photos of this event are not for sale."))
     elif request.POST.get("remove"):
         discounts.remove(found)
         messages.success(request, _("The discount code was removed."))
