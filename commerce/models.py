@@ -10,7 +10,8 @@ import secrets
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -40,6 +41,12 @@ class Shop(models.Model):
         _("“all my photos” price"), max_digits=8, decimal_places=2, null=True, blank=True,
         validators=[MinValueValidator(ZERO)],
         help_text=_("Every photo of one bib, including photos found later. Empty: not offered."))
+    # The photographers' part of the sales (commerce.reports), the rest is the organiser's.
+    photographer_share = models.DecimalField(
+        _("photographers' share (%)"), max_digits=5, decimal_places=2, default=Decimal("70.00"),
+        validators=[MinValueValidator(ZERO), MaxValueValidator(Decimal("100"))],
+        help_text=_("Part of the sales net of VAT that goes to the photographers whose photos "
+                    "were sold, e.g. 70 for 70/30."))
 
     class Meta:
         verbose_name = _("shop")
@@ -79,6 +86,9 @@ class Cart(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True,
                              blank=True, related_name="carts")
     session_key = models.CharField(max_length=40, blank=True)
+    # The code the buyer entered; checked again each time the cart is priced (commerce.discounts).
+    discount_code = models.ForeignKey("DiscountCode", on_delete=models.SET_NULL, null=True,
+                                      blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -142,6 +152,12 @@ class Order(models.Model):
     total = models.DecimalField(_("total (VAT incl.)"), max_digits=10, decimal_places=2)
     vat_rate = models.DecimalField(_("VAT rate (%)"), max_digits=5, decimal_places=2)
     vat_amount = models.DecimalField(_("of which VAT"), max_digits=10, decimal_places=2)
+    # ``total`` is already net of the discount; total + discount_amount is the price before it.
+    discount_code = models.ForeignKey("DiscountCode", on_delete=models.PROTECT, null=True,
+                                      blank=True, related_name="orders",
+                                      verbose_name=_("discount code"))
+    discount_amount = models.DecimalField(_("discount (VAT incl.)"), max_digits=10,
+                                          decimal_places=2, default=ZERO)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     # Set when the buyer's data was erased: the order is kept for accounting, without them.
@@ -168,11 +184,27 @@ class Order(models.Model):
         """The total in the currency's smallest unit, as Stripe counts it."""
         return int((self.total * 100).to_integral_value())
 
+    @property
+    def subtotal(self) -> Decimal:
+        """The price before the discount code."""
+        return self.total + self.discount_amount
+
     def mark_paid(self):
-        self.state = self.State.PAID
-        self.paid_at = timezone.now()
-        self.cart = None
-        self.save(update_fields=["state", "paid_at", "cart"])
+        """Paid, once: a conditional update, so only the first of two concurrent callers
+        changes the row and counts the order's discount code use."""
+        paid_at = timezone.now()
+        changed = Order.objects.filter(pk=self.pk).exclude(state=self.State.PAID).update(
+            state=self.State.PAID, paid_at=paid_at, cart=None)
+        self.state, self.cart = self.State.PAID, None
+        if not changed:
+            self.refresh_from_db(fields=["paid_at"])
+            return
+        self.paid_at = paid_at
+        # A code's use counts when its order is paid, never at checkout: an abandoned or
+        # declined payment uses nothing.
+        from commerce.discounts import count_use
+
+        count_use(self)
 
 
 class OrderItem(models.Model):
@@ -297,3 +329,65 @@ class RefundStateChange(models.Model):
 
     class Meta:
         ordering = ["pk"]
+class DiscountCode(models.Model):
+    """A code a buyer types in the cart: a percentage or a fixed amount off one shop's prices.
+
+    The rules (expiry, uses, minimum) are checked by ``commerce.discounts`` each time a
+    cart is priced; ``used_count`` counts paid orders only (``Order.mark_paid``).
+    """
+
+    class Kind(models.TextChoices):
+        PERCENT = "percent", _("percentage")
+        FIXED = "fixed", _("fixed amount")
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="discount_codes",
+                             verbose_name=_("shop"))
+    # Stored in capitals: buyers type codes in any case (commerce.discounts.normalise).
+    code = models.CharField(_("code"), max_length=40,
+                            help_text=_("Letters, digits, dashes and underscores; buyers may type it in any "
+                                        "case."))
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.PERCENT)
+    value = models.DecimalField(
+        _("value"), max_digits=8, decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_("A percentage (e.g. 20 for 20 %) or an amount in the shop's currency, "
+                    "VAT included."))
+    max_uses = models.PositiveIntegerField(
+        _("use limit"), null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text=_("How many paid orders may use it. Empty: no limit."))
+    used_count = models.PositiveIntegerField(_("paid orders that used it"), default=0,
+                                             editable=False)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True,
+                                       help_text=_("Empty: no expiry."))
+    minimum_total = models.DecimalField(
+        _("minimum order"), max_digits=8, decimal_places=2, null=True, blank=True,
+        validators=[MinValueValidator(ZERO)],
+        help_text=_("The cart's total before the discount must reach it. Empty: no minimum."))
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("discount code")
+        verbose_name_plural = _("discount codes")
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["shop", "code"], name="commerce_discount_code_once"),
+            models.CheckConstraint(condition=models.Q(value__gt=0), name="commerce_discount_positive"),
+            models.CheckConstraint(condition=~models.Q(kind="percent") | models.Q(value__lte=100),
+                                   name="commerce_discount_percent_at_most_100"),
+        ]
+
+    def __str__(self):
+        return self.code
+
+    def save(self, *args, **kwargs):
+        self.code = (self.code or "").strip().upper()
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        super().clean()
+        self.code = (self.code or "").strip().upper()
+        if self.code and not all(char.isalnum() or char in "-_" for char in self.code):
+            raise ValidationError({"code": _("Use letters, digits, dashes and underscores only.")})
+        if self.kind == self.Kind.PERCENT and self.value is not None and self.value > 100:
+            raise ValidationError({"value": _("A percentage cannot be more than 100.")})

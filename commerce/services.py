@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from commerce import pricing
+from commerce import discounts, pricing
 from commerce.models import Cart, CartItem, Order, OrderItem, Payment, PaymentStateChange, Shop
 from mlpipeline.bibrules import canonical
 from photos.models import BibTag
@@ -139,6 +139,8 @@ def merge_carts_at_sign_in(request, user) -> None:
     with transaction.atomic():
         for guest in Cart.objects.select_for_update().filter(user=None, session_key=key):
             own, _created = Cart.objects.get_or_create(event=guest.event, user=user)
+            if guest.discount_code_id and not own.discount_code_id:
+                Cart.objects.filter(pk=own.pk).update(discount_code=guest.discount_code_id)
             for item in guest.items.all():
                 lookup = {"photo": item.photo} if item.photo_id else {"bib": item.bib}
                 CartItem.objects.get_or_create(cart=own, **lookup,
@@ -154,6 +156,7 @@ class CartView:
     quote: pricing.Quote | None
     offers: list
     changed: list  # (item, price when added, price now)
+    discount_error: str = ""  # why the code on the cart does not apply now
 
 
 def describe_cart(cart: Cart | None, event) -> CartView:
@@ -161,7 +164,8 @@ def describe_cart(cart: Cart | None, event) -> CartView:
     items = list(cart.items.select_related("photo")) if cart else []
     if shop is None or not items:
         return CartView(cart, shop, items, None, [], [])
-    current = quote_items(shop, event, items)
+    code, discount_error = discounts.for_cart(cart)
+    current = quote_items(shop, event, items, discount=code)
     offers = pricing.bundle_offers(shop, current, bibs_of_photos(current.photo_ids),
                                    lambda bib: photos_of_bib(event, bib))
     single = single_photo_price(shop) or pricing.ZERO
@@ -172,13 +176,15 @@ def describe_cart(cart: Cart | None, event) -> CartView:
             now = pricing.ZERO
         if now != item.price_seen:
             changed.append((item, item.price_seen, now))
-    return CartView(cart, shop, items, current, offers, changed)
+    return CartView(cart, shop, items, current, offers, changed,
+                    discount_error or current.discount_refused)
 
 
-def quote_items(shop, event, items) -> pricing.Quote:
+def quote_items(shop, event, items, discount=None) -> pricing.Quote:
     photo_ids = [item.photo_id for item in items if item.photo_id]
     bibs = [item.bib for item in items if item.bib]
-    return pricing.quote(shop, photo_ids, bibs, lambda bib: photos_of_bib(event, bib))
+    return pricing.quote(shop, photo_ids, bibs, lambda bib: photos_of_bib(event, bib),
+                         discount=discount)
 
 
 def accept_current_prices(cart: Cart, changed) -> None:
@@ -281,6 +287,7 @@ def checkout(request, event, *, email: str, expected_total, provider) -> tuple[O
         raise CommerceError(_("Your cart is empty."))
     with transaction.atomic():
         cart = Cart.objects.select_for_update().get(pk=cart.pk)
+        discounts.lock(cart)  # its uses are counted one checkout at a time
         view = describe_cart(cart, event)
         if not view.items:
             raise CommerceError(_("Your cart is empty."))
@@ -301,7 +308,8 @@ def checkout(request, event, *, email: str, expected_total, provider) -> tuple[O
             event=event, user=request.user if request.user.is_authenticated else None,
             cart=cart, email=email, language=getattr(request, "LANGUAGE_CODE", "") or "fr",
             currency=current.currency, total=current.total, vat_rate=current.vat_rate,
-            vat_amount=current.vat)
+            vat_amount=current.vat, discount_code=current.discount_code,
+            discount_amount=current.discount)
         OrderItem.objects.bulk_create(
             [OrderItem(order=order, photo_id=pk, price=current.item_prices[pk])
              for pk in current.photo_ids]
@@ -336,7 +344,9 @@ def start_payment(order: Order, provider) -> Payment:
 def _same_contents(order: Order, current: pricing.Quote) -> bool:
     photos = sorted(order.items.exclude(photo=None).values_list("photo_id", flat=True))
     bibs = sorted(order.items.exclude(bib="").values_list("bib", flat=True))
+    code = current.discount_code.pk if current.discount_code else None
     return (order.total == current.total and bibs == sorted(current.bibs)
+            and order.discount_code_id == code
             and photos == sorted(current.photo_ids + current.covered_ids))
 
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("events/<slug:slug>/cart/add/", views.add_to_cart, name="add"),
     path("events/<slug:slug>/cart/remove/", views.remove_from_cart, name="remove"),
     path("events/<slug:slug>/cart/swap/", views.swap, name="swap"),
+    path("events/<slug:slug>/cart/discount/", views.discount, name="discount"),
     path("events/<slug:slug>/checkout/", views.checkout, name="checkout"),
     path("orders/resend/", views.resend_links, name="resend"),
     path("orders/<str:token>/", views.order_page, name="order"),

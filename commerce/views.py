@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from commerce import refunds, resend, services
+from commerce import discounts, refunds, resend, services
 from commerce.downloads import (
     WHOLE_ORDER,
     LinkRefused,
@@ -84,6 +84,30 @@ def swap(request, slug):
         messages.success(request, _("Swapped for “all my photos”."))
     except services.CommerceError as error:
         messages.error(request, str(error))
+    return redirect(_cart_url(event))
+
+
+@require_POST
+def discount(request, slug):
+    """The cart's discount code: entered (checked now, priced in commerce.pricing) or removed."""
+    event = _event(slug)
+    found = services.find_cart(request, event)
+    view = services.describe_cart(found, event)
+    if not view.items:
+        messages.error(request, _("Your cart is empty."))
+    elif view.shop is None:
+        messages.error(request, _("Photos of this event are not for sale."))
+    elif request.POST.get("remove"):
+        discounts.remove(found)
+        messages.success(request, _("The discount code was removed."))
+    else:
+        try:
+            code = discounts.enter(found, view.shop, request.POST.get("code", ""),
+                                   subtotal=view.quote.subtotal)
+        except discounts.DiscountRefused as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, _("Discount code %(code)s applied.") % {"code": code.code})
     return redirect(_cart_url(event))
 
 

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commerce', '0001_shop_cart_orders_payments'),
+        ('commerce', '0002_discount_codes_revenue_share'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

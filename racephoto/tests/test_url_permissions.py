@@ -28,7 +28,7 @@ PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list",
           # The buyer's own cart (session or account), checkout, and an order reached by its
           # unguessable token, its downloads by signed links bound to it; Stripe's signed
           # webhooks; the local test card step (localstripe only): commerce/tests/.
-          "cart", "add", "remove", "swap", "checkout", "order", "download", "local-card",
+          "cart", "add", "remove", "swap", "discount", "checkout", "order", "download", "local-card",
           "djstripe_webhook_by_uuid",
           # "Send my links again": mails only the address typed, answers the same for any
           # address, throttled per address: commerce/tests/test_resend.py
