@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from mlpipeline import event_linking, indexes
+from photos import sequences, timing
 from racephoto.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,9 @@ def sync_index(self, event_id: int, kind: str) -> dict:
 def link_event(self, event_id: int) -> dict:
     get_redis().delete(_pending_key(link_event, (event_id,)))
     result = event_linking.link_event(event_id)
+    # Bursts and the timing read the tags linking just wrote.
+    sequences.recompute(event_id)
+    timing.recompute(event_id)
     return {"faces": result.faces, "clusters": result.clusters,
             "face_link_tags": result.face_link_tags}
 

@@ -397,6 +397,15 @@ class Outfit(models.Model):
         return f"outfit of face {self.face_id}: {self.cap}/{self.shirt}/{self.legs}"
 
 
+class TagSuggestionQuerySet(models.QuerySet):
+    def still_open(self) -> "TagSuggestionQuerySet":
+        """Suggestions nobody answered yet: the bib is not on the photo (accepted, read since)
+        and was not rejected there (an undone answer opens the suggestion again)."""
+        same = {"photo": OuterRef("photo"), "bib": OuterRef("bib")}
+        return (self.exclude(Exists(BibTag.objects.filter(**same)))
+                .exclude(Exists(RejectedReading.objects.filter(**same))))
+
+
 class TagSuggestion(models.Model):
     """A bib that may be on a photo, for a person to accept or reject in the review queue:
     a runner the timing file puts in front of the photographer then (``timing``), or the
@@ -424,6 +433,8 @@ class TagSuggestion(models.Model):
                                    related_name="+", verbose_name=_("frame with the bib"))
     same_face = models.BooleanField(_("same face"), default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TagSuggestionQuerySet.as_manager()
 
     class Meta:
         ordering = ["photo", "bib"]
