@@ -307,14 +307,14 @@ def _row(line, cells, columns, context, seen) -> Row:
     else:
         try:
             row.passed_at = _passed_at(row, values, context)
+        except _NoStart as exc:  # before ValueError, which it is
+            row.errors.append(str(exc))
         except ValueError:
             row.errors.append(_("“%(time)s” is not a time: write 10:23:45, 10:23:45.38 or "
                                 "2026-05-10T10:23:45+02:00.") % {"time": row.time_text[:40]}
                               if kind == KIND_CLOCK else
                               _("“%(time)s” is not a race time: write 1:23:45 or 1:23:45.38.")
                               % {"time": row.time_text[:40]})
-        except _NoStart as exc:
-            row.errors.append(str(exc))
     if row.passed_at is not None:
         local_day = row.passed_at.astimezone(context["zone"]).date()
         if abs((local_day - context["event"].date).days) > 1:
