@@ -43,10 +43,10 @@ def _timing_url(event) -> str:
 
 
 def _recomputed_message(outcome: timing.Outcome) -> str:
-    return ngettext("%(tags)d photo tagged by timing, %(suggestions)d suggestion to review.",
-                    "%(tags)d photos tagged by timing, %(suggestions)d suggestions to review.",
-                    outcome.suggestions) % {"tags": outcome.tags,
-                                            "suggestions": outcome.suggestions}
+    return (ngettext("Timing: %(count)d photo tagged", "Timing: %(count)d photos tagged",
+                     outcome.tags) % {"count": outcome.tags}
+            + ngettext(", %(count)d suggestion to review.", ", %(count)d suggestions to review.",
+                       outcome.suggestions) % {"count": outcome.suggestions})
 
 
 class PlacementForm(forms.ModelForm):
