@@ -79,9 +79,9 @@ class EventAdminForm(forms.ModelForm):
             "description_en": forms.Textarea(attrs={"rows": 5}),
         }
 
-    # The bib lengths have defaults: a form sent without them (a script, an older page)
-    # keeps the defaults rather than failing on fields the organiser never touched.
-    DEFAULTED = ("bib_min_length", "bib_max_length")
+    # The bib lengths and the time zone have defaults: a form sent without them (a script,
+    # an older page) keeps the defaults rather than failing on fields never touched.
+    DEFAULTED = ("bib_min_length", "bib_max_length", "time_zone")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -77,6 +77,8 @@ def matches(event_id: int) -> tuple[list[_Match], list[_Match], int]:
     """(tags, suggestions, photos looked at) as the timing says now; writes nothing."""
     placements = list(PhotographerTiming.objects.filter(event_id=event_id, point__isnull=False)
                       .select_related("point"))
+    if not placements:  # most events: no timing file, nothing to read
+        return [], [], 0
     windows = _windows({placement.point_id for placement in placements})
     tagged: dict[int, set[str]] = {}
     for photo_id, bib in (BibTag.objects.filter(photo__event_id=event_id)
