@@ -6,7 +6,11 @@ bib as a :class:`~photos.models.TagSuggestion` (source ``sequence``) when it was
   (read, face-linked or tagged by hand), and it shows a runner whose bib is not read (a
   face without a bib, or no face found: a back, a runner turned away); or
 - within :data:`FACE_SECONDS` of such a frame and one of its faces is the face the bib
-  was linked to there (the face model's own linking threshold).
+  was linked to there, or that runner's face elsewhere (the face model's own linking
+  threshold).
+
+A frame where every face is another runner the event knows (photos.runner_faces) gets
+no suggestion: the runner left the frame, they are not hidden in it.
 
 Capture times of one photographer share one clock, so its offset does not matter here.
 :func:`recompute` rewrites the event's sequence suggestions from scratch; like every
@@ -15,12 +19,11 @@ suggestion, one whose bib is now on the photo or was rejected there is not offer
 
 from dataclasses import dataclass
 
-import numpy as np
 from django.db import transaction
 
 from mlpipeline.event_linking import shown_tags
-from mlpipeline.inference import registry
-from photos.models import BibTag, Face, Photo, RejectedReading, TagSuggestion
+from photos.models import BibTag, Photo, RejectedReading, TagSuggestion
+from photos.runner_faces import OTHER, SAME, RunnerFaces, link_threshold, photo_faces
 
 #: frames of one burst: a camera shoots 5–12 frames a second, a runner stays in view ~2 s
 BURST_SECONDS = 3.0
@@ -42,28 +45,6 @@ class Neighbour:
         base = 0.9 if self.same_face else 0.7
         limit = FACE_SECONDS if self.same_face else BURST_SECONDS
         return round(base * (1.0 - 0.5 * self.seconds / limit), 4)
-
-
-def _faces(photo_ids) -> dict[int, list[tuple[int, str, str, np.ndarray | None]]]:
-    """Per photo: (id, linked bib, model, unit vector or None) of each face."""
-    found: dict[int, list[tuple[int, str, str, np.ndarray | None]]] = {}
-    for pk, photo_id, bib, model, vector in (Face.objects.filter(photo_id__in=photo_ids)
-                                             .values_list("pk", "photo_id", "bib", "model",
-                                                          "embedding")):
-        if vector is not None:
-            vector = np.asarray(vector, dtype=np.float32)
-            vector = vector / (float(np.linalg.norm(vector)) or 1.0)
-        found.setdefault(photo_id, []).append((pk, bib, model, vector))
-    return found
-
-
-def _link_threshold(model: str, known: dict[str, float | None]) -> float | None:
-    if model not in known:
-        try:
-            known[model] = registry.link_threshold(model)
-        except ValueError:  # a model this installation no longer knows: no comparison
-            known[model] = None
-    return known[model]
 
 
 def neighbours(event_id: int) -> list[Neighbour]:
@@ -117,23 +98,25 @@ def neighbours(event_id: int) -> list[Neighbour]:
     if not candidates:
         return []
 
-    faces = _faces({photo_id for photo_id, _bib in candidates}
-                   | {seed_id for _seconds, seed_id in candidates.values()})
-    found, thresholds = [], {}
+    faces = photo_faces({photo_id for photo_id, _bib in candidates}
+                        | {seed_id for _seconds, seed_id in candidates.values()})
+    runners = RunnerFaces.of_event(event_id)
+    found = []
     for (photo_id, bib), (seconds, seed_id) in candidates.items():
-        runner = [(model, vector) for pk, face_bib, model, vector in faces.get(seed_id, ())
-                  if vector is not None
-                  and (face_bib == bib or pk in seed_faces.get((seed_id, bib), ()))]
+        runner = [face for face in faces.get(seed_id, ()) if face.vector is not None
+                  and (face.bib == bib or face.pk in seed_faces.get((seed_id, bib), ()))]
         here = faces.get(photo_id, [])
-        same_face = any(model == seed_model
-                        and _link_threshold(model, thresholds) is not None
-                        and float(vector @ seed_vector) >= _link_threshold(model, thresholds)
-                        for _pk, _bib, model, vector in here if vector is not None
-                        for seed_model, seed_vector in runner)
+        same_face = any(face.model == seed.model and link_threshold(face.model) is not None
+                        and float(face.vector @ seed.vector) >= link_threshold(face.model)
+                        for face in here if face.vector is not None for seed in runner)
+        verdict = runners.verdict(here, bib)
+        if verdict == OTHER and not same_face:
+            continue  # every face here is another runner the event knows
+        same_face = same_face or verdict == SAME
         # A hidden bib needs a runner whose bib is not read here: every face linked to a
         # bib already means everyone in the frame is accounted for.
-        someone_unread = not here or any(not face_bib and pk not in accounted
-                                         for pk, face_bib, _model, _vector in here)
+        someone_unread = not here or any(not face.bib and face.pk not in accounted
+                                         for face in here)
         if same_face or (seconds <= BURST_SECONDS and someone_unread):
             found.append(Neighbour(photo_id, bib, seed_id, seconds, same_face))
     return found

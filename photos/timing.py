@@ -9,6 +9,8 @@ runners' windows (``passed_at + position ± window``) and writes, from scratch:
 - a ``timing`` :class:`~photos.models.BibTag` where exactly one runner's window matches,
   the photo shows a face and nothing else tags it (a runner finds it, the organiser
   reviews it);
+- no suggestion of a runner where every face of the photo is another runner the event
+  knows (photos.runner_faces), and the ones where a face is that runner's first;
 - :class:`~photos.models.TagSuggestion` rows (source ``timing``) for every other match,
   closest first and at most :data:`MAX_CANDIDATES` per photo (a pack at the finish
   would otherwise flood the queue), for a person to accept or reject.
@@ -19,6 +21,7 @@ never rewritten: the clock offset is kept beside it, so setting it again is free
 """
 
 import bisect
+import dataclasses
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -29,7 +32,8 @@ from django.utils.translation import gettext as _
 from events.models import PhotographerTiming, TimingPoint, TimingResult
 from mlpipeline.event_linking import shown_tags
 from photos import tagging
-from photos.models import BibTag, Face, Photo, RejectedReading, TagSuggestion
+from photos.models import BibTag, Photo, RejectedReading, TagSuggestion
+from photos.runner_faces import OTHER, SAME, RunnerFaces, photo_faces
 
 #: beyond this many runners in one window the photo is a pack: the closest ones only
 MAX_CANDIDATES = 5
@@ -54,10 +58,16 @@ class _Match:
     passed_at: object
     point: str
     window: float
+    same_face: bool = False  # a face here is this runner's face on their other photos
+
+    @property
+    def closeness(self) -> float:
+        return round(max(0.0, 1.0 - self.distance / self.window), 4)
 
     @property
     def score(self) -> float:
-        return round(max(0.0, 1.0 - self.distance / self.window), 4)
+        # A face that agrees says more than a second closer: those suggestions come first.
+        return round(0.5 + 0.5 * self.closeness if self.same_face else 0.5 * self.closeness, 4)
 
 
 def _windows(point_ids) -> dict[int, tuple[list[float], list[str], list]]:
@@ -88,7 +98,10 @@ def matches(event_id: int) -> tuple[list[_Match], list[_Match], int]:
                 .values_list("photo_id", flat=True))
     rejected = set(RejectedReading.objects.filter(photo__event_id=event_id)
                    .values_list("photo_id", "bib"))
-    with_faces = set(Face.objects.filter(event_id=event_id).values_list("photo_id", flat=True))
+    faces = photo_faces(Photo.objects.filter(
+        event_id=event_id, photographer_id__in=[placement.photographer_id for placement in placements],
+        captured_at__isnull=False).values("pk"))
+    runners = RunnerFaces.of_event(event_id)
 
     tags, suggestions, looked_at = [], [], 0
     for placement in placements:
@@ -108,11 +121,19 @@ def matches(event_id: int) -> tuple[list[_Match], list[_Match], int]:
             found = sorted((_Match(photo_id, bibs[index], abs(times[index] - target),
                                    instants[index], placement.point.name, window)
                             for index in range(low, high)), key=lambda match: match.distance)
-            fresh = [match for match in found if match.bib not in tagged.get(photo_id, ())
-                     and (photo_id, match.bib) not in rejected]
-            if (len(found) == 1 and fresh and photo_id not in shown and photo_id in with_faces):
+            here = faces.get(photo_id, [])
+            fresh = []
+            for match in found:
+                if match.bib in tagged.get(photo_id, ()) or (photo_id, match.bib) in rejected:
+                    continue
+                verdict = runners.verdict(here, match.bib)
+                if verdict == OTHER:
+                    continue  # every face here is another runner the event knows
+                fresh.append(dataclasses.replace(match, same_face=verdict == SAME))
+            if len(found) == 1 and fresh and photo_id not in shown and here:
                 tags.append(fresh[0])
             else:
+                fresh.sort(key=lambda match: -match.score)
                 suggestions += fresh[:MAX_CANDIDATES]
     return tags, suggestions, looked_at
 
@@ -126,7 +147,8 @@ def recompute(event_id: int) -> Outcome:
         TagSuggestion.objects.bulk_create([
             TagSuggestion(photo_id=match.photo_id, bib=match.bib,
                           source=TagSuggestion.Source.TIMING, score=match.score,
-                          seconds=match.distance, passed_at=match.passed_at, point=match.point)
+                          seconds=match.distance, passed_at=match.passed_at, point=match.point,
+                          same_face=match.same_face)
             for match in suggestions], batch_size=2000)
         wanted = {(match.photo_id, match.bib): match for match in tags}
         kept = set()
@@ -137,11 +159,11 @@ def recompute(event_id: int) -> Outcome:
                 tag.delete()
                 continue
             kept.add((tag.photo_id, tag.bib))
-            if abs(tag.confidence - match.score) > 1e-6:
-                BibTag.objects.filter(pk=tag.pk).update(confidence=match.score)
+            if abs(tag.confidence - match.closeness) > 1e-6:
+                BibTag.objects.filter(pk=tag.pk).update(confidence=match.closeness)
         # A tag read, linked or set by hand meanwhile wins (unique per photo and bib).
         BibTag.objects.bulk_create([
-            BibTag(photo_id=match.photo_id, bib=match.bib, confidence=match.score,
+            BibTag(photo_id=match.photo_id, bib=match.bib, confidence=match.closeness,
                    source=BibTag.Source.TIMING, confirmed=True)
             for key, match in wanted.items() if key not in kept],
             ignore_conflicts=True, batch_size=2000)
