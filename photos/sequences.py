@@ -25,8 +25,9 @@ from mlpipeline.event_linking import shown_tags
 from photos.models import BibTag, Photo, RejectedReading, TagSuggestion
 from photos.runner_faces import OTHER, SAME, RunnerFaces, link_threshold, photo_faces
 
-#: frames of one burst: a camera shoots 5–12 frames a second, a runner stays in view ~2 s
-BURST_SECONDS = 3.0
+#: frames of one burst: a camera shoots 5–12 frames a second for a second or two; wider,
+#: and at a busy finish the next runner's burst comes in (measured in bench/timing.py)
+BURST_SECONDS = 2.0
 #: the same face seen again this much later is still the same pass in front of the camera
 FACE_SECONDS = 12.0
 

@@ -269,8 +269,11 @@ def suggestions_queue(request, event_id):
         photo_id__in={item.from_photo_id for item in items if item.from_photo_id})}
     names = {entry.bib: f"{entry.first_name} {entry.last_name}".strip() for entry in
              StartListEntry.objects.filter(event=event, bib__in={item.bib for item in items})}
-    rows = []
+    rows, shown = [], set()
     for item in items:
+        if (item.photo_id, item.bib) in shown:
+            continue  # the timing and a burst agree: one answer does for both
+        shown.add((item.photo_id, item.bib))
         tag = evidence.get((item.from_photo_id, item.bib))
         rows.append({"suggestion": item, "photo": item.photo, "reason": _reason(item, zone),
                      "runner": names.get(item.bib, ""), "evidence_tag": tag,
