@@ -87,9 +87,10 @@ def _render_timing(request, event, bound=None, import_error=None):
     zone = zoneinfo.ZoneInfo(event.time_zone)
     points = list(TimingPoint.objects.filter(event=event).annotate(
         count=Count("results"), first=Min("results__passed_at"), last=Max("results__passed_at")))
+    # Written out here: the template's time filters would show the server's zone.
     for point in points:
-        point.first_local = point.first.astimezone(zone) if point.first else None
-        point.last_local = point.last.astimezone(zone) if point.last else None
+        point.first_local = point.first.astimezone(zone).strftime("%H:%M:%S") if point.first else ""
+        point.last_local = point.last.astimezone(zone).strftime("%H:%M:%S") if point.last else ""
     rows = []
     for row in timing.photographers(event):
         pk = row["user"].pk
@@ -136,7 +137,8 @@ def import_timing(request, event_id):
     zone = zoneinfo.ZoneInfo(event.time_zone)
     shown = preview.problem_rows[:500]
     for row in shown:
-        row.local = row.passed_at.astimezone(zone) if row.passed_at else None
+        row.local = (row.passed_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+                     if row.passed_at else "")
     return render(request, "admin/events/event/timing_import.html", _context(
         request, event, _("Import timing results"), preview=preview, token=token,
         shown_problems=shown,
@@ -276,6 +278,8 @@ def suggestions_queue(request, event_id):
         shown.add((item.photo_id, item.bib))
         tag = evidence.get((item.from_photo_id, item.bib))
         rows.append({"suggestion": item, "photo": item.photo, "reason": _reason(item, zone),
+                     "passed": (item.passed_at.astimezone(zone).strftime("%H:%M:%S")
+                                if item.passed_at else ""),
                      "runner": names.get(item.bib, ""), "evidence_tag": tag,
                      "label": item.get_source_display()})
     return render(request, "admin/events/event/suggestions.html", _context(
