@@ -138,7 +138,9 @@ def read_bibs(photo: Photo) -> int:
             # opted-out runner's face leaves search at once) and update() tells the indexes.
             Face.objects.filter(pk=face.pk).update(bib=bib)
     if accepted:
-        tasks.links_changed(photo.event_id)
+        tasks.links_changed(photo.event_id)  # which also redoes the suggestions
+    else:
+        tasks.suggestions_changed(photo.event_id)
     return len(accepted)
 
 

@@ -357,3 +357,17 @@ def test_the_suggestion_queue_says_why_and_answers_as_json(client, event, people
     assert "reload the page" in json.loads(gone.content)["message"]
     review = client.get(url("review", event)).content.decode()
     assert "1 suggestion from the timing and from bursts" in review
+
+
+def test_a_photo_read_without_a_bib_has_its_suggestions_redone_by_the_task(event, people,
+                                                                          finish):
+    from mlpipeline import tasks
+
+    paula = people["photographer"]
+    place(event, paula, finish)
+    shot(event, paula, 60, face=1, name="new.jpg")
+
+    result = tasks.suggest_event(event.pk)  # what read_bibs schedules when it reads no bib
+
+    assert result == {"sequence": 0, "timing_tags": 1, "timing": 0}
+    assert tags(event) == [("new.jpg", "101")]
