@@ -11,7 +11,7 @@ from django.utils.translation import ngettext
 
 from accounts.roles import ORGANISER, ParentScopedInline, RoleScopedAdmin, is_platform_admin
 from events.models import Event, Race, StartListEntry
-from photos import workspace
+from photos import timing_admin, workspace
 from photos.admin import off_start_list_summary
 
 # A start list can hold thousands of runners: editing them all inline would
@@ -79,9 +79,9 @@ class EventAdminForm(forms.ModelForm):
             "description_en": forms.Textarea(attrs={"rows": 5}),
         }
 
-    # The bib lengths have defaults: a form sent without them (a script, an older page)
-    # keeps the defaults rather than failing on fields the organiser never touched.
-    DEFAULTED = ("bib_min_length", "bib_max_length")
+    # The bib lengths and the time zone have defaults: a form sent without them (a script,
+    # an older page) keeps the defaults rather than failing on fields never touched.
+    DEFAULTED = ("bib_min_length", "bib_max_length", "time_zone")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,7 +112,7 @@ class EventAdmin(RoleScopedAdmin):
     readonly_fields = ("start_list_summary", "readings_off_start_list")
     form = EventAdminForm
     fieldsets = (
-        (None, {"fields": ("name", "name_en", "slug", ("date", "location"), "is_published")}),
+        (None, {"fields": ("name", "name_en", "slug", ("date", "location"), "time_zone", "is_published")}),
         (_("Description"), {"fields": ("description", "description_en")}),
         (_("Bib rules"), {
             "description": _("What a number read on a photo must look like to be taken for a "
@@ -142,6 +142,16 @@ class EventAdmin(RoleScopedAdmin):
         ("review/", workspace.review_queue, "review"),
         ("review/crop/<int:tag_id>/", workspace.bib_crop, "bib_crop"),
         ("report/", workspace.report, "report"),
+        # Timing and bursts (photos/timing_admin.py).
+        ("timing/", timing_admin.timing_page, "timing"),
+        ("timing/import/", timing_admin.import_timing, "import_timing"),
+        ("timing/photographer/<int:photographer_id>/", timing_admin.place_photographer,
+         "place_photographer"),
+        ("timing/photographer/<int:photographer_id>/clock/", timing_admin.set_clock, "set_clock"),
+        ("review/suggestions/", timing_admin.suggestions_queue, "suggestions"),
+        ("review/suggestions/decide/", timing_admin.decide_suggestions, "decide_suggestions"),
+        ("review/suggestions/recompute/", timing_admin.recompute_suggestions,
+         "recompute_suggestions"),
     )
 
     def get_urls(self):

@@ -1,3 +1,5 @@
+import zoneinfo
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -10,6 +12,14 @@ from accounts.models import is_platform_admin
 
 def _active(user) -> bool:
     return user.is_authenticated and user.is_active
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(_("“%(zone)s” is not a time zone, e.g. Europe/Paris.")
+                              % {"zone": value}) from exc
 
 
 class EventQuerySet(models.QuerySet):
@@ -54,6 +64,11 @@ class Event(models.Model):
     slug = models.SlugField(_("slug"), max_length=200, unique=True)
     date = models.DateField(_("date"))
     location = models.CharField(_("location"), max_length=200, blank=True)
+    # Times written without a zone (a camera's clock, a timing export) are this zone's.
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="Europe/Paris", validators=[validate_time_zone],
+        help_text=_("Where the race is run, e.g. Europe/Paris: timing results written without "
+                    "a time zone are read in it."))
     description = models.TextField(_("description (French)"), blank=True)
     description_en = models.TextField(
         _("description (English)"), blank=True,
@@ -212,3 +227,85 @@ class StartListEntry(models.Model):
 
     def __str__(self):
         return f"{self.bib} {self.first_name} {self.last_name}".strip()
+
+
+class TimingPoint(models.Model):
+    """A mat where the timing system records each runner passing (the finish, a split)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="timing_points",
+                              verbose_name=_("event"))
+    name = models.CharField(_("name"), max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["event", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "name"], name="unique_timing_point_per_event"),
+        ]
+        verbose_name = _("timing point")
+        verbose_name_plural = _("timing points")
+
+    def __str__(self):
+        return self.name
+
+
+class TimingResult(models.Model):
+    """When one runner passed one timing point, as an absolute instant (UTC in the database)."""
+
+    point = models.ForeignKey(TimingPoint, on_delete=models.CASCADE, related_name="results",
+                              verbose_name=_("timing point"))
+    bib = models.CharField(_("bib"), max_length=12)
+    passed_at = models.DateTimeField(_("passed at"))
+
+    class Meta:
+        ordering = ["point", "passed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["point", "bib"], name="unique_bib_per_timing_point"),
+        ]
+        indexes = [models.Index(fields=["point", "passed_at"], name="timing_point_passed_at")]
+        verbose_name = _("timing result")
+        verbose_name_plural = _("timing results")
+
+    def __str__(self):
+        return f"{self.bib} at {self.point} {self.passed_at:%H:%M:%S}"
+
+
+class PhotographerTiming(models.Model):
+    """Where a photographer stood, in seconds from a timing point, and how wrong their
+    camera's clock was: a photo taken at ``captured_at + clock_offset`` shows the runners
+    who passed ``point`` about ``position`` seconds earlier (negative: before the mat)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="photographer_timings",
+                              verbose_name=_("event"))
+    photographer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                     related_name="+", verbose_name=_("photographer"))
+    point = models.ForeignKey(TimingPoint, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="photographers", verbose_name=_("timing point"))
+    position_seconds = models.FloatField(
+        _("position (seconds from the point)"), default=0.0,
+        help_text=_("Negative: runners reach the photographer before the mat (e.g. −20 for "
+                    "100 m before the finish); positive: after it."))
+    window_seconds = models.FloatField(
+        _("window (± seconds)"), default=5.0,
+        help_text=_("How far from the expected moment a photo still shows the runner: wider "
+                    "the further the photographer stands from the mat."))
+    clock_offset_seconds = models.FloatField(
+        _("camera clock offset (seconds)"), default=0.0,
+        help_text=_("Added to every capture time of this photographer's photos."))
+    # "IMG_0412.JPG is bib 1234": how the offset was found, shown beside it.
+    clock_reference = models.CharField(_("clock set from"), max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["event", "photographer"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "photographer"],
+                                    name="unique_timing_per_photographer"),
+            models.CheckConstraint(condition=models.Q(window_seconds__gt=0),
+                                   name="photographer_timing_window_positive"),
+        ]
+        verbose_name = _("photographer's position")
+        verbose_name_plural = _("photographers' positions")
+
+    def __str__(self):
+        return f"{self.photographer} at {self.point} {self.position_seconds:+g} s"

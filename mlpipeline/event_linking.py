@@ -78,7 +78,9 @@ def link_event(event_id: int) -> LinkResult:
         # carried over: without a start list, the probable readings only.
         photo_bibs: dict[int, set[str]] = {}
         for photo_id, bib, confirmed, source in (
-                shown_tags(event_id).exclude(source=BibTag.Source.FACE_LINK)
+                # A timing tag is a guess from the clock: never carried to other photos.
+                shown_tags(event_id).exclude(source__in=[BibTag.Source.FACE_LINK,
+                                                         BibTag.Source.TIMING])
                 .values_list("photo_id", "bib", "confirmed", "source")):
             photo_bibs.setdefault(photo_id, set()).add(bib)
             if confirmed or source == BibTag.Source.MANUAL:
@@ -148,6 +150,11 @@ def _replace_face_links(event_id: int, links, confirmed_bibs) -> int:
                   source=BibTag.Source.FACE_LINK, confirmed=link.bib in confirmed_bibs,
                   face_id=link.face_id)
            for key, link in wanted.items() if key not in kept]
+    # A face says more than the timing: its tag replaces a timing tag of the same bib.
+    timing = [tag.pk for tag in BibTag.objects.filter(photo__event_id=event_id,
+                                                      source=BibTag.Source.TIMING)
+              if (tag.photo_id, tag.bib) in wanted]
+    BibTag.objects.filter(pk__in=timing).delete()
     # A tag read or set by hand since the links were computed wins (unique per photo and bib).
     BibTag.objects.bulk_create(new, ignore_conflicts=True)
     return len(wanted)

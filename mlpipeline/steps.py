@@ -112,8 +112,8 @@ def read_bibs(photo: Photo) -> int:
     face_of = {bib_index: faces[face_index] for bib_index, face_index, _conf in pairs}
 
     photo.bib_tags.filter(source=BibTag.Source.OCR).delete()
-    # What OCR reads outranks what face linking guessed for this photo.
-    photo.bib_tags.filter(source=BibTag.Source.FACE_LINK,
+    # What OCR reads outranks what face linking or the timing guessed for this photo.
+    photo.bib_tags.filter(source__in=[BibTag.Source.FACE_LINK, BibTag.Source.TIMING],
                           bib__in=[bib.text for bib in accepted]).delete()
     BibTag.objects.bulk_create([
         BibTag(photo=photo, bib=bib.text, confidence=float(bib.confidence),
@@ -122,7 +122,8 @@ def read_bibs(photo: Photo) -> int:
         for index, bib in enumerate(accepted)
     ])
     # A face-link tag of a bib since taken off the start list stays as it is.
-    linked_here = set(photo.bib_tags.filter(source=BibTag.Source.FACE_LINK)
+    linked_here = set(photo.bib_tags.filter(source__in=[BibTag.Source.FACE_LINK,
+                                                        BibTag.Source.TIMING])
                       .values_list("bib", flat=True))
     BibTag.objects.bulk_create([
         BibTag(photo=photo, bib=bib.text, confidence=bib.confidence, source=BibTag.Source.OCR,
@@ -137,7 +138,9 @@ def read_bibs(photo: Photo) -> int:
             # opted-out runner's face leaves search at once) and update() tells the indexes.
             Face.objects.filter(pk=face.pk).update(bib=bib)
     if accepted:
-        tasks.links_changed(photo.event_id)
+        tasks.links_changed(photo.event_id)  # which also redoes the suggestions
+    else:
+        tasks.suggestions_changed(photo.event_id)
     return len(accepted)
 
 

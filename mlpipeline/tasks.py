@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from mlpipeline import event_linking, indexes
+from photos import sequences, timing
 from racephoto.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,22 @@ def sync_index(self, event_id: int, kind: str) -> dict:
 def link_event(self, event_id: int) -> dict:
     get_redis().delete(_pending_key(link_event, (event_id,)))
     result = event_linking.link_event(event_id)
+    # Bursts and the timing read the tags linking just wrote.
+    sequences.recompute(event_id)
+    timing.recompute(event_id)
     return {"faces": result.faces, "clusters": result.clusters,
             "face_link_tags": result.face_link_tags}
+
+
+# A photo read without a bib may still be found by its burst or by the timing: the
+# event's suggestions are looked at again (a linking run does it too).
+@shared_task(bind=True, name="mlpipeline.suggest_event", max_retries=5, retry_backoff=5,
+             retry_jitter=True, autoretry_for=(OperationalError, InterfaceError), acks_late=True)
+def suggest_event(self, event_id: int) -> dict:
+    get_redis().delete(_pending_key(suggest_event, (event_id,)))
+    bursts = sequences.recompute(event_id)
+    outcome = timing.recompute(event_id)
+    return {"sequence": bursts, "timing_tags": outcome.tags, "timing": outcome.suggestions}
 
 
 # --- Scheduled after the commit ------------------------------------------------------
@@ -101,3 +116,8 @@ def indexes_changed(event_id: int, kind: str) -> None:
 def links_changed(event_id: int) -> None:
     """The event's faces or bibs changed: link them again soon after the commit."""
     _once_on_commit(("links", event_id), lambda: schedule(link_event, event_id))
+
+
+def suggestions_changed(event_id: int) -> None:
+    """A photo was read: its event's burst and timing suggestions are redone after the commit."""
+    _once_on_commit(("suggestions", event_id), lambda: schedule(suggest_event, event_id))

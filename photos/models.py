@@ -258,6 +258,9 @@ class BibTag(models.Model):
         OCR = "ocr", _("Read from the photo")
         FACE_LINK = "face-link", _("Same runner's face")
         MANUAL = "manual", _("Tagged by hand")
+        # The only runner the timing file puts in front of the photographer then
+        # (photos.timing); weaker than a face link, never carried by face.
+        TIMING = "timing", _("Passing time")
 
     photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="bib_tags",
                               verbose_name=_("photo"))
@@ -277,7 +280,8 @@ class BibTag(models.Model):
     class Meta:
         ordering = ["photo", "bib"]
         constraints = [
-            # One tag per bib per photo; the stronger source wins (manual > ocr > face-link).
+            # One tag per bib per photo; the stronger source wins
+            # (manual > ocr > face-link > timing).
             models.UniqueConstraint(fields=["photo", "bib"], name="unique_bib_per_photo"),
         ]
         indexes = [models.Index(fields=["bib", "photo"], name="bibtag_bib_photo")]
@@ -391,3 +395,55 @@ class Outfit(models.Model):
 
     def __str__(self):
         return f"outfit of face {self.face_id}: {self.cap}/{self.shirt}/{self.legs}"
+
+
+class TagSuggestionQuerySet(models.QuerySet):
+    def still_open(self) -> "TagSuggestionQuerySet":
+        """Suggestions nobody answered yet: the bib is not on the photo (accepted, read since)
+        and was not rejected there (an undone answer opens the suggestion again)."""
+        same = {"photo": OuterRef("photo"), "bib": OuterRef("bib")}
+        return (self.exclude(Exists(BibTag.objects.filter(**same)))
+                .exclude(Exists(RejectedReading.objects.filter(**same))))
+
+
+class TagSuggestion(models.Model):
+    """A bib that may be on a photo, for a person to accept or reject in the review queue:
+    a runner the timing file puts in front of the photographer then (``timing``), or the
+    bib of a frame of the same burst (``sequence``). Never shown to runners. Recomputed
+    from scratch (photos.timing, photos.sequences); a suggestion whose bib is now on the
+    photo, or was rejected there, is no longer offered."""
+
+    class Source(models.TextChoices):
+        TIMING = "timing", _("Passing time")
+        SEQUENCE = "sequence", _("Same burst")
+
+    photo = models.ForeignKey(Photo, on_delete=models.CASCADE, related_name="suggestions",
+                              verbose_name=_("photo"))
+    bib = models.CharField(_("bib"), max_length=12)
+    source = models.CharField(_("source"), max_length=10, choices=Source.choices)
+    score = models.FloatField(_("score"), help_text=_("1 is the strongest suggestion."))
+    # Seconds between the photo and its evidence: the runner's expected moment (timing),
+    # the frame that shows the bib (sequence).
+    seconds = models.FloatField(_("seconds apart"))
+    # Timing: when the runner passed which point.
+    passed_at = models.DateTimeField(_("passed at"), null=True, blank=True)
+    point = models.CharField(_("timing point"), max_length=100, blank=True)
+    # Sequence: the frame with the bib, and whether a face of this photo is that runner's.
+    from_photo = models.ForeignKey(Photo, on_delete=models.CASCADE, null=True, blank=True,
+                                   related_name="+", verbose_name=_("frame with the bib"))
+    same_face = models.BooleanField(_("same face"), default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TagSuggestionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["photo", "bib"]
+        constraints = [
+            models.UniqueConstraint(fields=["photo", "bib", "source"],
+                                    name="unique_suggestion_per_photo_bib_source"),
+        ]
+        verbose_name = _("tag suggestion")
+        verbose_name_plural = _("tag suggestions")
+
+    def __str__(self):
+        return f"{self.bib}? on photo {self.photo_id} ({self.source})"

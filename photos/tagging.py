@@ -172,6 +172,22 @@ def reject(user, event, tag_ids) -> ChangeResult:
     return _review(user, event, tag_ids, TagChange.Action.REJECT, _rejected)
 
 
+def _suggested(user, event, targets, action, wanted) -> ChangeResult:
+    with transaction.atomic():
+        _locked_photos(event, {photo_id for photo_id, _bib in targets})
+        return _apply(user, event, sorted(set(targets)), action, wanted)
+
+
+def accept_suggested(user, event, targets) -> ChangeResult:
+    """A person says each (photo id, bib) a suggestion offered is right: tagged by hand."""
+    return _suggested(user, event, targets, TagChange.Action.CONFIRM, _manual)
+
+
+def reject_suggested(user, event, targets) -> ChangeResult:
+    """A person says each (photo id, bib) a suggestion offered is wrong: never offered again."""
+    return _suggested(user, event, targets, TagChange.Action.REJECT, _rejected)
+
+
 def undo_last(user, event) -> ChangeResult:
     """Take back ``user``'s latest change on the event (all photos of that keystroke)."""
     last = (TagChange.objects.filter(user=user, photo__event=event, undone=False)

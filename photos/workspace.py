@@ -30,7 +30,7 @@ from events import startlist_import
 from events.models import Event
 from mlpipeline.start_list import confirm_listed_readings
 from photos import tagging
-from photos.models import BibTag, Face, Photo, TagChange
+from photos.models import BibTag, Face, Photo, TagChange, TagSuggestion
 
 GRID_PAGE_SIZE = 60
 QUEUE_PAGE_SIZE = 50
@@ -179,6 +179,8 @@ def _source_label(tag) -> str:
         return _("read") if tag.confirmed else _("read, not confirmed")
     if tag.source == BibTag.Source.FACE_LINK:
         return _("face-linked")
+    if tag.source == BibTag.Source.TIMING:
+        return _("timing")
     return _("manual")
 
 
@@ -321,7 +323,7 @@ def review_queue_tags(event):
     return (BibTag.objects.filter(photo__event=event)
             .exclude(source=BibTag.Source.MANUAL)
             .filter(Q(confirmed=False) | Q(confidence__lt=LOW_CONFIDENCE)
-                    | Q(source=BibTag.Source.FACE_LINK)))
+                    | Q(source__in=[BibTag.Source.FACE_LINK, BibTag.Source.TIMING])))
 
 
 def photos_with_faces_but_no_bib(event):
@@ -331,6 +333,8 @@ def photos_with_faces_but_no_bib(event):
 
 
 def _queue_reason(tag) -> str:
+    if tag.source == BibTag.Source.TIMING:
+        return _("Timing: the only runner in front of the photographer then")
     if not tag.confirmed:
         return _("Not on the start list") if tag.photo.event.start_list.exists() else _(
             "Probable: the event has no start list")
@@ -350,6 +354,7 @@ def review_queue(request, event_id):
     return render(request, "admin/events/event/review.html", _context(
         request, event, _("Review queue"), items=items, total=total,
         faces_without_bib=photos_with_faces_but_no_bib(event).count(),
+        suggestions=TagSuggestion.objects.filter(photo__event=event).still_open().count(),
         next_url=request.get_full_path()))
 
 

@@ -61,6 +61,7 @@ _REASON_RANK = {
     BibTag.Source.OCR: 0,
     BibTag.Source.FACE_LINK: 1,
     REASON_CLUSTER: 1,
+    BibTag.Source.TIMING: 2,
     REASON_FACE: 2,
     REASON_SELFIE_CLUSTER: 3,
 }
@@ -72,6 +73,7 @@ def reason_labels() -> dict[str, str]:
         BibTag.Source.OCR: gettext("Bib read on the photo"),
         BibTag.Source.FACE_LINK: gettext("Bib carried over by the face"),
         BibTag.Source.MANUAL: gettext("Tagged by hand"),
+        BibTag.Source.TIMING: gettext("Passed the timing mat as the photo was taken"),
         REASON_CLUSTER: gettext("Same runner's face, bib hidden"),
         REASON_FACE: gettext("Face like your selfie"),
         REASON_SELFIE_CLUSTER: gettext("Same runner as a face like your selfie"),

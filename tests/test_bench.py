@@ -185,3 +185,16 @@ def test_bench_outfit_scores_labelled_shirts(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 labelled runners in 2 photos: accuracy 2/2 = 1.000" in out
     assert "time per photo: median" in out
+
+
+@pytest.mark.django_db
+def test_bench_timing_scores_timing_and_bursts_on_a_generated_race(capsys):
+    import argparse
+
+    figures = bench("timing").run(argparse.Namespace(runners=40, seed=3, read_share=0.55))
+
+    out = capsys.readouterr().out
+    assert "timing, clocks set from one photo each" in out and "sequence neighbours" in out
+    assert figures["untagged"] > 0
+    # The wrong clocks, once set from one photo each, find more of the untagged photos.
+    assert len(figures["after"]["recovered"]) > len(figures["before"]["recovered"])

@@ -189,7 +189,8 @@ def test_the_report_counts_coverage_by_source_and_exports_csv(client, event, peo
 
     assert (figures["total"], figures["findable"], figures["untagged"]) == (2, 1, 1)
     assert [(row["label"], row["count"]) for row in figures_en["by_source"]] == [
-        ("Read from the photo", 0), ("Same runner's face", 0), ("Tagged by hand", 1)]
+        ("Read from the photo", 0), ("Same runner's face", 0), ("Tagged by hand", 1),
+        ("Passing time", 0)]
     assert figures["queue"] == 1
     csv_text = response.content.decode("utf-8-sig")
     assert response["Content-Type"].startswith("text/csv")

@@ -172,7 +172,10 @@
 
     async function decide(item, action) {
       const form = item.querySelector("form");
-      const data = await post(form, [["action", action], ["tag", item.dataset.tag]]);
+      // A suggestion (timing, bursts) is answered by its own id, a tag by the tag's.
+      const target = item.dataset.suggestion ? ["suggestion", item.dataset.suggestion]
+        : ["tag", item.dataset.tag];
+      const data = await post(form, [["action", action], target]);
       if (!data || data.level === "error" || !data.changed) return;
       item.classList.add("is-decided");
       item.dataset.decided = action;
