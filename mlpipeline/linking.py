@@ -99,9 +99,11 @@ NEIGHBOURS = 20
 # 100,000 synthetic faces they find > 99 % of the pairs above the linking threshold
 # (bench/clustering.py). hnswlib needs ef >= k.
 GRAPH_M, GRAPH_EF_CONSTRUCTION, GRAPH_EF = 16, 64, 40
-#: Up to this many query x base pairs, exact similarities (one matrix product per block)
-#: cost less than building a graph, and are exact: small events and bursts of new faces.
-EXACT_PAIRS = 25_000_000
+#: Exact similarities (one matrix product per block) while they cost less than building a
+#: graph: up to this many query x base pairs (small events), or up to this many queries
+#: whatever the event's size (a burst of new faces): both costs grow with the event's size,
+#: and at 100,000 faces 4,000 exact queries took 5.5 s of CPU, the graph's build about 20.
+EXACT_PAIRS, EXACT_QUERIES = 25_000_000, 4_000
 METHODS = ("auto", "exact", "hnsw")
 
 
@@ -124,8 +126,8 @@ class Neighbours:
         k = min(k, len(self.base))
         if k <= 0 or not len(queries):
             return np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0), np.float32)
-        exact = (self.method == "exact"
-                 or (self.method == "auto" and len(queries) * len(self.base) <= EXACT_PAIRS))
+        exact = self.method == "exact" or (self.method == "auto" and (
+            len(queries) <= EXACT_QUERIES or len(queries) * len(self.base) <= EXACT_PAIRS))
         return self._exact(queries, k) if exact else self._approximate(queries, k)
 
     def _exact(self, queries, k):
