@@ -1,7 +1,7 @@
 """Bib <-> face linking on rbnr-dev: geometry, then clustering and bib propagation.
 
     python bench/linking.py ../shared/data/rbnr-dev [--ocr] [--drop 0.5] [--seed 0]
-                            [--embedder sface|dlib]
+                            [--embedder sface|dlib] [--cache FILE] [--clustering new|old|both]
 
 (a) Geometry: for every image, the labelled bib boxes and face boxes of boxes.csv
     go through ``assign_bibs_to_faces`` (faces shuffled, so the order of the rows
@@ -16,12 +16,17 @@
     propagated. Reported: photos that gain a correct (labelled) bib only through
     face linking, and face-link tags whose bib is not among the photo's labels
     ("wrong"; labels are partial, so a few may be unlabelled true runners).
+    ``--clustering both`` (the default) runs it with the k-NN graph clustering
+    (``cluster_faces``, exact and HNSW graphs) and with the all-pairs algorithm it
+    replaced (``bench/clustering.py``), and says whether their clusters agree.
+    ``--cache FILE`` keeps the detected faces, vectors and readings between runs.
 
 Runs in-process without Django or a database.
 """
 
 import argparse
 import csv
+import pickle
 import random
 import sys
 import time
@@ -34,10 +39,18 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.clustering import all_pairs_cluster_faces, same_partition  # noqa: E402
 from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder  # noqa: E402
 from mlpipeline.inference.mtcnn import FaceDetector  # noqa: E402
 from mlpipeline.inference.sface import SFaceEmbedder  # noqa: E402
 from mlpipeline.linking import assign_bibs_to_faces, cluster_faces, propagate_bibs  # noqa: E402
+
+CLUSTERINGS = {
+    "new": lambda vectors, photos, bibs, threshold: cluster_faces(vectors, photos, bibs, threshold),
+    "new-hnsw": lambda vectors, photos, bibs, threshold: cluster_faces(vectors, photos, bibs, threshold,
+                                                                       method="hnsw"),
+    "old": all_pairs_cluster_faces,
+}
 
 
 def _iou(a, b) -> float:
@@ -94,7 +107,7 @@ def bench_geometry(runners, detected, seed: int) -> None:
 
 
 def bench_propagation(data: Path, detected, vectors, readings, drop: float,
-                      seed: int, threshold: float) -> None:
+                      seed: int, threshold: float, clustering: str = "new") -> np.ndarray:
     labels = {row["image"]: set(row["bibs"].split())
               for row in csv.DictReader(open(data / "labels.csv"))}
     rng = random.Random(seed)
@@ -116,14 +129,16 @@ def bench_propagation(data: Path, detected, vectors, readings, drop: float,
             bibs.append(matched.get(index))
         embeddings.append(vectors[image])
     # One set is one event: the same bib in the other set is another person.
-    links = []
+    links, all_labels, clusters_made = [], [], 0
     started = time.perf_counter()
     for event in sorted({image.split("_")[0] for image in photo_ids}):
         chosen = [i for i, image in enumerate(photo_ids) if image.startswith(event + "_")]
         event_vectors = np.concatenate(embeddings)[chosen]
         event_photos = [photo_ids[i] for i in chosen]
         event_bibs = [bibs[i] for i in chosen]
-        clusters = cluster_faces(event_vectors, event_photos, event_bibs, threshold)
+        clusters = CLUSTERINGS[clustering](event_vectors, event_photos, event_bibs, threshold)
+        all_labels += [(event, int(label)) for label in clusters]
+        clusters_made += len(set(clusters.tolist()))
         links += propagate_bibs(clusters, event_photos, [face_ids[i] for i in chosen], event_bibs,
                                 event_vectors, {p: read_in_photo[p] for p in set(event_photos)})
     elapsed = time.perf_counter() - started
@@ -134,7 +149,8 @@ def bench_propagation(data: Path, detected, vectors, readings, drop: float,
     wrong = [link for link in links if link.bib not in labels.get(link.photo_id, set())]
     hidden = sum(len(labels.get(image, set()) - read_in_photo[image]) for image in labels)
     print(f"(b) propagation at threshold {threshold} with {drop:.0%} of readings hidden "
-          f"(seed {seed}): {sum(1 for b in bibs if b)} faces carry a read bib, "
+          f"(seed {seed}), {clustering} clustering: {sum(1 for b in bibs if b)} faces carry a read "
+          f"bib, {clusters_made} clusters, "
           f"{len(links)} face-link tags ({elapsed:.2f} s to cluster + propagate)")
     print(f"    labelled bibs read directly: {read_right}; labelled bibs not read: {hidden}")
     print(f"    correct bibs gained only through face linking: {len(gained)} "
@@ -144,6 +160,9 @@ def bench_propagation(data: Path, detected, vectors, readings, drop: float,
         print(f"      {link.photo_id} face {link.face_id}: bib {link.bib} "
               f"(labels {' '.join(sorted(labels.get(link.photo_id, ()))) or '-'}, "
               f"similarity {link.confidence:.3f})")
+    # One number per (event, cluster), comparable between clusterings of the same faces.
+    numbers: dict = {}
+    return np.array([numbers.setdefault(label, len(numbers)) for label in all_labels])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +177,49 @@ def main(argv: list[str] | None = None) -> int:
                         help="clustering threshold (default: the embedder's link_threshold, "
                              "else its match_threshold, as link_event uses)")
     parser.add_argument("--embedder", choices=("sface", "dlib"), default="sface")
+    parser.add_argument("--cache", type=Path,
+                        help="file keeping the detected faces, vectors and readings between runs")
+    parser.add_argument("--clustering", choices=("new", "old", "both"), default="both",
+                        help="k-NN graph clustering, the all-pairs one it replaced, or both")
     args = parser.parse_args(argv)
 
+    runners = _read_boxes(args.data)
+    cached = None
+    if args.cache and args.cache.exists():
+        with open(args.cache, "rb") as handle:  # a file this script wrote
+            cached = pickle.load(handle)
+    if cached and cached["key"] == (args.embedder, args.ocr):
+        detected, vectors, readings = cached["detected"], cached["vectors"], cached["readings"]
+        threshold = args.threshold if args.threshold is not None else cached["threshold"]
+        print(f"{len(detected)} photos, {sum(len(f) for f in detected.values())} faces "
+              f"(detections and vectors from {args.cache})")
+    else:
+        detected, vectors, readings, threshold = _detect(args, runners)
+        if args.cache:
+            with open(args.cache, "wb") as handle:
+                pickle.dump({"key": (args.embedder, args.ocr), "detected": detected,
+                             "vectors": vectors, "readings": readings,
+                             "threshold": threshold}, handle)
+
+    bench_geometry(runners, detected, args.seed)
+    clusterings = ["old", "new", "new-hnsw"] if args.clustering == "both" else [args.clustering]
+    for drop in sorted({0.0, args.drop}):
+        labels = {name: bench_propagation(args.data, detected, vectors, readings, drop, args.seed,
+                                          threshold, name) for name in clusterings}
+        for name in clusterings[1:]:
+            print(f"    {name} clustering vs old: {same_partition(labels['old'], labels[name]):.4f} "
+                  f"of the faces in exactly the same cluster")
+    return 0
+
+
+class _Face:
+    """A detected face as cached: only its box is used here."""
+
+    def __init__(self, box):
+        self.box = box
+
+
+def _detect(args, runners):
     detector = FaceDetector().ensure_loaded()
     embedder = SFaceEmbedder() if args.embedder == "sface" else DlibFaceEmbedder()
     embedder.ensure_loaded()
@@ -171,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
 
         reader = BibReader().ensure_loaded()
 
-    runners = _read_boxes(args.data)
     images = sorted(path for path in (args.data / "images").iterdir()
                     if path.suffix.lower() in (".jpg", ".jpeg"))
     detected, vectors, readings = {}, {}, {}
@@ -179,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in images:
         image = Image.open(path).convert("RGB")
         faces = detector(image)
-        detected[path.name] = faces
+        detected[path.name] = [_Face(tuple(float(v) for v in face.box)) for face in faces]
         vectors[path.name] = embedder(image, faces)
         if reader is not None:
             readings[path.name] = [(r.text, r.box) for r in
@@ -190,12 +249,7 @@ def main(argv: list[str] | None = None) -> int:
           f"bibs from {'BibReader' if reader else 'labelled boxes'} "
           f"({time.perf_counter() - started:.0f} s to detect, embed"
           f"{' and read' if reader else ''})")
-
-    bench_geometry(runners, detected, args.seed)
-    for drop in sorted({0.0, args.drop}):
-        bench_propagation(args.data, detected, vectors, readings, drop, args.seed,
-                          threshold)
-    return 0
+    return detected, vectors, readings, threshold
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Max
 
 from events.models import StartListEntry
 from mlpipeline import linking
@@ -26,6 +26,10 @@ class LinkResult:
     faces: int
     clusters: int
     face_link_tags: int
+    #: faces whose cluster was written (new faces, and those whose runner changed)
+    faces_moved: int = 0
+    #: face-link tags created, changed or deleted
+    tags_written: int = 0
 
 
 def has_start_list(event_id: int) -> bool:
@@ -49,20 +53,25 @@ def shown_tags(event_id: int, start_list: bool | None = None):
                         confidence__lt=PROBABLE_MIN_CONFIDENCE)
 
 
-def link_event(event_id: int) -> LinkResult:
+def link_event(event_id: int, full: bool = False) -> LinkResult:
     """Cluster the event's faces into runners and carry read bibs to their other photos.
 
-    Runs after a burst of photos is processed (debounced, see ``tasks.links_changed``)
-    and recomputes every ``face-link`` tag of the event from scratch, so it is
-    safe to run twice and a corrected OCR tag or a deleted photo is reflected at
-    once. Only faces of the event's main face model are clustered together.
+    Runs after a burst of photos is processed (debounced, see ``tasks.links_changed``).
+    Incremental: the event's clusters that still hold together stay as they are, and the
+    faces not clustered yet (the burst's) look for their nearest faces and join those
+    runners or form new ones (``linking.cluster_faces``); ``full`` clusters every face
+    again. Either way a cluster keeps its number, so only faces whose runner changed are
+    written. The ``face-link`` tags are recomputed from the clusters and the tags of the
+    whole event, and only the differences written: safe to run twice, and a corrected OCR
+    tag or a deleted photo is reflected at once. Only faces of the event's main face
+    model are clustered together.
     """
     faces = Face.objects.filter(event_id=event_id, embedding__isnull=False)
     model = (faces.order_by().values("model").annotate(count=Count("pk"))
              .order_by("-count").values_list("model", flat=True).first())
     rows = list(faces.filter(model=model).order_by("pk")
-                .values_list("pk", "photo_id", "bib", "embedding")) if model else []
-    links, labels = [], np.empty(0, dtype=np.int64)
+                .values_list("pk", "photo_id", "bib", "cluster", "embedding")) if model else []
+    links, labels, previous = [], np.empty(0, dtype=np.int64), []
     # Bibs confirmed somewhere in the event (start list, by hand): their face-link tags are
     # confirmed too; one carried from probable readings only stays probable (confirmed=False).
     confirmed_bibs: set[str] = set()
@@ -70,10 +79,16 @@ def link_event(event_id: int) -> LinkResult:
         face_ids = [row[0] for row in rows]
         photo_ids = [row[1] for row in rows]
         bibs = [row[2] or None for row in rows]
-        vectors = np.stack([np.asarray(row[3], dtype=np.float32) for row in rows])
+        previous = [row[3] for row in rows]
+        vectors = np.stack([np.asarray(row[4], dtype=np.float32) for row in rows])
         threshold = registry.link_threshold(model)
         # Every reading linked to a face keeps two faces apart (two bibs, two people)...
-        labels = linking.cluster_faces(vectors, photo_ids, bibs, threshold)
+        groups = linking.cluster_faces(vectors, photo_ids, bibs, threshold,
+                                       clusters=None if full else previous)
+        # New numbers above every number in the event, other models' faces included: a
+        # search by cluster must never join two runners.
+        top = Face.objects.filter(event_id=event_id).aggregate(top=Max("cluster"))["top"]
+        labels = linking.stable_labels(groups, previous, 0 if top is None else top + 1)
         # ...but only bibs a person would trust count as "already on the photo" and are
         # carried over: without a start list, the probable readings only.
         photo_bibs: dict[int, set[str]] = {}
@@ -88,45 +103,28 @@ def link_event(event_id: int) -> LinkResult:
         trusted = [bib if bib and bib in photo_bibs.get(photo_id, ()) else None
                    for bib, photo_id in zip(bibs, photo_ids)]
         links = linking.propagate_bibs(labels, photo_ids, face_ids, trusted, vectors, photo_bibs)
-        links = _unambiguous(links, face_ids, bibs, vectors, threshold)
+        links = linking.drop_ambiguous(links, face_ids, bibs, vectors, threshold)
     with transaction.atomic():
-        _save_clusters(rows, labels)
+        moved = _save_clusters(rows, labels, previous)
         # New clusters may join an opted-out runner's faces with faces where the bib is
         # hidden: the database re-decides every cluster this write touched.
-        created = _replace_face_links(event_id, links, confirmed_bibs)
+        created, written = _replace_face_links(event_id, links, confirmed_bibs)
     result = LinkResult(faces=len(rows), clusters=len(set(labels.tolist())),
-                        face_link_tags=created)
-    logger.info("event %s linked: %s", event_id, result)
+                        face_link_tags=created, faces_moved=moved, tags_written=written)
+    logger.info("event %s linked (%s): %s", event_id, "full" if full else "incremental", result)
     return result
 
 
-def _unambiguous(links, face_ids, bibs, vectors, threshold) -> list:
-    """Drop a link when the face looks as much like a runner with another bib.
-
-    Clustering puts a face with its nearest runner; when two runners look alike
-    (twins, a team in one kit), "nearest" is a coin toss, and a wrong bib sends
-    photos to the wrong person: no tag is better.
-    """
-    position = {face_id: index for index, face_id in enumerate(face_ids)}
-    linked = [index for index, bib in enumerate(bibs) if bib]
-    kept = []
-    for link in links:
-        vector = vectors[position[link.face_id]]
-        rivals = [index for index in linked if bibs[index] != link.bib]
-        if rivals and float(np.max(vectors[rivals] @ vector)) >= threshold:
-            continue
-        kept.append(link)
-    return kept
-
-
-def _save_clusters(rows, labels) -> None:
-    changed = [Face(pk=row[0], cluster=int(label)) for row, label in zip(rows, labels)]
+def _save_clusters(rows, labels, previous) -> int:
+    changed = [Face(pk=row[0], cluster=int(label))
+               for row, label, before in zip(rows, labels, previous) if before != label]
     # bulk_update goes through FaceQuerySet.update: the database applies the privacy rule
     # to the new clusters and the indexes are told.
     Face.objects.bulk_update(changed, ["cluster"], batch_size=1000)
+    return len(changed)
 
 
-def _replace_face_links(event_id: int, links, confirmed_bibs) -> int:
+def _replace_face_links(event_id: int, links, confirmed_bibs) -> tuple[int, int]:
     # A bib a person rejected on a photo is not carried back onto it by face.
     rejected = set(RejectedReading.objects.filter(photo__event_id=event_id)
                    .values_list("photo_id", "bib"))
@@ -134,11 +132,12 @@ def _replace_face_links(event_id: int, links, confirmed_bibs) -> int:
               if (link.photo_id, link.bib) not in rejected}
     existing = BibTag.objects.select_for_update().filter(photo__event_id=event_id,
                                                          source=BibTag.Source.FACE_LINK)
-    kept = set()
+    kept, written = set(), 0
     for tag in existing:
         link = wanted.get((tag.photo_id, tag.bib))
         if link is None:
             tag.delete()
+            written += 1
             continue
         kept.add((tag.photo_id, tag.bib))
         confirmed = link.bib in confirmed_bibs
@@ -146,6 +145,7 @@ def _replace_face_links(event_id: int, links, confirmed_bibs) -> int:
                 or tag.confirmed != confirmed):
             tag.face_id, tag.confidence, tag.confirmed = link.face_id, link.confidence, confirmed
             tag.save(update_fields=["face", "confidence", "confirmed"])
+            written += 1
     new = [BibTag(photo_id=link.photo_id, bib=link.bib, confidence=link.confidence,
                   source=BibTag.Source.FACE_LINK, confirmed=link.bib in confirmed_bibs,
                   face_id=link.face_id)
@@ -157,4 +157,4 @@ def _replace_face_links(event_id: int, links, confirmed_bibs) -> int:
     BibTag.objects.filter(pk__in=timing).delete()
     # A tag read or set by hand since the links were computed wins (unique per photo and bib).
     BibTag.objects.bulk_create(new, ignore_conflicts=True)
-    return len(wanted)
+    return len(wanted), written + len(new)

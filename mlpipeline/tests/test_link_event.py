@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from events.tests.factories import EventFactory
 from mlpipeline import event_linking, tasks
@@ -161,3 +161,69 @@ def test_the_linking_task_runs_again_when_postgresql_breaks_a_deadlock(monkeypat
 
     assert calls == [event.pk, event.pk]
     assert BibTag.objects.filter(photo=hidden, bib="512", source=BibTag.Source.FACE_LINK).exists()
+
+
+def row_versions(table: str, ids) -> dict[int, str]:
+    """PostgreSQL's xmin of each row: it changes whenever the row is written, even to the
+    same values."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id, xmin::text FROM {table} WHERE id = ANY(%s)", [list(ids)])
+        return dict(cursor.fetchall())
+
+
+def test_relinking_after_a_burst_writes_only_what_changed():
+    event = EventFactory()
+    photos = [PhotoFactory(event=event) for _ in range(6)]
+    # Two runners, each read once and seen again unread, and a third never read.
+    ocr_tag(photos[0], "11", face(event, photos[0], runner=1, jitter=0, bib="11"))
+    face(event, photos[1], runner=1, jitter=1)
+    ocr_tag(photos[2], "22", face(event, photos[2], runner=2, jitter=0, bib="22"))
+    face(event, photos[3], runner=2, jitter=1)
+    face(event, photos[4], runner=3, jitter=0)
+    face(event, photos[5], runner=3, jitter=1)
+    first = event_linking.link_event(event.pk)
+    assert (first.clusters, first.face_link_tags, first.faces_moved) == (3, 2, 6)
+    clusters = dict(Face.objects.filter(event=event).values_list("pk", "cluster"))
+    faces_before = row_versions("photos_face", clusters)
+    links = BibTag.objects.filter(source=BibTag.Source.FACE_LINK)
+    tags_before = row_versions("photos_bibtag", links.values_list("pk", flat=True))
+
+    # A burst: runner 1 again, and a new runner.
+    burst = [PhotoFactory(event=event) for _ in range(2)]
+    again = face(event, burst[0], runner=1, jitter=2)
+    newcomer = face(event, burst[1], runner=4, jitter=0)
+    second = event_linking.link_event(event.pk)
+
+    # Only the two new faces were written; every earlier face and tag is untouched.
+    assert (second.faces_moved, second.tags_written) == (2, 1)
+    assert row_versions("photos_face", clusters) == faces_before
+    assert row_versions("photos_bibtag", tags_before) == tags_before
+    again.refresh_from_db()
+    newcomer.refresh_from_db()
+    assert again.cluster == clusters[Face.objects.get(photo=photos[0]).pk]
+    assert newcomer.cluster not in clusters.values()
+    assert BibTag.objects.get(photo=burst[0], source=BibTag.Source.FACE_LINK).bib == "11"
+    assert second.clusters == 4
+
+    # Nothing changed since: a third run writes nothing, a full one moves no face either.
+    assert (event_linking.link_event(event.pk).faces_moved,
+            event_linking.link_event(event.pk, full=True).faces_moved) == (0, 0)
+    assert row_versions("photos_face", clusters) == faces_before
+
+
+def test_a_manual_tag_still_wins_when_a_burst_is_linked():
+    event = EventFactory()
+    read, hidden, tagged = (PhotoFactory(event=event) for _ in range(3))
+    ocr_tag(read, "512", face(event, read, runner=1, jitter=0, bib="512"))
+    face(event, hidden, runner=1, jitter=1)
+    event_linking.link_event(event.pk)
+    # The organiser tags a new photo by hand before its runner's face is linked.
+    face(event, tagged, runner=1, jitter=2)
+    BibTag.objects.create(photo=tagged, bib="512", confidence=1, source=BibTag.Source.MANUAL,
+                          confirmed=True)
+
+    event_linking.link_event(event.pk)
+
+    assert list(BibTag.objects.filter(photo=tagged).values_list("source", flat=True)) == [
+        BibTag.Source.MANUAL]
+    assert BibTag.objects.get(photo=hidden).source == BibTag.Source.FACE_LINK

@@ -1,6 +1,17 @@
 import numpy as np
+import pytest
 
-from mlpipeline.linking import FaceLink, assign_bibs_to_faces, cluster_faces, pair_confidence, propagate_bibs
+from mlpipeline.linking import (
+    FaceLink,
+    Neighbours,
+    assign_bibs_to_faces,
+    cluster_faces,
+    drop_ambiguous,
+    pair_confidence,
+    propagate_bibs,
+    similar_pairs,
+    stable_labels,
+)
 
 
 def runner(x, y, face=40):
@@ -126,3 +137,97 @@ def test_it_clusters_and_propagates_end_to_end_without_duplicates():
     assert len({(link.photo_id, link.bib) for link in links}) == 6
     assert all(bibs[link.face_id] is None for link in links)
     assert {link.bib for link in links if link.face_id % 2 == 0} == {"11"}
+
+
+def crowd(runners: int, seed: int = 0, photos_per_runner: int = 6):
+    """Faces of ``runners`` runners, a few photos each, several runners per photo:
+    (vectors, photo ids, bibs, runner of each face)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(runners, 64))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    runner_of = np.repeat(np.arange(runners), photos_per_runner)
+    vectors = centres[runner_of] + rng.normal(size=(len(runner_of), 64)) * 0.07
+    photos = [f"p{index % (len(runner_of) // 3)}" for index in rng.permutation(len(runner_of))]
+    bibs = [str(runner) if rng.random() < 0.3 else None for runner in runner_of]
+    return vectors, photos, bibs, runner_of
+
+
+def same_groups(a, b) -> bool:
+    return len(set(zip(a.tolist(), b.tolist()))) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def test_the_hnsw_graph_clusters_like_every_pair_above_the_threshold():
+    vectors, photos, bibs, runner_of = crowd(400)
+    every_pair = cluster_faces(vectors, photos, bibs, 0.7, k=len(vectors), method="exact")
+    graph = cluster_faces(vectors, photos, bibs, 0.7, method="hnsw")
+    assert same_groups(every_pair, graph)
+    assert len(set(graph.tolist())) >= 400  # faces of one photo never share a cluster
+
+
+def test_similar_pairs_are_the_pairs_above_the_threshold_most_similar_first():
+    vectors, *_ = crowd(50)
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    low, high, similarity = similar_pairs(vectors.astype(np.float32), 0.7, k=len(vectors))
+    sims = vectors @ vectors.T
+    expected = {(i, j) for i, j in zip(*np.nonzero(sims >= 0.7)) if i < j}
+    assert set(zip(low.tolist(), high.tolist())) == expected
+    assert (np.diff(similarity) <= 0).all()
+
+
+def test_an_unknown_neighbour_method_is_refused():
+    with pytest.raises(ValueError, match="Unknown neighbour method"):
+        Neighbours(np.eye(3, dtype=np.float32), "brute")
+
+
+def test_new_faces_join_the_clusters_that_hold_together():
+    vectors, photos, bibs, runner_of = crowd(30)
+    before = cluster_faces(vectors[:120], photos[:120], bibs[:120], 0.7)
+    previous = [int(label) for label in before] + [None] * (len(vectors) - 120)
+    groups = cluster_faces(vectors, photos, bibs, 0.7, clusters=previous, method="hnsw")
+    labels = stable_labels(groups, previous)
+    assert (labels[:120] == before).all()  # every earlier face keeps its number
+    for index in range(120, len(vectors)):
+        runner = runner_of[index]
+        earlier = [i for i in range(120) if runner_of[i] == runner]
+        if earlier and photos[index] not in {photos[i] for i in earlier}:
+            assert labels[index] in labels[earlier]
+
+
+def test_a_cluster_that_no_longer_holds_together_is_made_again():
+    a, b = unit(1, 0, 0), unit(0, 1, 0)
+    vectors = [a, unit(1, 0.05, 0), b, unit(0.05, 1, 0)]
+    photos = ["p1", "p2", "p3", "p4"]
+    # One cluster before, of two runners (a face deleted since held them together).
+    groups = cluster_faces(vectors, photos, [None] * 4, 0.7, clusters=[5, 5, 5, 5])
+    assert groups[0] == groups[1] != groups[2] == groups[3]
+    assert stable_labels(groups, [5, 5, 5, 5]).tolist() in ([5, 5, 6, 6], [6, 6, 5, 5])
+    # ... and one that now holds two bibs, or two faces of one photo.
+    kept = cluster_faces(vectors[:2], photos[:2], [None, None], 0.7, clusters=[3, 3])
+    split = cluster_faces(vectors[:2], photos[:2], ["1", "2"], 0.7, clusters=[3, 3])
+    same_photo = cluster_faces(vectors[:2], ["p1", "p1"], None, 0.7, clusters=[3, 3])
+    assert kept[0] == kept[1] and split[0] != split[1] and same_photo[0] != same_photo[1]
+
+
+def test_stable_labels_keep_numbers_and_give_new_ones_above_every_other():
+    assert stable_labels([0, 0, 1, 2], [7, 7, None, 3], first_free=10).tolist() == [7, 7, 10, 3]
+    # Two clusters merged: the number of most faces wins, the other is not reused.
+    assert stable_labels([0, 0, 0, 1], [4, 4, 9, None]).tolist() == [4, 4, 4, 10]
+    with pytest.raises(ValueError):
+        stable_labels([0], [])
+
+
+def test_a_rival_further_than_the_nearest_faces_still_makes_a_link_ambiguous():
+    rng = np.random.default_rng(3)
+    base = unit(*([1.0] + [0.0] * 31))
+    # The runner read in 60 photos, all nearer the unread face than the look-alike is.
+    read = [base + rng.normal(size=32) * 0.01 for _ in range(60)]
+    twin = unit(*([0.9] + [0.43] + [0.0] * 30))
+    vectors = np.array([base, *read, twin])
+    bibs = [None] + ["7"] * 60 + ["8"]
+    face_ids = list(range(len(vectors)))
+    link = FaceLink("p0", 0, "7", 0.99, 0)
+    assert float(vectors[0] @ twin) >= 0.85
+    for method in ("exact", "hnsw"):
+        assert drop_ambiguous([link], face_ids, bibs, vectors, 0.85, method=method) == []
+        assert drop_ambiguous([link], face_ids, bibs[:-1] + [None], vectors, 0.85,
+                              method=method) == [link]
