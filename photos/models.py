@@ -267,6 +267,10 @@ class BibTag(models.Model):
     # On the event's start list (or tagged by hand). Unconfirmed readings are
     # kept for staff but never shown to runners as a confident match.
     confirmed = models.BooleanField(_("confirmed"), default=False)
+    # What the reader saw when the bib rules corrected it onto a listed bib one slip away
+    # ("3025" tagged 4025): such a tag stays unconfirmed (probable) until a face link,
+    # another frame of the burst or a person confirms it (mlpipeline/corrections.py).
+    read_as = models.CharField(_("read as"), max_length=12, blank=True, default="")
     box = models.JSONField(_("box"), null=True, blank=True)
     face = models.ForeignKey(Face, on_delete=models.SET_NULL, null=True, blank=True,
                              related_name="bib_tags", verbose_name=_("face"))
