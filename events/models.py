@@ -1,11 +1,31 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import is_platform_admin
+from events import branding
+from events.branding import HEX_COLOUR
+
+
+#: an event's logo or watermark logo: a picture, not a poster
+LOGO_MAX_BYTES = 2 * 1024 * 1024
+
+
+def private_storage():
+    # The storage originals are kept in: never mounted where anything serves files.
+    from django.core.files.storage import storages
+
+    return storages["private"]
+
+
+def validate_logo_size(file) -> None:
+    if file and file.size > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo is larger than %(size)d MB: export it smaller.")
+                              % {"size": LOGO_MAX_BYTES // (1024 * 1024)})
 
 
 def _active(user) -> bool:
@@ -66,9 +86,25 @@ class Event(models.Model):
         _("watermark text"), max_length=80, blank=True,
         help_text=_("Printed across public previews. Empty: the event name."),
     )
+    # In the private storage, like the originals: the logo is only ever seen printed over
+    # a preview, and the raw file would help anyone scrubbing the watermark off.
     watermark_logo = models.ImageField(
-        _("watermark logo"), upload_to="watermarks/", blank=True,
+        _("watermark logo"), upload_to="watermarks/", blank=True, storage=private_storage,
+        validators=[validate_logo_size],
         help_text=_("Optional PNG with transparency, tiled over public previews."),
+    )
+    # Branding of the event's public pages.
+    logo = models.ImageField(
+        _("logo"), upload_to="logos/", blank=True, storage=private_storage,
+        validators=[validate_logo_size],
+        help_text=_("Shown at the top of the event page (PNG, JPEG or WebP, at most 2 MB)."),
+    )
+    accent_colour = models.CharField(
+        _("accent colour"), max_length=7, blank=True,
+        validators=[RegexValidator(HEX_COLOUR, _("A colour as #rrggbb, e.g. #0a7d3b."))],
+        help_text=_("Links, buttons and the band at the top of the event's pages, e.g. "
+                    "#0a7d3b. A colour too light to read on white is darkened for text. "
+                    "Empty: the site's colour."),
     )
     # Bib rules: what a number read on a photo must look like to count as a bib.
     bib_min_length = models.PositiveSmallIntegerField(_("shortest bib (digits)"), default=1)
@@ -87,6 +123,14 @@ class Event(models.Model):
         help_text=_("Whether runners can find their photos with a selfie. Changing it takes "
                     "effect at once for every face of the event."),
     )
+    face_search_policy = models.TextField(
+        _("face-search policy for runners (French)"), blank=True,
+        help_text=_("Shown to runners beside the site's explanation of face search: who "
+                    "runs the event's photos, how long faces are kept, whom to write to."),
+    )
+    face_search_policy_en = models.TextField(
+        _("face-search policy for runners (English)"), blank=True,
+        help_text=_("Empty: the French text is shown."))
     # Some races (children's races, private events) want their runners' photos shared by
     # link but kept out of search engines: their pages say noindex and leave the sitemap.
     search_engines_may_index = models.BooleanField(
@@ -129,6 +173,15 @@ class Event(models.Model):
     def display_name(self) -> str:
         """The name in the language of the page being rendered, else the other one."""
         return self._in_current_language("name")
+
+    @property
+    def display_face_search_policy(self) -> str:
+        return self._in_current_language("face_search_policy")
+
+    @property
+    def palette(self):
+        """The accent colours of the event's pages, readable on white; None: the site's."""
+        return branding.palette(self.accent_colour) if self.accent_colour else None
 
     @property
     def display_description(self) -> str:

@@ -81,6 +81,9 @@ class Photo(models.Model):
                                blank=True)
     thumbnail = models.FileField(_("thumbnail"), upload_to="thumbnails/", max_length=255,
                                  blank=True)
+    # Picked by the event's organiser for the event page (else the page picks sharp photos
+    # with faces itself: events.views.featured_photos).
+    featured = models.BooleanField(_("featured on the event page"), default=False)
     sharpness = models.FloatField(_("sharpness"), null=True, blank=True,
                                   help_text=_("Higher is sharper; blurry shots can be ranked lower."))
     # The model signature (name@version) is stored beside the vector so vectors
