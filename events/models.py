@@ -10,7 +10,6 @@ from accounts.models import is_platform_admin
 from events import branding
 from events.branding import HEX_COLOUR
 
-
 #: an event's logo or watermark logo: a picture, not a poster
 LOGO_MAX_BYTES = 2 * 1024 * 1024
 
@@ -56,6 +55,35 @@ class EventQuerySet(models.QuerySet):
         if event is None and key.isdigit():
             event = self.filter(pk=int(key)).first()
         return event
+
+
+class Organisation(models.Model):
+    """Who puts races on (a club, an association, a company): its public page lists its
+    events. The people who run an event in the back office are ``Event.organisers``."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=200, unique=True)
+    description = models.TextField(_("description (French)"), blank=True)
+    description_en = models.TextField(_("description (English)"), blank=True,
+                                      help_text=_("Empty: the French description is shown."))
+    website = models.URLField(_("website"), blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("organiser")
+        verbose_name_plural = _("organisers")
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("events:organisation", kwargs={"slug": self.slug})
+
+    @property
+    def display_description(self) -> str:
+        if (translation.get_language() or "").startswith("en"):
+            return self.description_en or self.description
+        return self.description or self.description_en
 
 
 class Event(models.Model):
@@ -138,6 +166,12 @@ class Event(models.Model):
         help_text=_("Off: the event page and its photo pages ask search engines not to list "
                     "them, and are left out of the sitemap. Anyone with the link still sees "
                     "them."),
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.SET_NULL, null=True, blank=True, related_name="events",
+        verbose_name=_("organised by"),
+        help_text=_("The club or company named on the event page, with a link to its other "
+                    "events."),
     )
     organisers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",
