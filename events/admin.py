@@ -253,8 +253,8 @@ class EventAdmin(RoleScopedAdmin):
             event.accent_colour) else None
         if palette is None:
             return _("The site's own colours.")
-        note = "" if palette.accent == palette.chosen else _(
-            " Too light to read on white: links and buttons use %(shade)s.") % {
+        note = "" if palette.accent == palette.chosen else " " + _(
+            "Too light to read on white: links and buttons use %(shade)s.") % {
             "shade": palette.accent}
         return format_html(
             '<span class="accent-preview" style="background:{};color:{}">{}</span> '

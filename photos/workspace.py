@@ -253,6 +253,14 @@ def change_tags(request, event_id):
             message = ngettext("%(count)d tag rejected: it will not come back on that photo.",
                                "%(count)d tags rejected: they will not come back on those photos.",
                                result.changed) % {"count": result.changed}
+        elif action in ("feature", "unfeature"):
+            result = _set_featured(event, photo_ids, action == "feature")
+            message = (ngettext("%(count)d photo now featured on the event page.",
+                                "%(count)d photos now featured on the event page.",
+                                result.changed) if action == "feature" else
+                       ngettext("%(count)d photo no longer featured.",
+                                "%(count)d photos no longer featured.", result.changed)) % {
+                "count": result.changed}
         elif action == "undo":
             result = tagging.undo_last(user, event)
             message = ngettext("Last change undone on %(count)d photo.",
@@ -277,6 +285,21 @@ def change_tags(request, event_id):
     return HttpResponseRedirect(back)
 
 
+def _set_featured(event, photo_ids, featured: bool) -> tagging.ChangeResult:
+    """Pick photos for the event page (or take them off it); not a tag, so not undone."""
+    ids = set(photo_ids)
+    if not ids:
+        raise tagging.TaggingError(_("Select at least one photo."))
+    photos = Photo.objects.filter(event=event, pk__in=ids)
+    if photos.count() != len(ids):
+        raise tagging.TaggingError(_("Some of these photos are not photos of this event."))
+    to_change = photos.exclude(featured=featured)
+    changed = set(to_change.values_list("pk", flat=True))
+    to_change.update(featured=featured)
+    return tagging.ChangeResult(changed=len(changed), unchanged=len(ids) - len(changed),
+                                photo_ids=changed)
+
+
 # --- The tagging grid ------------------------------------------------------------------
 
 
@@ -297,6 +320,7 @@ def tagging_grid(request, event_id):
         "unconfirmed": request.GET.get("unconfirmed") == "1",
         "probable": request.GET.get("probable") == "1",
         "faces": request.GET.get("faces") == "1",
+        "featured": request.GET.get("featured") == "1",
         "taken_from": request.GET.get("taken_from", "")[:40],
         "taken_to": request.GET.get("taken_to", "")[:40],
     }
@@ -323,6 +347,8 @@ def tagging_grid(request, event_id):
     if filters["unconfirmed"]:
         photos = photos.filter(Exists(BibTag.objects.filter(photo=OuterRef("pk"),
                                                             confirmed=False)))
+    if filters["featured"]:
+        photos = photos.filter(featured=True)
     if filters["faces"]:
         photos = photos.filter(Exists(Face.objects.filter(photo=OuterRef("pk"))))
     page = Paginator(photos, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
