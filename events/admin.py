@@ -260,7 +260,7 @@ class EventAdmin(RoleScopedAdmin):
             '<span class="accent-preview" style="background:{};color:{}">{}</span> '
             '<span class="accent-preview" style="background:{};color:#fff">{}</span>'
             '<span class="help">{}</span>',
-            palette.chosen, palette.on_chosen, _("Event band"), palette.accent, _("Button"),
+            palette.band, palette.on_band, _("Event band"), palette.accent, _("Button"),
             _("Contrast with white: %(ratio)s:1.") % {
                 "ratio": formats.number_format(branding.contrast(palette.accent, "#ffffff"), 1)}
             + note)

@@ -4,7 +4,8 @@ The site's ``--accent`` colours links on white and the background of primary but
 white text (static/css/site.css), so both need 4.5:1 contrast with white (WCAG AA for body
 text). An organiser's colour often has less (a club's yellow, a sponsor's light blue):
 :func:`palette` keeps its hue and darkens it until it reads, and picks the text colour that
-goes on the colour as it was chosen (the band at the top of the event page). Pure
+goes on the colour as it was chosen (the band at the top of the event page; a mid grey,
+on which neither white nor dark text reads, gives its band its readable shade). Pure
 functions, no Django.
 """
 
@@ -69,8 +70,10 @@ def readable_on_white(colour: str, minimum: float = MIN_TEXT_CONTRAST) -> str:
 
 @dataclass(frozen=True)
 class Palette:
-    chosen: str        # the organiser's colour, as a band's background
-    on_chosen: str     # text on that band: white or the site's dark text, the more readable
+    chosen: str        # the organiser's colour
+    band: str          # the band at the top of the event page: the colour as chosen, unless
+                       # no text reads on it (a mid grey), then its readable shade
+    on_band: str       # text on the band: white or the site's dark text, the more readable
     accent: str        # links and primary buttons (4.5:1 with white)
     accent_dark: str   # their hover shade
     accent_bg: str     # a light tint behind accented panels
@@ -79,14 +82,16 @@ class Palette:
     def css(self) -> str:
         """Custom properties for a ``style`` attribute (the site's tokens, overridden)."""
         return (f"--accent:{self.accent};--accent-dark:{self.accent_dark};"
-                f"--accent-bg:{self.accent_bg};--event-colour:{self.chosen};"
-                f"--on-event-colour:{self.on_chosen}")
+                f"--accent-bg:{self.accent_bg};--event-colour:{self.band};"
+                f"--on-event-colour:{self.on_band}")
 
 
 def palette(colour: str) -> Palette:
     colour = colour.lower()
-    on_chosen = WHITE if contrast(colour, WHITE) >= contrast(colour, DARK_TEXT) else DARK_TEXT
     accent = readable_on_white(colour)
+    band, on_band = colour, max((WHITE, DARK_TEXT), key=lambda text: contrast(colour, text))
+    if contrast(band, on_band) < MIN_TEXT_CONTRAST:
+        band, on_band = accent, WHITE
     # The hover shade is darker still; the tint stays light enough for dark text and links.
-    return Palette(chosen=colour, on_chosen=on_chosen, accent=accent,
+    return Palette(chosen=colour, band=band, on_band=on_band, accent=accent,
                    accent_dark=_shade(accent, 0.78), accent_bg=_tint(accent, 0.92))

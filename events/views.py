@@ -145,14 +145,11 @@ class Unaccent(Func):
     output_field = CharField()
 
 
-def _like_escaped(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _searchable_text():
     """The text a home-page search looks in, folded the way the words are: no accents, no
     capitals (a runner types "fete de lyon" for "Fête de Lyon")."""
-    return Unaccent(Lower(Concat("name", Value(" "), "name_en", Value(" "), "location",
+    # unaccent() first: LOWER() leaves "É" as it is in a database of the C locale.
+    return Lower(Unaccent(Concat("name", Value(" "), "name_en", Value(" "), "location",
                                  output_field=CharField())))
 
 
@@ -164,7 +161,8 @@ def _event_search(request):
     raw_date = request.GET.get("date", "").strip()
     query, error, day = Q(), "", None
     for word in words:
-        query &= Q(searchable_text__contains=Unaccent(Lower(Value(_like_escaped(word)))))
+        # Django escapes LIKE's wildcards in the word: "100%" looks for "100%".
+        query &= Q(searchable_text__contains=Lower(Unaccent(Value(word))))
     if raw_date:
         try:
             day = date.fromisoformat(raw_date)
