@@ -311,11 +311,25 @@ def organisation_detail(request, slug):
         **_seo_context(request, organisation.get_absolute_url())})
 
 
+def _unindexed_media() -> list[str]:
+    """Disallow lines for the public photo files of events that ask search engines to stay
+    away. Their pages say noindex, but the files are served by nginx or the bucket, which
+    cannot ask the database (the development server adds X-Robots-Tag itself); files on
+    another host (a bucket's domain) are that host's robots.txt's business."""
+    if not settings.MEDIA_URL.startswith("/"):
+        return []
+    ids = (Event.objects.filter(is_published=True, search_engines_may_index=False)
+           .order_by("pk").values_list("pk", flat=True))
+    return [f"Disallow: {settings.MEDIA_URL}{folder}/{event_id}/"
+            for event_id in ids for folder in settings.PUBLIC_MEDIA_FOLDERS]
+
+
 @require_GET
 def robots_txt(request):
     lines = [
         "User-agent: *",
         f"Disallow: {reverse('admin:index')}",
+        *_unindexed_media(),
         "Allow: /",
         "",
         f"Sitemap: {request.build_absolute_uri(reverse('sitemap'))}",

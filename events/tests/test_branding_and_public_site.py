@@ -259,3 +259,31 @@ def test_the_error_pages_name_the_platform_without_a_request(settings):
     settings.SITE_NAME = "Photos du Club"
 
     assert "Photos du Club" in render_to_string("500.html")
+
+
+# --- Keeping an unindexed event's photo files out of search engines ------------------------
+
+
+def test_robots_txt_keeps_an_unindexed_events_photo_files_out(client):
+    hidden = EventFactory(slug="kids", search_engines_may_index=False)
+    EventFactory(slug="open")
+
+    text = client.get("/robots.txt").content.decode()
+
+    assert f"Disallow: /media/previews/{hidden.pk}/" in text
+    assert f"Disallow: /media/thumbnails/{hidden.pk}/" in text
+    assert text.count("/media/") == 2
+
+
+def test_the_development_server_marks_an_unindexed_events_files_noindex(client, settings):
+    settings.SERVE_MEDIA = True
+    hidden = EventFactory(slug="kids", search_engines_may_index=False)
+    shown = EventFactory(slug="open")
+    for event in (hidden, shown):
+        storages["default"].save(f"previews/{event.pk}/1-token-digest.jpg", ContentFile(png()))
+
+    kept_out = client.get(f"/media/previews/{hidden.pk}/1-token-digest.jpg")
+    indexed = client.get(f"/media/previews/{shown.pk}/1-token-digest.jpg")
+
+    assert (kept_out.status_code, kept_out["X-Robots-Tag"]) == (200, "noindex")
+    assert indexed.status_code == 200 and "X-Robots-Tag" not in indexed

@@ -197,7 +197,7 @@ def test_the_report_counts_coverage_by_source_and_exports_csv(client, event, peo
     assert [(row["label"], row["count"]) for row in figures_en["by_source"]] == [
         ("Read from the photo", 1), ("Same runner's face", 0), ("Tagged by hand", 1)]
     assert figures["queue"] == 1
-    csv_text = response.content.decode("utf-8-sig")
+    csv_text = b"".join(response.streaming_content).decode("utf-8-sig")
     assert response["Content-Type"].startswith("text/csv")
     assert "Couverture;Avec un dossard qu’un coureur trouve;2;100,0" in csv_text
     assert "Par photographe;paula-photographer;1;" in csv_text
