@@ -1,8 +1,8 @@
 """An event's accent colour on its public pages, kept readable whatever the organiser picks.
 
-The site's ``--accent`` colours links on white and the background of primary buttons under
-white text (static/css/site.css), so both need 4.5:1 contrast with white (WCAG AA for body
-text). An organiser's colour often has less (a club's yellow, a sponsor's light blue):
+The site's ``--accent`` colours links on white and on its light grey panels, and the
+background of primary buttons under white text (static/css/site.css), so it needs 4.5:1
+contrast with all of them (WCAG AA for body text). An organiser's colour often has less (a club's yellow, a sponsor's light blue):
 :func:`palette` keeps its hue and darkens it until it reads, and picks the text colour that
 goes on the colour as it was chosen (the band at the top of the event page; a mid grey,
 on which neither white nor dark text reads, gives its band its readable shade). Pure
@@ -15,7 +15,10 @@ from dataclasses import dataclass
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 #: WCAG 2 AA for normal text
 MIN_TEXT_CONTRAST = 4.5
-WHITE, DARK_TEXT = "#ffffff", "#1b1f24"  # the site's --bg and --fg
+WHITE, DARK_TEXT, SURFACE = "#ffffff", "#1b1f24", "#f4f5f7"  # the site's --bg, --fg, --surface
+#: links also sit on the site's light grey panels (--surface) and on the accent's own tint:
+#: 5:1 on white keeps them above 4.5:1 there
+ACCENT_ON_WHITE = 5.0
 
 
 def _channels(colour: str) -> tuple[float, float, float]:
@@ -88,10 +91,10 @@ class Palette:
 
 def palette(colour: str) -> Palette:
     colour = colour.lower()
-    accent = readable_on_white(colour)
+    accent = readable_on_white(colour, ACCENT_ON_WHITE)
     band, on_band = colour, max((WHITE, DARK_TEXT), key=lambda text: contrast(colour, text))
     if contrast(band, on_band) < MIN_TEXT_CONTRAST:
         band, on_band = accent, WHITE
     # The hover shade is darker still; the tint stays light enough for dark text and links.
     return Palette(chosen=colour, band=band, on_band=on_band, accent=accent,
-                   accent_dark=_shade(accent, 0.78), accent_bg=_tint(accent, 0.92))
+                   accent_dark=_shade(accent, 0.78), accent_bg=_tint(accent, 0.95))

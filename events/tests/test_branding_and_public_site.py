@@ -43,6 +43,8 @@ def test_every_accent_reads_on_white_and_its_band_text_reads_on_it(colour):
 
     assert branding.contrast(palette.accent, "#ffffff") >= branding.MIN_TEXT_CONTRAST
     assert branding.contrast(palette.accent_dark, "#ffffff") >= branding.MIN_TEXT_CONTRAST
+    for panel in (branding.SURFACE, palette.accent_bg):
+        assert branding.contrast(palette.accent, panel) >= branding.MIN_TEXT_CONTRAST
     assert branding.contrast(palette.band, palette.on_band) >= branding.MIN_TEXT_CONTRAST
 
 
@@ -58,7 +60,8 @@ def test_random_colours_all_read():
     for _ in range(300):
         colour = "#" + "".join(f"{rng.randrange(256):02x}" for _ in range(3))
         palette = branding.palette(colour)
-        assert branding.contrast(palette.accent, "#ffffff") >= 4.5, colour
+        assert branding.contrast(palette.accent, branding.SURFACE) >= 4.5, colour
+        assert branding.contrast(palette.accent, palette.accent_bg) >= 4.5, colour
         assert branding.contrast(palette.band, palette.on_band) >= 4.5, colour
 
 

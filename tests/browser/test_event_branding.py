@@ -93,7 +93,7 @@ def test_a_branded_event_page_reads_well_on_a_phone(live_server, page, event):
     shot(page, "event-branded-phone")
 
     page.goto(f"{live_server.url}/fr/events/fete-trail/?bib=1234")
-    page.get_by_role("link", name="EN").click()
+    page.get_by_role("link", name="EN", exact=True).click()
     page.wait_for_url(re.compile(r"/en/events/fete-trail/\?bib=1234$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Trail Festival")
 
@@ -110,6 +110,9 @@ def test_a_branded_event_page_and_the_organisers_page_on_a_laptop(live_server, b
     desk.wait_for_url(re.compile(r"/en/organisers/vc-jaune/$"))
     expect(desk.locator(".event-card")).to_have_count(2)
     shot(desk, "organiser-laptop")
+    desk.goto(f"{live_server.url}/fr/?q=annecy")
+    expect(desk.locator("#found .event-card")).to_have_count(1)
+    shot(desk, "home-search-laptop")
     context.close()
 
 
@@ -128,6 +131,6 @@ def test_the_home_search_finds_an_event_without_its_accents(live_server, page, e
     expect(page.locator("#found .event-card")).to_have_count(1)
     expect(page.locator("#found .event-card")).to_contain_text("Fête du Trail")
     shot(page, "home-search-phone")
-    page.get_by_role("link", name="EN").click()
-    page.wait_for_url(re.compile(r"/en/\?q=fete$"))
+    page.get_by_role("link", name="EN", exact=True).click()
+    page.wait_for_url(re.compile(r"/en/\?q=fete(&date=)?$"))
     expect(page.locator("#found .event-card")).to_contain_text("Trail Festival")
