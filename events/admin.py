@@ -21,6 +21,9 @@ from photos.admin import off_start_list_summary
 # A start list can hold thousands of runners: editing them all inline would
 # render a page nobody can use and exceed DATA_UPLOAD_MAX_NUMBER_FIELDS on save.
 START_LIST_INLINE_LIMIT = 50
+# The accent preview's swatches (inline: the admin's stylesheet is Django's).
+SWATCH = ("display:inline-block;padding:.35rem .75rem;margin:0 .5rem .25rem 0;"
+          "border-radius:.25rem;font-weight:600;")
 
 
 def _edited_object_id(request):
@@ -257,10 +260,10 @@ class EventAdmin(RoleScopedAdmin):
             "Too light to read on white: links and buttons use %(shade)s.") % {
             "shade": palette.accent}
         return format_html(
-            '<span class="accent-preview" style="background:{};color:{}">{}</span> '
-            '<span class="accent-preview" style="background:{};color:#fff">{}</span>'
-            '<span class="help">{}</span>',
-            palette.band, palette.on_band, _("Event band"), palette.accent, _("Button"),
+            '<span class="accent-preview" style="{}background:{};color:{}">{}</span>'
+            '<span class="accent-preview" style="{}background:{};color:#fff">{}</span>'
+            '<p class="help">{}</p>', SWATCH,
+            palette.band, palette.on_band, _("Event band"), SWATCH, palette.accent, _("Button"),
             _("Contrast with white: %(ratio)s:1.") % {
                 "ratio": formats.number_format(branding.contrast(palette.accent, "#ffffff"), 1)}
             + note)

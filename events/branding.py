@@ -2,11 +2,11 @@
 
 The site's ``--accent`` colours links on white and on its light grey panels, and the
 background of primary buttons under white text (static/css/site.css), so it needs 4.5:1
-contrast with all of them (WCAG AA for body text). An organiser's colour often has less (a club's yellow, a sponsor's light blue):
-:func:`palette` keeps its hue and darkens it until it reads, and picks the text colour that
-goes on the colour as it was chosen (the band at the top of the event page; a mid grey,
-on which neither white nor dark text reads, gives its band its readable shade). Pure
-functions, no Django.
+contrast with all of them (WCAG AA for body text). An organiser's colour often has less (a
+club's yellow, a sponsor's light blue): :func:`palette` keeps its hue and darkens it until it
+reads, and picks the text colour that goes on the colour as it was chosen (the band at the
+top of the event page; a mid grey, on which neither white nor dark text reads, gives its
+band its readable shade). Pure functions, no Django.
 """
 
 import re
