@@ -460,7 +460,9 @@ def review_queue(request, event_id):
     tags = tags[:QUEUE_PAGE_SIZE]
     has_start_list = event.start_list.exists()
     items = [{"tag": tag, "photo": tag.photo, "crop": crop_style(tag, tag.photo),
-              "reason": _queue_reason(tag, has_start_list), "label": _source_label(tag)}
+              "reason": _queue_reason(tag, has_start_list),
+              # A correction's reason already says it was read and corrected.
+              "label": "" if tag.read_as and not tag.confirmed else _source_label(tag)}
              for tag in tags]
     return render(request, "admin/events/event/review.html", _context(
         request, event, _("Review queue"), items=items, total=total,
