@@ -384,7 +384,8 @@ def _capture_time(text: str, label: str, errors: list):
 
 def review_queue_tags(event):
     """Automatic tags a person should look at: readings off the start list (or of an event
-    without one), unsure readings and links, and every face link."""
+    without one), readings the bib rules corrected onto a listed bib and nothing confirmed
+    yet (``read_as``), unsure readings and links, and every face link."""
     return (BibTag.objects.filter(photo__event=event)
             .exclude(source=BibTag.Source.MANUAL)
             .filter(Q(confirmed=False) | Q(confidence__lt=LOW_CONFIDENCE)
