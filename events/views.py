@@ -8,6 +8,7 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    F,
     Func,
     IntegerField,
     OuterRef,
@@ -211,7 +212,7 @@ def event_list(request):
 
 def event_detail(request, slug):
     event = get_object_or_404(
-        Event.objects.filter(is_published=True)
+        Event.objects.filter(is_published=True).select_related("organisation")
         .annotate(
             runner_count=_count_per_event(StartListEntry.objects.all()),
             ready_photo_count=_ready_photo_count(),
@@ -251,16 +252,18 @@ FEATURED_SHOWN = 6
 
 def featured_photos(event) -> list:
     """The photos the event page shows first: the organiser's picks, else the sharpest public
-    photos with a face (a runner, not a crowd's back or an empty road)."""
-    public = gallery.public_photos(event)
-    picked = list(public.filter(featured=True).only(
-        "pk", "event_id", "preview", "thumbnail", "width", "height", "featured")[:FEATURED_SHOWN])
-    if picked:
-        return picked
-    with_faces = Exists(Face.objects.filter(photo=OuterRef("pk")))
-    return list(public.filter(with_faces).exclude(sharpness=None)
-                .only("pk", "event_id", "preview", "thumbnail", "width", "height", "featured")
-                .order_by("-sharpness", "-pk")[:FEATURED_SHOWN])
+    photos with a face (a runner, not a crowd's back or an empty road). One query: picks
+    sort first, and any pick leaves the automatic ones out."""
+    with_face = Exists(Face.objects.filter(photo=OuterRef("pk")))
+    candidates = list(
+        gallery.public_photos(event)
+        .filter(Q(featured=True) | (with_face & Q(sharpness__isnull=False)))
+        .only("pk", "event_id", "preview", "thumbnail", "width", "height", "featured",
+              "captured_at", "created_at")
+        .order_by("-featured", F("sharpness").desc(nulls_last=True), "-pk")[:FEATURED_SHOWN])
+    if candidates and candidates[0].featured:
+        return [photo for photo in candidates if photo.featured]
+    return candidates
 
 
 #: logo types a browser shows as they are (no SVG: it can carry script)
