@@ -107,10 +107,12 @@ def _media_in_tmp(settings, tmp_path, monkeypatch):
     # so the new STORAGES above would not reach it on their own.
     from django.core.files.storage import storages
 
+    from events.models import Event
     from photos.models import Photo
 
-    for field in ("original", "web"):
-        monkeypatch.setattr(Photo._meta.get_field(field), "storage", storages["private"])
+    for model, field in ((Photo, "original"), (Photo, "web"), (Event, "logo"),
+                         (Event, "watermark_logo")):
+        monkeypatch.setattr(model._meta.get_field(field), "storage", storages["private"])
 
 
 # --- Browser tests -----------------------------------------------------------------

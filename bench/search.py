@@ -133,11 +133,15 @@ def _load_event(cache, set_name, with_start_list):
         accepted = rules.accept(readings)
         off_list = rules.off_list(readings, accepted)
         face_boxes = [face.box for face in faces]
-        pairs = linking.assign_bibs_to_faces([bib.box for bib in accepted], face_boxes)
-        face_of = {bib_index: faces[face_index] for bib_index, face_index, _c in pairs}
+        # A corrected reading is linked to no face until it is confirmed (as read_bibs).
+        linkable = [index for index, bib in enumerate(accepted) if not bib.read_as]
+        pairs = linking.assign_bibs_to_faces([accepted[index].box for index in linkable],
+                                             face_boxes)
+        face_of = {linkable[bib_index]: faces[face_index] for bib_index, face_index, _c in pairs}
         BibTag.objects.bulk_create(
             [BibTag(photo=photo, bib=bib.text, confidence=bib.confidence, source=BibTag.Source.OCR,
-                    confirmed=bib.confirmed, box=list(bib.box), face=face_of.get(index))
+                    confirmed=bib.confirmed, read_as=bib.read_as, box=list(bib.box),
+                    face=face_of.get(index))
              for index, bib in enumerate(accepted)]
             + [BibTag(photo=photo, bib=bib.text, confidence=bib.confidence,
                       source=BibTag.Source.OCR, confirmed=False, box=list(bib.box))

@@ -4,19 +4,26 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.forms.models import BaseInlineFormSet
+from django.http import Http404
 from django.urls import path, reverse
+from django.utils import formats
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from accounts.roles import ORGANISER, ParentScopedInline, RoleScopedAdmin, is_platform_admin
-from events.models import Event, Race, StartListEntry
+from events import branding
+from events.models import Event, Organisation, Race, StartListEntry
+from events.views import logo_response
 from photos import timing_admin, workspace
 from photos.admin import off_start_list_summary
 
 # A start list can hold thousands of runners: editing them all inline would
 # render a page nobody can use and exceed DATA_UPLOAD_MAX_NUMBER_FIELDS on save.
 START_LIST_INLINE_LIMIT = 50
+# The accent preview's swatches (inline: the admin's stylesheet is Django's).
+SWATCH = ("display:inline-block;padding:.35rem .75rem;margin:0 .5rem .25rem 0;"
+          "border-radius:.25rem;font-weight:600;")
 
 
 def _edited_object_id(request):
@@ -64,6 +71,42 @@ class StartListEntryInline(ParentScopedInline, admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class _LinkedFile:
+    """A stored file as ClearableFileInput shows it, with a link that works for files of the
+    private storage (which no URL serves)."""
+
+    def __init__(self, file, url):
+        self.file, self.url = file, url
+
+    def __str__(self):
+        return self.file.name.rsplit("/", 1)[-1]
+
+    def __bool__(self):
+        return bool(self.file)
+
+
+class PrivateImageInput(forms.ClearableFileInput):
+    def __init__(self, url="", attrs=None):
+        super().__init__(attrs={"accept": "image/png,image/jpeg,image/webp", **(attrs or {})})
+        self.url = url
+
+    def is_initial(self, value):
+        return bool(value and getattr(value, "name", ""))
+
+    def format_value(self, value):
+        if self.is_initial(value):
+            return _LinkedFile(value, self.url)
+        return None
+
+
+def private_logo(request, event_id, kind):
+    """An event's logo or watermark logo, for the people who manage the event."""
+    event = workspace.managed_event(request, event_id)
+    if kind not in ("logo", "watermark_logo"):
+        raise Http404
+    return logo_response(getattr(event, kind), "private, max-age=300")
+
+
 class EventAdminForm(forms.ModelForm):
     class Meta:
         model = Event
@@ -77,6 +120,10 @@ class EventAdminForm(forms.ModelForm):
         widgets = {
             "description": forms.Textarea(attrs={"rows": 5}),
             "description_en": forms.Textarea(attrs={"rows": 5}),
+            "face_search_policy": forms.Textarea(attrs={"rows": 4}),
+            "face_search_policy_en": forms.Textarea(attrs={"rows": 4}),
+            "accent_colour": forms.TextInput(attrs={"placeholder": "#0a7d3b", "size": 8,
+                                                    "spellcheck": "false"}),
         }
 
     # The bib lengths and the time zone have defaults: a form sent without them (a script,
@@ -88,6 +135,14 @@ class EventAdminForm(forms.ModelForm):
         for name in self.DEFAULTED:
             if name in self.fields:
                 self.fields[name].required = False
+        for name in ("logo", "watermark_logo"):
+            if name in self.fields:
+                url = (reverse("admin:events_event_logo", args=[self.instance.pk, name])
+                       if self.instance.pk else "")
+                self.fields[name].widget = PrivateImageInput(url)
+
+    def clean_accent_colour(self):
+        return self.cleaned_data.get("accent_colour", "").strip().lower()
 
     def clean(self):
         cleaned = super().clean()
@@ -109,7 +164,8 @@ class EventAdmin(RoleScopedAdmin):
     date_hierarchy = "date"
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("organisers", "photographers")
-    readonly_fields = ("start_list_summary", "readings_off_start_list")
+    readonly_fields = ("start_list_summary", "readings_off_start_list", "accent_preview",
+                       "featured_summary")
     form = EventAdminForm
     fieldsets = (
         (None, {"fields": ("name", "name_en", "slug", ("date", "location"), "time_zone", "is_published")}),
@@ -120,9 +176,22 @@ class EventAdmin(RoleScopedAdmin):
             "fields": (("bib_min_length", "bib_max_length"), ("bib_min_value", "bib_max_value"),
                        "bib_ignore"),
         }),
-        (_("Watermark"), {"fields": ("watermark_text", "watermark_logo")}),
-        (_("Privacy"), {"fields": ("face_search", "search_engines_may_index")}),
-        (_("People"), {"fields": ("organisers", "photographers")}),
+        (_("Branding"), {
+            "description": _("How the event's public pages look."),
+            "fields": ("logo", "accent_colour", "accent_preview"),
+        }),
+        (_("Watermark"), {
+            "description": _("Printed over every public preview when a photo is processed. "
+                             "Photos already processed keep their watermark until they are "
+                             "processed again (manage.py process_event EVENT --redo "
+                             "derivatives)."),
+            "fields": ("watermark_text", "watermark_logo"),
+        }),
+        (_("Face search"), {"fields": ("face_search", "face_search_policy",
+                                       "face_search_policy_en")}),
+        (_("Featured photos"), {"fields": ("featured_summary",)}),
+        (_("Search engines"), {"fields": ("search_engines_may_index",)}),
+        (_("People"), {"fields": ("organisation", "organisers", "photographers")}),
         (_("Start list"), {"fields": ("start_list_summary", "readings_off_start_list")}),
     )
     inlines = (RaceInline, StartListEntryInline)
@@ -152,6 +221,7 @@ class EventAdmin(RoleScopedAdmin):
         ("review/suggestions/decide/", timing_admin.decide_suggestions, "decide_suggestions"),
         ("review/suggestions/recompute/", timing_admin.recompute_suggestions,
          "recompute_suggestions"),
+        ("logo/<str:kind>/", private_logo, "logo"),
     )
 
     def get_urls(self):
@@ -163,7 +233,7 @@ class EventAdmin(RoleScopedAdmin):
         # Who organises an event is the platform's decision, not the organiser's.
         if is_platform_admin(request.user):
             return self.readonly_fields
-        return (*self.readonly_fields, "organisers")
+        return (*self.readonly_fields, "organisation", "organisers")
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -190,6 +260,39 @@ class EventAdmin(RoleScopedAdmin):
             _("Import a start list (CSV)"),
         )
 
+    @admin.display(description=_("as runners will see it"))
+    def accent_preview(self, event):
+        palette = event.palette if event.accent_colour and branding.HEX_COLOUR.match(
+            event.accent_colour) else None
+        if palette is None:
+            return _("The site's own colours.")
+        note = "" if palette.accent == palette.chosen else " " + _(
+            "Too light to read on white: links and buttons use %(shade)s.") % {
+            "shade": palette.accent}
+        return format_html(
+            '<span class="accent-preview" style="{}background:{};color:{}">{}</span>'
+            '<span class="accent-preview" style="{}background:{};color:#fff">{}</span>'
+            '<p class="help">{}</p>', SWATCH,
+            palette.band, palette.on_band, _("Event band"), SWATCH, palette.accent, _("Button"),
+            _("Contrast with white: %(ratio)s:1.") % {
+                "ratio": formats.number_format(branding.contrast(palette.accent, "#ffffff"), 1)}
+            + note)
+
+    @admin.display(description=_("featured photos"))
+    def featured_summary(self, event):
+        if not event.pk:
+            return _("Save the event first.")
+        count = event.photos.filter(featured=True).count()
+        grid = reverse("admin:events_event_tagging", args=[event.pk])
+        if count:
+            text = ngettext("%(count)d photo picked for the event page.",
+                            "%(count)d photos picked for the event page.", count) % {
+                "count": count}
+        else:
+            text = _("None picked: the event page shows its sharpest photos with faces.")
+        return format_html('{} <a href="{}">{}</a>', text, grid + "?featured=1" if count else grid,
+                           _("Pick them in the tagging grid"))
+
     @admin.display(description=_("bibs read, not on the start list"))
     def readings_off_start_list(self, event):
         return off_start_list_summary(event)
@@ -209,6 +312,23 @@ class EventAdmin(RoleScopedAdmin):
                 allowed |= Q(**{f"{db_field.remote_field.related_name}__id": event_id})
             kwargs["queryset"] = User.objects.filter(allowed).distinct().order_by("username")
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    # Who runs which races is the platform's decision: platform admins only (like the
+    # organisers of an event).
+    list_display = ("name", "slug", "website", "event_count")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    fields = ("name", "slug", "website", "description", "description_en")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(event_count=Count("events"))
+
+    @admin.display(description=_("events"), ordering="event_count")
+    def event_count(self, organisation):
+        return organisation.event_count
 
 
 @admin.register(StartListEntry)

@@ -2,12 +2,31 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import is_platform_admin
+from events import branding
+from events.branding import HEX_COLOUR
+
+#: an event's logo or watermark logo: a picture, not a poster
+LOGO_MAX_BYTES = 2 * 1024 * 1024
+
+
+def private_storage():
+    # The storage originals are kept in: never mounted where anything serves files.
+    from django.core.files.storage import storages
+
+    return storages["private"]
+
+
+def validate_logo_size(file) -> None:
+    if file and file.size > LOGO_MAX_BYTES:
+        raise ValidationError(_("The logo is larger than %(size)d MB: export it smaller.")
+                              % {"size": LOGO_MAX_BYTES // (1024 * 1024)})
 
 
 def _active(user) -> bool:
@@ -48,6 +67,35 @@ class EventQuerySet(models.QuerySet):
         return event
 
 
+class Organisation(models.Model):
+    """Who puts races on (a club, an association, a company): its public page lists its
+    events. The people who run an event in the back office are ``Event.organisers``."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=200, unique=True)
+    description = models.TextField(_("description (French)"), blank=True)
+    description_en = models.TextField(_("description (English)"), blank=True,
+                                      help_text=_("Empty: the French description is shown."))
+    website = models.URLField(_("website"), blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("organiser")
+        verbose_name_plural = _("organisers")
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("events:organisation", kwargs={"slug": self.slug})
+
+    @property
+    def display_description(self) -> str:
+        if (translation.get_language() or "").startswith("en"):
+            return self.description_en or self.description
+        return self.description or self.description_en
+
+
 class Event(models.Model):
     """A race day: the unit that photos, start lists, indexes and prices belong to."""
 
@@ -81,9 +129,25 @@ class Event(models.Model):
         _("watermark text"), max_length=80, blank=True,
         help_text=_("Printed across public previews. Empty: the event name."),
     )
+    # In the private storage, like the originals: the logo is only ever seen printed over
+    # a preview, and the raw file would help anyone scrubbing the watermark off.
     watermark_logo = models.ImageField(
-        _("watermark logo"), upload_to="watermarks/", blank=True,
+        _("watermark logo"), upload_to="watermarks/", blank=True, storage=private_storage,
+        validators=[validate_logo_size],
         help_text=_("Optional PNG with transparency, tiled over public previews."),
+    )
+    # Branding of the event's public pages.
+    logo = models.ImageField(
+        _("logo"), upload_to="logos/", blank=True, storage=private_storage,
+        validators=[validate_logo_size],
+        help_text=_("Shown at the top of the event page (PNG, JPEG or WebP, at most 2 MB)."),
+    )
+    accent_colour = models.CharField(
+        _("accent colour"), max_length=7, blank=True,
+        validators=[RegexValidator(HEX_COLOUR, _("A colour as #rrggbb, e.g. #0a7d3b."))],
+        help_text=_("Links, buttons and the band at the top of the event's pages, e.g. "
+                    "#0a7d3b. A colour too light to read on white is darkened for text. "
+                    "Empty: the site's colour."),
     )
     # Bib rules: what a number read on a photo must look like to count as a bib.
     bib_min_length = models.PositiveSmallIntegerField(_("shortest bib (digits)"), default=1)
@@ -102,6 +166,14 @@ class Event(models.Model):
         help_text=_("Whether runners can find their photos with a selfie. Changing it takes "
                     "effect at once for every face of the event."),
     )
+    face_search_policy = models.TextField(
+        _("face-search policy for runners (French)"), blank=True,
+        help_text=_("Shown to runners beside the site's explanation of face search: who "
+                    "runs the event's photos, how long faces are kept, whom to write to."),
+    )
+    face_search_policy_en = models.TextField(
+        _("face-search policy for runners (English)"), blank=True,
+        help_text=_("Empty: the French text is shown."))
     # Some races (children's races, private events) want their runners' photos shared by
     # link but kept out of search engines: their pages say noindex and leave the sitemap.
     search_engines_may_index = models.BooleanField(
@@ -109,6 +181,12 @@ class Event(models.Model):
         help_text=_("Off: the event page and its photo pages ask search engines not to list "
                     "them, and are left out of the sitemap. Anyone with the link still sees "
                     "them."),
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.SET_NULL, null=True, blank=True, related_name="events",
+        verbose_name=_("organised by"),
+        help_text=_("The club or company named on the event page, with a link to its other "
+                    "events."),
     )
     organisers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="organised_events",
@@ -144,6 +222,15 @@ class Event(models.Model):
     def display_name(self) -> str:
         """The name in the language of the page being rendered, else the other one."""
         return self._in_current_language("name")
+
+    @property
+    def display_face_search_policy(self) -> str:
+        return self._in_current_language("face_search_policy")
+
+    @property
+    def palette(self):
+        """The accent colours of the event's pages, readable on white; None: the site's."""
+        return branding.palette(self.accent_colour) if self.accent_colour else None
 
     @property
     def display_description(self) -> str:

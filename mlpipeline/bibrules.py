@@ -49,6 +49,8 @@ class AcceptedBib:
     confidence: float
     box: tuple[float, float, float, float]
     confirmed: bool
+    #: what was read when the rules corrected it onto a listed bib ("3025" for 4025), else ""
+    read_as: str = ""
 
 
 def canonical(bib: str) -> str:
@@ -98,10 +100,13 @@ class BibRules:
             chosen = self._choose(reading)
             if chosen is None:
                 continue
-            bib, confidence = chosen
-            if bib not in best or confidence > best[bib].confidence:
-                best[bib] = AcceptedBib(bib, confidence, tuple(reading.box),
-                                        self.start_list is not None)
+            bib, confidence, read_as = chosen
+            tag = AcceptedBib(bib, confidence, tuple(reading.box),
+                              self.start_list is not None and not read_as, read_as)
+            # The bib read exactly somewhere on the photo outranks a correction onto it.
+            if bib not in best or (tag.confirmed, confidence) > (best[bib].confirmed,
+                                                                  best[bib].confidence):
+                best[bib] = tag
         # One patch of a bib carries one number: where two tags sit on the same digits
         # (a part read again at the closer second look, "80" inside "814"), the more
         # confident one stands.
@@ -147,7 +152,8 @@ class BibRules:
         """Whether this reading would become a tag (the bib reader's second look asks)."""
         return self._choose(reading) is not None
 
-    def _choose(self, reading) -> tuple[str, float] | None:
+    def _choose(self, reading) -> tuple[str, float, str] | None:
+        """The reading's bib, its confidence, and what was read when it was corrected."""
         options = reading.candidates() if hasattr(reading, "candidates") else \
             ((reading.text, reading.confidence),)
         options = sorted(((text, float(confidence)) for text, confidence in options
@@ -156,16 +162,16 @@ class BibRules:
             for text, confidence in options:
                 bib = self.normalise(text)
                 if bib is not None:
-                    return bib, confidence
+                    return bib, confidence, ""
             return None
         for text, confidence in options:
             bib = self.normalise(text)
             if bib is not None and bib in self.start_list:
-                return bib, confidence
+                return bib, confidence, ""
         for text, confidence in options:
             corrected = near_miss(text, self.start_list)
             if corrected is not None and self.normalise(corrected) is not None:
-                return corrected, confidence * CORRECTION_PENALTY
+                return corrected, confidence * CORRECTION_PENALTY, text[:12]
         return None
 
 

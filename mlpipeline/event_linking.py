@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
 from events.models import StartListEntry
-from mlpipeline import linking
+from mlpipeline import corrections, linking
 from mlpipeline.bibrules import PROBABLE_MIN_CONFIDENCE
 from mlpipeline.inference import registry
 from photos.models import BibTag, Face, RejectedReading
@@ -42,13 +42,15 @@ def shown_tags(event_id: int, start_list: bool | None = None):
     ``PROBABLE_MIN_CONFIDENCE``. A shown tag with ``confirmed=False`` is *probable*: such a
     reading, or a face-link tag carried from such readings only.
 
-    Readings off the start list are left out: they are for staff to review.
+    Readings off the start list are left out: they are for staff to review. A reading the
+    bib rules corrected onto a listed bib is shown as probable until it is confirmed
+    (:mod:`mlpipeline.corrections`).
     """
     if start_list is None:
         start_list = has_start_list(event_id)
     tags = BibTag.objects.filter(photo__event_id=event_id)
     if start_list:
-        return tags.exclude(source=BibTag.Source.OCR, confirmed=False)
+        return tags.exclude(source=BibTag.Source.OCR, confirmed=False, read_as="")
     return tags.exclude(source=BibTag.Source.OCR, confirmed=False,
                         confidence__lt=PROBABLE_MIN_CONFIDENCE)
 
@@ -92,10 +94,13 @@ def link_event(event_id: int, full: bool = False) -> LinkResult:
         # ...but only bibs a person would trust count as "already on the photo" and are
         # carried over: without a start list, the probable readings only.
         photo_bibs: dict[int, set[str]] = {}
+        # An unconfirmed correction is neither carried nor "already there": a link onto its
+        # photo is then the face's own word for it (mlpipeline.corrections).
         for photo_id, bib, confirmed, source in (
                 # A timing tag is a guess from the clock: never carried to other photos.
                 shown_tags(event_id).exclude(source__in=[BibTag.Source.FACE_LINK,
                                                          BibTag.Source.TIMING])
+                .exclude(Q(confirmed=False) & ~Q(read_as=""))
                 .values_list("photo_id", "bib", "confirmed", "source")):
             photo_bibs.setdefault(photo_id, set()).add(bib)
             if confirmed or source == BibTag.Source.MANUAL:
@@ -106,6 +111,7 @@ def link_event(event_id: int, full: bool = False) -> LinkResult:
         links = linking.drop_ambiguous(links, face_ids, bibs, vectors, threshold)
     with transaction.atomic():
         moved = _save_clusters(rows, labels, previous)
+        links, _corrections = corrections.confirm_corrected_readings(event_id, links)
         # New clusters may join an opted-out runner's faces with faces where the bib is
         # hidden: the database re-decides every cluster this write touched.
         created, written = _replace_face_links(event_id, links, confirmed_bibs)

@@ -11,25 +11,56 @@ from django.db.models import Exists, OuterRef
 
 from events.models import StartListEntry
 from mlpipeline import linking, tasks
-from photos.models import BibTag, Face
+from mlpipeline.bibrules import canonical
+from photos.models import BibTag, Face, RejectedReading
 
 
 def confirm_listed_readings(event_id: int) -> int:
-    """Confirm the event's stored readings whose bib is now listed; how many were confirmed."""
+    """Confirm the event's stored readings whose bib is now listed; how many were confirmed.
+
+    A reading the bib rules corrected onto a listed bib is not confirmed by its bib being
+    listed (it was corrected because it is): it is, once what was actually read is listed,
+    and then it becomes that bib.
+    """
     listed = StartListEntry.objects.filter(event_id=event_id, bib=OuterRef("bib"))
     with transaction.atomic():
-        tags = list(BibTag.objects.select_for_update()
-                    .filter(photo__event_id=event_id, source=BibTag.Source.OCR, confirmed=False)
-                    .filter(Exists(listed)).order_by("pk"))
+        unconfirmed = (BibTag.objects.select_for_update()
+                       .filter(photo__event_id=event_id, source=BibTag.Source.OCR, confirmed=False))
+        tags = list(unconfirmed.filter(read_as="").filter(Exists(listed)).order_by("pk"))
+        BibTag.objects.filter(pk__in=[tag.pk for tag in tags]).update(confirmed=True)
+        tags += _read_as_listed(event_id, unconfirmed.exclude(read_as=""))
         if not tags:
             return 0
-        BibTag.objects.filter(pk__in=[tag.pk for tag in tags]).update(confirmed=True)
-        _link_to_faces(tags)
+        link_to_faces(tags)
         tasks.links_changed(event_id)
     return len(tags)
 
 
-def _link_to_faces(tags) -> None:
+def _read_as_listed(event_id: int, corrected) -> list[BibTag]:
+    """Corrected readings whose text as read is now listed, re-tagged with it and confirmed;
+    skipped where the photo already has that bib or a person rejected it there."""
+    listed = set(StartListEntry.objects.filter(event_id=event_id).values_list("bib", flat=True))
+    taken = None
+    retagged = []
+    for tag in corrected.order_by("pk"):
+        bib = canonical(tag.read_as)
+        if bib not in listed:
+            continue
+        if taken is None:
+            taken = set(BibTag.objects.filter(photo__event_id=event_id)
+                        .values_list("photo_id", "bib"))
+            taken |= set(RejectedReading.objects.filter(photo__event_id=event_id)
+                         .values_list("photo_id", "bib"))
+        if (tag.photo_id, bib) in taken:
+            continue
+        taken.add((tag.photo_id, bib))
+        BibTag.objects.filter(pk=tag.pk).update(bib=bib, read_as="", confirmed=True)
+        tag.bib, tag.read_as, tag.confirmed = bib, "", True
+        retagged.append(tag)
+    return retagged
+
+
+def link_to_faces(tags) -> None:
     """Each newly confirmed reading to the free face above it, as read_bibs would have."""
     by_photo: dict[int, list[BibTag]] = {}
     for tag in tags:

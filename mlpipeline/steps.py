@@ -108,8 +108,11 @@ def read_bibs(photo: Photo) -> int:
     # Kept unconfirmed, linked to no face: the organiser reviews them, runners never see them.
     off_list = [bib for bib in rules.off_list(readings, accepted)
                 if bib.text not in decided and not privacy.is_bib_erased(photo.event, bib.text)]
-    pairs = linking.assign_bibs_to_faces([bib.box for bib in accepted], face_boxes)
-    face_of = {bib_index: faces[face_index] for bib_index, face_index, _conf in pairs}
+    # A corrected reading is linked to no face until it is confirmed (mlpipeline.corrections):
+    # a wrong correction would otherwise name a stranger's face with a listed runner's bib.
+    linkable = [index for index, bib in enumerate(accepted) if not bib.read_as]
+    pairs = linking.assign_bibs_to_faces([accepted[index].box for index in linkable], face_boxes)
+    face_of = {linkable[bib_index]: faces[face_index] for bib_index, face_index, _conf in pairs}
 
     photo.bib_tags.filter(source=BibTag.Source.OCR).delete()
     # What OCR reads outranks what face linking or the timing guessed for this photo.
@@ -117,7 +120,7 @@ def read_bibs(photo: Photo) -> int:
                           bib__in=[bib.text for bib in accepted]).delete()
     BibTag.objects.bulk_create([
         BibTag(photo=photo, bib=bib.text, confidence=float(bib.confidence),
-               source=BibTag.Source.OCR, confirmed=bib.confirmed,
+               source=BibTag.Source.OCR, confirmed=bib.confirmed, read_as=bib.read_as,
                box=_scaled(bib.box, scale), face=face_of.get(index))
         for index, bib in enumerate(accepted)
     ])

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
 from mlpipeline import event_linking, indexes
-from photos import sequences, timing
 from racephoto.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -57,10 +56,20 @@ def link_event(self, event_id: int) -> dict:
     get_redis().delete(_pending_key(link_event, (event_id,)))
     result = event_linking.link_event(event_id)
     # Bursts and the timing read the tags linking just wrote.
+    sequences, timing = _suggesters()
     sequences.recompute(event_id)
     timing.recompute(event_id)
     return {"faces": result.faces, "clusters": result.clusters,
             "face_link_tags": result.face_link_tags}
+
+
+def _suggesters():
+    # photos.sequences and photos.timing read the tags through mlpipeline.event_linking,
+    # which (through corrections and start_list) imports this module: imported when a
+    # task runs, so neither module's import needs the other finished.
+    from photos import sequences, timing
+
+    return sequences, timing
 
 
 # A photo read without a bib may still be found by its burst or by the timing: the
@@ -69,6 +78,7 @@ def link_event(self, event_id: int) -> dict:
              retry_jitter=True, autoretry_for=(OperationalError, InterfaceError), acks_late=True)
 def suggest_event(self, event_id: int) -> dict:
     get_redis().delete(_pending_key(suggest_event, (event_id,)))
+    sequences, timing = _suggesters()
     bursts = sequences.recompute(event_id)
     outcome = timing.recompute(event_id)
     return {"sequence": bursts, "timing_tags": outcome.tags, "timing": outcome.suggestions}

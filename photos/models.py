@@ -81,6 +81,9 @@ class Photo(models.Model):
                                blank=True)
     thumbnail = models.FileField(_("thumbnail"), upload_to="thumbnails/", max_length=255,
                                  blank=True)
+    # Picked by the event's organiser for the event page (else the page picks sharp photos
+    # with faces itself: events.views.featured_photos).
+    featured = models.BooleanField(_("featured on the event page"), default=False)
     sharpness = models.FloatField(_("sharpness"), null=True, blank=True,
                                   help_text=_("Higher is sharper; blurry shots can be ranked lower."))
     # The model signature (name@version) is stored beside the vector so vectors
@@ -270,6 +273,10 @@ class BibTag(models.Model):
     # On the event's start list (or tagged by hand). Unconfirmed readings are
     # kept for staff but never shown to runners as a confident match.
     confirmed = models.BooleanField(_("confirmed"), default=False)
+    # What the reader saw when the bib rules corrected it onto a listed bib one slip away
+    # ("3025" tagged 4025): such a tag stays unconfirmed (probable) until a face link,
+    # another frame of the burst or a person confirms it (mlpipeline/corrections.py).
+    read_as = models.CharField(_("read as"), max_length=12, blank=True, default="")
     box = models.JSONField(_("box"), null=True, blank=True)
     face = models.ForeignKey(Face, on_delete=models.SET_NULL, null=True, blank=True,
                              related_name="bib_tags", verbose_name=_("face"))

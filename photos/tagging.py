@@ -56,7 +56,10 @@ def _state(photo_id: int, bib: str) -> dict:
     """What the photo says about ``bib``: its tag (or None) and whether it was rejected."""
     # The id too: a tag put back by undo keeps it, so pages showing it stay right.
     tag = (BibTag.objects.filter(photo_id=photo_id, bib=bib)
-           .values("id", "source", "confirmed", "confidence", "box", "face_id").first())
+           .values("id", "source", "confirmed", "confidence", "box", "face_id", "read_as").first())
+    if tag is not None and not tag["read_as"]:
+        # Left out when empty: states recorded before tags remembered corrections compare equal.
+        del tag["read_as"]
     rejected = RejectedReading.objects.filter(photo_id=photo_id, bib=bib).exists()
     return {"tag": tag, "rejected": rejected}
 
@@ -67,7 +70,7 @@ def _put(photo_id: int, bib: str, state: dict, user) -> None:
     if tag is None:
         BibTag.objects.filter(photo_id=photo_id, bib=bib).delete()
     else:
-        fields = {name: value for name, value in tag.items() if name != "id"}
+        fields = {"read_as": "", **{name: value for name, value in tag.items() if name != "id"}}
         updated = BibTag.objects.filter(photo_id=photo_id, bib=bib).update(**fields)
         if not updated:
             BibTag.objects.create(photo_id=photo_id, bib=bib, **fields,

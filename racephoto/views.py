@@ -80,7 +80,18 @@ def public_media(request, path: str):
         raise Http404("Not a public file.")
     response = serve(request, str(target.relative_to(folder)), document_root=str(folder))
     response["Cache-Control"] = settings.MEDIA_CACHE_CONTROL
+    if parts[1].isdigit() and not _event_may_be_indexed(int(parts[1])):
+        response["X-Robots-Tag"] = "noindex"
     return response
+
+
+def _event_may_be_indexed(event_id: int) -> bool:
+    """Derivatives live under <folder>/<event id>/: the event's "search engines may index"
+    switch reaches its photo files too (robots.txt says the same to nginx's visitors)."""
+    from django.apps import apps  # events sits above racephoto: no import at module level
+
+    return not apps.get_model("events", "Event").objects.filter(
+        pk=event_id, search_engines_may_index=False).exists()
 
 
 @require_safe

@@ -454,7 +454,8 @@ def test_it_applies_a_face_search_change_made_in_the_event_admin(named_people):
                  "photographers": [user.pk for user in event.photographers.all()],
                  "races-TOTAL_FORMS": 0, "races-INITIAL_FORMS": 0,
                  "start_list-TOTAL_FORMS": 0, "start_list-INITIAL_FORMS": 0})
-    data.pop("watermark_logo", None)
+    for name in ("watermark_logo", "logo"):  # file fields: nothing uploaded
+        data.pop(name, None)
 
     response = client.post(f"/admin/events/event/{event.pk}/change/", data)
 

@@ -147,8 +147,9 @@ def test_it_shows_an_event_in_few_queries(client, django_assert_max_num_queries)
     for n in range(5):
         _add_photo(event, Photo.State.READY, n)
 
-    # The event with its counts, its races, the first page of its gallery.
-    with django_assert_max_num_queries(3):
+    # The event with its counts and organiser, its races, its highlights, the first page of
+    # its gallery.
+    with django_assert_max_num_queries(4):
         response = client.get(_url("events:detail", slug=event.slug))
 
     assert response.status_code == 200

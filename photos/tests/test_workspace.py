@@ -70,7 +70,11 @@ def test_the_grid_filters_by_photographer_state_no_bib_and_unconfirmed(admin_cli
     assert shown(photographer=people["photographer"].pk) == {by_paula.pk}
     assert shown(state=Photo.State.FAILED) == {by_nobody.pk}
     assert shown(unconfirmed="1") == {by_paula.pk}
-    assert shown(nobib="1") == {by_paula.pk, by_nobody.pk}  # an unconfirmed reading finds nothing
+    # No start list: the 0.9 reading is probable, and runners find probable photos.
+    assert shown(nobib="1") == {by_nobody.pk}
+    assert shown(probable="1") == {by_paula.pk}
+    BibTag.objects.filter(photo=by_paula).update(confidence=0.5)  # below probable: not found
+    assert shown(nobib="1") == {by_paula.pk, by_nobody.pk}
     Face.objects.create(photo=by_nobody, event=event, box=[1, 1, 5, 5], score=0.9)
     assert shown(nobib="1", faces="1") == {by_nobody.pk}
 
@@ -187,14 +191,16 @@ def test_the_report_counts_coverage_by_source_and_exports_csv(client, event, peo
         figures_en = workspace.coverage(event)
     response = client.get(url("report", event), {"format": "csv"})
 
-    assert (figures["total"], figures["findable"], figures["untagged"]) == (2, 1, 1)
+    # Paula's 0.9 reading is probable (no start list): runners find her photo too.
+    assert (figures["total"], figures["findable"], figures["untagged"]) == (2, 2, 0)
+    assert figures["probable_only"] == 1
     assert [(row["label"], row["count"]) for row in figures_en["by_source"]] == [
-        ("Read from the photo", 0), ("Same runner's face", 0), ("Tagged by hand", 1),
+        ("Read from the photo", 1), ("Same runner's face", 0), ("Tagged by hand", 1),
         ("Passing time", 0)]
     assert figures["queue"] == 1
-    csv_text = response.content.decode("utf-8-sig")
+    csv_text = b"".join(response.streaming_content).decode("utf-8-sig")
     assert response["Content-Type"].startswith("text/csv")
-    assert "Couverture;Avec un dossard qu’un coureur trouve;1;50.0" in csv_text
+    assert "Couverture;Avec un dossard qu’un coureur trouve;2;100,0" in csv_text
     assert "Par photographe;paula-photographer;1;" in csv_text
 
 

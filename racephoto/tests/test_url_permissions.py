@@ -25,6 +25,9 @@ PUBLIC = {"healthz", "metrics", "set_language", "sitemap", "robots_txt", "list",
           # the event's setting: search/tests/test_pages.py
           "photos", "photo", "selfie",
           "timeline",  # the same photos by time: search/tests/test_timeline.py
+          # A published event's logo and an organiser's page of published events:
+          # events/tests/test_branding_and_public_site.py
+          "logo", "organisation",
           # The buyer's own cart (session or account), checkout, and an order reached by its
           # unguessable token, its downloads by signed links bound to it; Stripe's signed
           # webhooks; the local test card step (localstripe only): commerce/tests/.

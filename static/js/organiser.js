@@ -103,6 +103,8 @@
     tagging.addEventListener("submit", (event) => {
       const button = event.submitter;
       if (!button) return;
+      // Featuring changes no tag: the page is sent as it is and comes back with its badges.
+      if (button.value === "feature" || button.value === "unfeature") return;
       event.preventDefault();
       if (button.name === "remove_tag") {
         post(tagging, [["remove_tag", button.value]]);

@@ -15,7 +15,7 @@ from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import expect
 
-from events.models import Event
+from events.models import Event, Organisation
 from events.tests.factories import EventFactory, RaceFactory, StartListEntryFactory
 from photos.derivatives import make_derivatives
 from photos.models import BibTag, Photo
@@ -28,6 +28,14 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 RESULTS = ROOT / "test-results"
 BLOCKING = ("serious", "critical")
 START = timezone.make_aware(datetime.datetime(2026, 9, 14, 9, 30))
+
+
+def logo_png() -> bytes:
+    image = Image.new("RGBA", (120, 120), (0, 0, 0, 0))
+    image.paste((20, 90, 170, 255), (10, 10, 110, 110))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def ready_photo(event, seed, minute) -> Photo:
@@ -44,13 +52,19 @@ def ready_photo(event, seed, minute) -> Photo:
 @pytest.fixture
 def site(own_cache):
     today = timezone.localdate()
+    club = Organisation.objects.create(name="Lyon Athlé", slug="lyon-athle",
+                                       description="Club de course à pied depuis 1972.")
+    # A light accent (the site darkens it for text) and a logo: the branded event page.
     event = EventFactory(name="Semi-marathon de Lyon", name_en="Lyon Half Marathon",
                          slug="semi-lyon", location="Lyon", date=START.date(),
-                         face_search=Event.FaceSearch.ON,
+                         face_search=Event.FaceSearch.ON, accent_colour="#ffcc00",
+                         organisation=club, logo=ContentFile(logo_png(), name="club.png"),
+                         face_search_policy="Les visages sont effacés six mois après la course.",
                          description="Départ place Bellecour, arrivée au parc de la Tête d'Or.")
     RaceFactory(event=event, name="Semi-marathon", distance_km=21.1)
     StartListEntryFactory(event=event, bib="1234", first_name="Marie", last_name="Durand")
     photos = [ready_photo(event, seed, seed) for seed in range(6)]
+    Photo.objects.filter(pk__in=[photos[1].pk, photos[4].pk]).update(featured=True)
     BibTag.objects.create(photo=photos[2], bib="1234", source=BibTag.Source.OCR, confidence=0.9,
                           confirmed=True)
     EventFactory(name="Trail des Monts d'Or", slug="trail", location="Saint-Didier",
@@ -92,6 +106,7 @@ def test_the_public_pages_have_no_serious_accessibility_violation(live_server, c
         "by-time": f"/{language}/events/semi-lyon/by-time/?at=09:45",
         "photo": f"/{language}/events/semi-lyon/photos/{photos[2].pk}/?bib=1234",
         "sign-in": f"/{language}/accounts/login/",
+        "organiser": f"/{language}/organisers/lyon-athle/",
         "not-found": f"/{language}/events/no-such-race/",
     }
     RESULTS.mkdir(exist_ok=True)
@@ -101,7 +116,7 @@ def test_the_public_pages_have_no_serious_accessibility_violation(live_server, c
         assert response.status == (404 if name == "not-found" else 200), path
         assert page.locator("html").get_attribute("lang") == language
         page.evaluate("Promise.all([...document.images].map(img => img.decode().catch(() => null)))")
-        if name in ("home", "event"):
+        if name in ("home", "event", "organiser"):
             page.screenshot(path=str(RESULTS / f"{name}-phone-{language}.png"), full_page=True)
         if found := violations(page):
             failures[path] = found

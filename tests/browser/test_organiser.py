@@ -219,3 +219,60 @@ def test_an_organiser_reads_the_tagging_report(live_server, desk, event, organis
         "33,3 %")
     expect(coverage.locator("tr", has_text="Dossards à vérifier")).to_contain_text("1")
     shot(desk, "report")
+
+
+def test_an_organiser_sees_a_corrected_reading_in_the_queue_and_pages_on(
+        live_server, desk, event, organiser, monkeypatch):
+    from photos import workspace
+
+    monkeypatch.setattr(workspace, "QUEUE_PAGE_SIZE", 2)
+    StartListEntry.objects.create(event=event, bib="4025")
+    photos = [runner_photo(event, bib, seed) for seed, bib in enumerate(("3025", "71", "72"))]
+    corrected = BibTag.objects.create(photo=photos[0], bib="4025", read_as="3025",
+                                      confidence=0.3, source=BibTag.Source.OCR,
+                                      box=[380, 260, 520, 350])
+    for photo, bib in zip(photos[1:], ("71", "72"), strict=True):
+        BibTag.objects.create(photo=photo, bib=bib, confidence=0.5, source=BibTag.Source.OCR,
+                              box=[380, 260, 520, 350])
+    sign_in(desk, live_server, organiser)
+
+    desk.goto(f"{live_server.url}/admin/events/event/{event.pk}/review/")
+    items = desk.locator(".review-item")
+    expect(items).to_have_count(2)
+    expect(items.nth(0)).to_contain_text("Lu 3025, corrigé en 4025")
+    shot(desk, "review-corrected")
+    desk.keyboard.press("y")
+    expect(items.nth(0).locator("[data-decision]")).to_have_text("Confirmé")
+
+    desk.get_by_role("link", name="Étiquettes suivantes à vérifier").click()
+    expect(desk.locator(".review-item")).to_have_count(1)
+    expect(desk.locator(".review-item")).to_contain_text("72")
+    assert BibTag.objects.get(pk=corrected.pk).confirmed
+
+
+def test_an_organiser_sets_up_the_events_branding_and_features_a_photo(
+        live_server, desk, event, organiser, tmp_path):
+    photo = runner_photo(event, "12", 1)
+    logo = tmp_path / "logo.png"
+    Image.new("RGBA", (120, 80), (20, 90, 170, 255)).save(logo)
+    sign_in(desk, live_server, organiser)
+
+    desk.goto(f"{live_server.url}/admin/events/event/{event.pk}/change/")
+    desk.fill("#id_accent_colour", "#FFDD00")
+    desk.set_input_files("#id_logo", str(logo))
+    desk.fill("#id_face_search_policy", "Les visages sont effacés un an après la course.")
+    desk.locator("input[name=_continue]").click()
+
+    expect(desk.locator(".messagelist")).to_be_visible()
+    expect(desk.locator(".field-accent_preview")).to_contain_text("Trop clair")
+    shot(desk, "event-branding")
+    event.refresh_from_db()
+    assert event.accent_colour == "#ffdd00" and event.logo
+
+    desk.goto(f"{live_server.url}/admin/events/event/{event.pk}/tagging/")
+    desk.locator(".photo-card").first.locator("[data-select]").check()
+    desk.get_by_role("button", name="Mettre à la une de la page de l’événement").click()
+    expect(desk.locator(".featured-badge")).to_have_count(1)
+    desk.fill("input[name=taken_from]", "2026-09-14T10:00")
+    shot(desk, "grid-featured")
+    assert Photo.objects.get(pk=photo.pk).featured
