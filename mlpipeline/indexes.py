@@ -32,6 +32,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import F, Func
 from pgvector.django import CosineDistance, VectorField
 
@@ -52,6 +53,13 @@ REBUILD_WHEN_DELETED_SHARE = 0.25
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 100
+#: a selfie search first asks for this many neighbours, then twice as many while the last
+#: one is still a match (:func:`candidates`): most runners have fewer photos than this, and
+#: a query's cost grows with what it asks (hnswlib searches with max(ef, k))
+FIRST_CANDIDATES = 64
+#: pgvector's HNSW returns at most ``hnsw.ef_search`` rows (and its limit is 1000), before
+#: the event's filter: iterative scans go on until the query's LIMIT is met
+PGVECTOR_MAX_EF_SEARCH = 1000
 FILE_FORMAT = 1
 
 
@@ -354,6 +362,33 @@ def nearest(event_id: int, kind: str, model: str, vector, k: int) -> list[tuple[
     return [(int(label), float(1.0 - distance)) for label, distance in zip(labels[0], distances[0])]
 
 
+def candidates(search, threshold: float, limit: int) -> list[tuple[int, float]]:
+    """The hits of ``search(k)`` (id, similarity, best first) at or above ``threshold``, up
+    to ``limit``: asked for FIRST_CANDIDATES first and widened while the last hit is still
+    at or above the threshold, so a selfie costs what its own matches need."""
+    k = min(FIRST_CANDIDATES, limit)
+    while True:
+        hits = search(k)
+        if len(hits) < k or hits[-1][1] < threshold or k >= limit:
+            return [hit for hit in hits if hit[1] >= threshold]
+        k = min(limit, 2 * k)
+
+
+def nearest_matches(event_id: int, kind: str, model: str, vector, threshold: float,
+                    limit: int) -> list[tuple[int, float]]:
+    """Every (id, similarity) at or above ``threshold``, most similar first, at most ``limit``."""
+    return candidates(lambda k: nearest(event_id, kind, model, vector, k), threshold, limit)
+
+
+def pgvector_search_settings(k: int) -> list[str]:
+    """The settings (for ``SET LOCAL``, inside the query's transaction) with which pgvector's
+    HNSW can answer ``k`` rows of one event from an index over every event."""
+    return [f"SET LOCAL hnsw.ef_search = {min(PGVECTOR_MAX_EF_SEARCH, max(HNSW_EF_SEARCH, k))}",
+            # Without it the event filter runs on the ef_search rows the index gave, and a
+            # big event beside a small one leaves the small one's search with fewer rows.
+            "SET LOCAL hnsw.iterative_scan = relaxed_order"]
+
+
 class _VectorCast(Func):
     template = "(%(expressions)s)::vector(%(dimensions)d)"
 
@@ -371,4 +406,9 @@ def _nearest_pgvector(event_id, kind, model, query, k) -> list[tuple[int, float]
     rows = (_rows(kind, event_id, model)
             .annotate(distance=CosineDistance(expression, query.tolist()))
             .order_by("distance").values_list("pk", "distance")[:k])
-    return [(pk, 1.0 - float(distance)) for pk, distance in rows]
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in pgvector_search_settings(k):
+            cursor.execute(statement)
+        found = list(rows)
+    # A relaxed-order scan may return rows slightly out of order.
+    return sorted(((pk, 1.0 - float(distance)) for pk, distance in found), key=lambda hit: -hit[1])

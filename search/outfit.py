@@ -363,6 +363,15 @@ def combine(bib_matches: list[Match], outfit_matches: list[Match]) -> list[Match
 
 # --- The page's search ---------------------------------------------------------------------
 
+def search_matches(event, raw_outfit: str, raw_bib: str = "") -> list[Match]:
+    """The matches of an outfit search, alone or with a bib (photos matching both first);
+    SearchError when either cannot be searched."""
+    matches = photos_by_outfit(event, raw_outfit)
+    if raw_bib:
+        matches = combine(services.photos_by_bib(event, raw_bib), matches)
+    return matches
+
+
 def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) -> dict:
     """The context of an outfit search, alone or with a bib (?outfit=…&bib=…): one page of
     photos, the photos matching both first, each saying why, or what went wrong."""
@@ -370,17 +379,16 @@ def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) ->
 
     context = {"searched": "outfit", "outfit_query": raw_outfit, "bib_query": raw_bib,
                "outfit_mode": active_mode()}
-    query = {"outfit": raw_outfit}
     try:
-        matches = photos_by_outfit(event, raw_outfit)
-        if raw_bib:
-            bib_matches = services.photos_by_bib(event, raw_bib)
-            bib = canonical(raw_bib)
-            query["bib"] = bib
-            context.update(bib=bib, runner=views.runner_label(event, bib))
-            matches = combine(bib_matches, matches)
+        matches = search_matches(event, raw_outfit, raw_bib)
     except SearchError as error:
         return {**context, "search_error": str(error)}
+    query = {}
+    if raw_bib:
+        bib = canonical(raw_bib)
+        query["bib"] = bib
+        context.update(bib=bib, runner=views.runner_label(event, bib))
+    query["outfit"] = raw_outfit
     # Which matches a runner may see, by id only: the photos themselves are loaded for the
     # page shown, not for every match (a common colour matches hundreds).
     public = set(gallery.public_photos(event).filter(pk__in=[match.photo_id for match in matches])
@@ -390,8 +398,8 @@ def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) ->
     more_url = ""
     if start + gallery.PAGE_SIZE < len(visible):
         more_url = views._list_url(event, {**query, "start": start + gallery.PAGE_SIZE})
-    # A photo's page follows the bib search it was opened from (search/views.py).
+    # A photo's page follows the search it was opened from (search/views.py).
     return {**context, "total": len(visible),
-            "tiles": views._tiles(event, shown, matches, {"bib": query["bib"]} if raw_bib else None),
+            "tiles": views._tiles(event, shown, matches, query),
             "more_url": more_url,
             "processing": "" if visible else views._processing_message(event)}
