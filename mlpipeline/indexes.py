@@ -61,6 +61,9 @@ FIRST_CANDIDATES = 64
 #: the event's filter: iterative scans go on until the query's LIMIT is met
 PGVECTOR_MAX_EF_SEARCH = 1000
 FILE_FORMAT = 1
+#: vectors drawn at random from an index (once per file loaded) to tell a query's ordinary
+#: scores from those that stand out (search/outfit.py): enough for a median and its spread
+SAMPLE_SIZE = 1000
 
 
 @dataclass
@@ -387,6 +390,25 @@ def pgvector_search_settings(k: int) -> list[str]:
             # Without it the event filter runs on the ef_search rows the index gave, and a
             # big event beside a small one leaves the small one's search with fewer rows.
             "SET LOCAL hnsw.iterative_scan = relaxed_order"]
+
+
+def sample(event_id: int, kind: str, model: str, size: int = SAMPLE_SIZE) -> np.ndarray:
+    """Up to ``size`` of the event's vectors (normalised), drawn at random: with hnswlib
+    from the index file, once per file loaded; empty when the event has no index yet."""
+    if settings.SEARCH_BACKEND == "pgvector":
+        rows = list(_rows(kind, event_id, model).order_by("?")
+                    .values_list(_vector_field(kind), flat=True)[:size])
+        return normalised(np.array(rows, dtype=np.float32)) if rows else np.empty((0, 0), np.float32)
+    data = _loaded(index_path(event_id, kind, model))
+    if data is None or not len(data["ids"]):
+        return np.empty((0, 0), dtype=np.float32)
+    drawn = data.get("sample")
+    if drawn is None or len(drawn) < min(size, len(data["ids"])):
+        chosen = np.random.default_rng(0).choice(data["ids"], min(size, len(data["ids"])),
+                                                 replace=False)
+        drawn = np.asarray(data["index"].get_items(chosen.tolist()), dtype=np.float32)
+        data["sample"] = drawn  # the cached file's: dropped with it when the file changes
+    return drawn[:size]
 
 
 class _VectorCast(Func):
