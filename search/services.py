@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 
 SELFIE_MAX_BYTES = 15 * 1024 * 1024
 SELFIE_MAX_PIXELS = 40_000_000
-SELFIE_ANALYSIS_SIZE = 1024
+# A selfie's face fills much of the frame: 640 px leave it 200+ px wide (SFace reads
+# 112 px) and cost MTCNN under half of 1024 px (bench/search.py selfie).
+SELFIE_ANALYSIS_SIZE = 640
 # Faces of one selfie offered to pick from (a group selfie): each costs an embedding and a search.
 SELFIE_FACES_OFFERED = 4
 SELFIE_CROP_SIZE = 160
