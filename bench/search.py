@@ -457,18 +457,21 @@ def bench_selfie(args) -> int:
         selfie.save(buffer, "JPEG", quality=90)
         data = buffer.getvalue()
         page = f"/en/events/{event.slug}/selfie/"
-        timings, found = [], []
+        timings, cpu, found = [], [], []
         for number in range(args.runs + 1):
             # One address per search: the per-address selfie throttle is not what is timed.
             client = Client(HTTP_HOST="localhost", REMOTE_ADDR=f"10.{number // 250}.{number % 250}.1")
             upload = io.BytesIO(data)
             upload.name = "selfie.jpg"
-            clock = time.perf_counter()
+            clock, processor = time.perf_counter(), time.process_time()
             response = client.post(page, {"selfie": upload})
             elapsed = time.perf_counter() - clock
             assert response.status_code == 200, response.content[:500]
             if number:  # the first one loads the models
                 timings.append(elapsed)
+                # This process's CPU time (its threads', PostgreSQL's not): on a shared,
+                # loaded machine the wall time mostly measures the others.
+                cpu.append(time.process_time() - processor)
                 found.append(response.content.decode().count('class="photo-link"'))
         p95 = _percentile(timings, 0.95) * 1000
         print(f"selfie search end to end (POST of a {len(data) / 2**20:.1f} MB "
@@ -476,7 +479,8 @@ def bench_selfie(args) -> int:
               f"test client: upload, decode, MTCNN, {embedder.signature}, ANN, database re-check, "
               f"render; {statistics.mean(found):.1f} photos found of the astronaut's "
               f"{len(scenes)}): {_ms(timings)} (target p95 <= {TARGET_SELFIE_P95_MS} ms: "
-              f"{'met' if p95 <= TARGET_SELFIE_P95_MS else 'MISSED'})")
+              f"{'met' if p95 <= TARGET_SELFIE_P95_MS else 'MISSED'}); this process's CPU time "
+              f"{_ms(cpu)}")
         return 0
 
     return _with_database(run)
