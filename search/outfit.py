@@ -18,7 +18,9 @@ Two ways to answer, decided by what this machine has (:func:`active_mode`):
   query and 0.31 for another), so a photo is kept when it stands out of the event's own
   distribution for this query: a robust z-score (distance above the median in units of
   the median absolute deviation) of at least ``CLIP_MIN_Z``, at most ``CLIP_MAX_RESULTS``
-  of them. An ordinary photo is never a match, so the whole event is never listed.
+  of them. An ordinary photo is never a match, so the whole event is never listed. The
+  event's hnswlib CLIP index gives the closest photos and a random sample of its vectors
+  the query's ordinary scores, so a search costs the same in an event of 200 or 200,000.
   French queries are translated word by word before CLIP: the vocabulary is the parser's
   own, so the translation is exact, and the English ViT-B-32 of ``fetch_models`` stays the
   one model (a multilingual CLIP would double the weights and could not be measured here).
@@ -29,16 +31,18 @@ import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
+from django.db import connection
 from django.db.models import Case, F, FloatField, IntegerField, Q, Value, When
 from django.db.models.functions import Greatest
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from pgvector.django import CosineDistance
 
-from mlpipeline import availability, loaded
+from mlpipeline import availability, indexes, loaded
 from mlpipeline.bibrules import canonical
 from mlpipeline.inference.base import ModelUnavailable
 from mlpipeline.inference.outfit import PALETTE, REGIONS
+from mlpipeline.vectors import normalised
 from photos.models import Outfit, Photo
 from search import services
 from search.services import Match, SearchError
@@ -49,6 +53,8 @@ MAX_RESULTS = 600
 #: CLIP: how far above the event's median a photo must score, in robust standard deviations
 CLIP_MIN_Z = 3.0
 CLIP_MAX_RESULTS = 120
+#: an index with fewer vectors than this gives no spread to trust: PostgreSQL scores them all
+CLIP_MIN_SAMPLE = 30
 #: the median absolute deviation times this estimates a standard deviation
 MAD_TO_SIGMA = 1.4826
 
@@ -302,13 +308,20 @@ def photos_by_colours(event, query: OutfitQuery) -> list[Match]:
         matched = matched + Case(When(_part_filter(part), then=Value(1)), default=Value(0),
                                  output_field=IntegerField())
         confidence = confidence + _part_confidence(part)
-    # One row per photo: its best runner (PostgreSQL's DISTINCT ON).
-    rows = (Outfit.objects.filter(event=event).filter(anything)
-            .annotate(matched=matched, confidence=confidence)
-            .order_by("photo_id", "-matched", "-confidence")
-            .distinct("photo_id")
-            .values_list("photo_id", "matched", "confidence", "cap", "shirt", "legs"))
-    ranked = sorted(rows, key=lambda row: (-row[1], -row[2], row[0]))[:MAX_RESULTS]
+    # One row per photo: its best runner (PostgreSQL's DISTINCT ON); then the best photos,
+    # ranked and cut in the database: a common colour matches thousands of runners, and
+    # sending them all to Python to keep MAX_RESULTS was most of a search's time.
+    best_runners = (Outfit.objects.filter(event=event).filter(anything)
+                    .annotate(matched=matched, confidence=confidence)
+                    .order_by("photo_id", "-matched", "-confidence")
+                    .distinct("photo_id")
+                    .values_list("photo_id", "matched", "confidence", "cap", "shirt", "legs"))
+    sql, params = best_runners.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT photo_id, matched, confidence, cap, shirt, legs FROM ({sql}) AS best "
+                       "ORDER BY matched DESC, confidence DESC, photo_id LIMIT %s",
+                       [*params, MAX_RESULTS])
+        ranked = cursor.fetchall()
     matches = []
     for photo_id, count, score, *colours in ranked:
         worn = dict(zip(REGIONS, colours))
@@ -324,9 +337,23 @@ def photos_by_colours(event, query: OutfitQuery) -> list[Match]:
 
 def photos_by_clip(event, query: OutfitQuery) -> list[Match] | None:
     """Photos whose CLIP embedding stands out for the query in this event's distribution;
-    None when no photo of the event has an embedding of the current model yet."""
+    None when no photo of the event has an embedding of the current model yet.
+
+    The event's CLIP index answers the closest photos; a random sample of the event's
+    vectors gives the query's ordinary scores (their median and spread), so the cut-off
+    is the query's own. Before the event's index exists, every photo is scored in
+    PostgreSQL instead."""
     embedder = loaded.clip_embedder()
-    vector = embedder.embed_text(query.english())
+    vector = normalised(np.asarray(embedder.embed_text(query.english())).reshape(1, -1))[0]
+    ordinary = indexes.sample(event.pk, indexes.CLIP, embedder.signature)
+    if len(ordinary) >= CLIP_MIN_SAMPLE:
+        median, spread = _spread(ordinary @ vector)
+        if spread is None:
+            return []
+        found = indexes.nearest(event.pk, indexes.CLIP, embedder.signature, vector,
+                                CLIP_MAX_RESULTS)
+        return [Match(photo_id, round(z, 3), (REASON_CLIP,)) for photo_id, similarity in found
+                if (z := (similarity - median) / spread) >= CLIP_MIN_Z]
     rows = list(Photo.objects.filter(event=event, clip_model=embedder.signature)
                 .exclude(clip_embedding=None)
                 .annotate(distance=CosineDistance("clip_embedding", vector.tolist()))
@@ -339,11 +366,17 @@ def photos_by_clip(event, query: OutfitQuery) -> list[Match] | None:
             for index, z in _standing_out(scores)]
 
 
-def _standing_out(scores: np.ndarray) -> list[tuple[int, float]]:
-    """(index, robust z-score) of the scores far above the others, highest first."""
+def _spread(scores: np.ndarray) -> tuple[float, float | None]:
+    """The median of ``scores`` and their robust standard deviation (None: all alike)."""
     median = float(np.median(scores))
     spread = MAD_TO_SIGMA * float(np.median(np.abs(scores - median)))
-    if spread <= 1e-9:  # every photo scores alike: none stands out
+    return median, (spread if spread > 1e-9 else None)
+
+
+def _standing_out(scores: np.ndarray) -> list[tuple[int, float]]:
+    """(index, robust z-score) of the scores far above the others, highest first."""
+    median, spread = _spread(scores)
+    if spread is None:  # every photo scores alike: none stands out
         return []
     z = (scores - median) / spread
     order = np.argsort(-z)[:CLIP_MAX_RESULTS]
@@ -363,6 +396,15 @@ def combine(bib_matches: list[Match], outfit_matches: list[Match]) -> list[Match
 
 # --- The page's search ---------------------------------------------------------------------
 
+def search_matches(event, raw_outfit: str, raw_bib: str = "") -> list[Match]:
+    """The matches of an outfit search, alone or with a bib (photos matching both first);
+    SearchError when either cannot be searched."""
+    matches = photos_by_outfit(event, raw_outfit)
+    if raw_bib:
+        matches = combine(services.photos_by_bib(event, raw_bib), matches)
+    return matches
+
+
 def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) -> dict:
     """The context of an outfit search, alone or with a bib (?outfit=…&bib=…): one page of
     photos, the photos matching both first, each saying why, or what went wrong."""
@@ -370,17 +412,16 @@ def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) ->
 
     context = {"searched": "outfit", "outfit_query": raw_outfit, "bib_query": raw_bib,
                "outfit_mode": active_mode()}
-    query = {"outfit": raw_outfit}
     try:
-        matches = photos_by_outfit(event, raw_outfit)
-        if raw_bib:
-            bib_matches = services.photos_by_bib(event, raw_bib)
-            bib = canonical(raw_bib)
-            query["bib"] = bib
-            context.update(bib=bib, runner=views.runner_label(event, bib))
-            matches = combine(bib_matches, matches)
+        matches = search_matches(event, raw_outfit, raw_bib)
     except SearchError as error:
         return {**context, "search_error": str(error)}
+    query = {}
+    if raw_bib:
+        bib = canonical(raw_bib)
+        query["bib"] = bib
+        context.update(bib=bib, runner=views.runner_label(event, bib))
+    query["outfit"] = raw_outfit
     # Which matches a runner may see, by id only: the photos themselves are loaded for the
     # page shown, not for every match (a common colour matches hundreds).
     public = set(gallery.public_photos(event).filter(pk__in=[match.photo_id for match in matches])
@@ -390,8 +431,8 @@ def search_context(event, raw_outfit: str, raw_bib: str = "", start: int = 0) ->
     more_url = ""
     if start + gallery.PAGE_SIZE < len(visible):
         more_url = views._list_url(event, {**query, "start": start + gallery.PAGE_SIZE})
-    # A photo's page follows the bib search it was opened from (search/views.py).
+    # A photo's page follows the search it was opened from (search/views.py).
     return {**context, "total": len(visible),
-            "tiles": views._tiles(event, shown, matches, {"bib": query["bib"]} if raw_bib else None),
+            "tiles": views._tiles(event, shown, matches, query),
             "more_url": more_url,
             "processing": "" if visible else views._processing_message(event)}

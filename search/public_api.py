@@ -1,4 +1,5 @@
-"""The runner's side of the REST API: search by bib, selfie or both, the event's photos, a photo.
+"""The runner's side of the REST API: search by bib, selfie, outfit description or any
+combination of them, the event's photos, a photo.
 
 The same rules as the pages (search/views.py): published events only, ready photos with
 their public derivatives only (watermarked preview, thumbnail), face results within the
@@ -9,6 +10,7 @@ on a 429). A selfie is parsed by the in-memory upload handler only, never stored
 
 from django.http import Http404
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from drf_spectacular.types import OpenApiTypes
@@ -24,11 +26,14 @@ from rest_framework.views import APIView
 from accounts import privacy
 from events.models import Event
 from search import gallery, services
+from search import outfit as outfit_search
 from search.api import _ENVELOPE_BYTES, SelfieInMemory, SelfieThrottle
 
 # A search answers at most this many photos: far more than one runner's photos of one event.
 RESULTS_LIMIT = services.FACE_CANDIDATES
 PHOTOS_PAGE_SIZE = 50
+#: the languages of ``lang``: the outfit parser's and the answer's
+LANGUAGES = ("en", "fr")
 
 
 class PublicThrottle(AnonRateThrottle):
@@ -72,7 +77,8 @@ def _error(error: _Error) -> Response:
 
 class ReasonSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="ocr, face-link, manual, cluster, face, "
-                                           "selfie-cluster or probable")
+                                           "selfie-cluster, probable, outfit:<garment>:<colour> "
+                                           "(garment cap, shirt or legs) or outfit-clip")
     label = serializers.CharField()
 
 
@@ -87,7 +93,8 @@ class PublicPhotoSerializer(serializers.Serializer):
 
 
 class MatchSerializer(PublicPhotoSerializer):
-    score = serializers.FloatField(help_text="Face similarity, or the bib tag's confidence.")
+    score = serializers.FloatField(help_text="Face similarity, the bib tag's confidence, or for "
+                                             "an outfit alone how much of it one runner wears.")
     reasons = ReasonSerializer(many=True)
 
 
@@ -109,14 +116,18 @@ def _results(request, event, matches) -> dict:
     photos = {photo.pk: photo for photo in gallery.public_photos(event).filter(
         pk__in=[match.photo_id for match in matches])}
     labels = services.reason_labels()
+
+    def label(code):
+        return labels.get(code) or outfit_search.reason_label(code)
+
     results = []
     for match in matches:
         photo = photos.get(match.photo_id)
         if photo is None:
             continue
         results.append({**_photo_json(request, event, photo), "score": match.score,
-                        "reasons": [{"code": code, "label": str(labels[code])}
-                                    for code in match.reasons if code in labels]})
+                        "reasons": [{"code": code, "label": str(label(code))}
+                                    for code in dict.fromkeys(match.reasons) if label(code)]})
     return {"event": event.slug, "total": len(results), "results": results[:RESULTS_LIMIT]}
 
 
@@ -126,6 +137,10 @@ _SEARCH_RESULTS = inline_serializer("SearchResults", {
     "bib": serializers.CharField(required=False),
     "runner": serializers.CharField(required=False, help_text="First name and initial, from "
                                                               "the start list."),
+    "outfit": serializers.CharField(required=False, help_text="The outfit searched, as given."),
+    "outfit_mode": serializers.ChoiceField(
+        choices=[outfit_search.MODE_COLOURS, outfit_search.MODE_CLIP], required=False,
+        help_text="How the outfit was searched: the colours read under each face, or CLIP."),
     "results": MatchSerializer(many=True),
 })
 _DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
@@ -143,12 +158,45 @@ def _with_bib(payload, event, bib) -> dict:
     return {**payload, "bib": bib, "runner": services.runner_label(event, bib)}
 
 
+def _outfit_matches(event, raw_outfit) -> list:
+    try:
+        return outfit_search.photos_by_outfit(event, raw_outfit)
+    except services.SearchError as error:
+        raise _Error(status.HTTP_400_BAD_REQUEST, str(error)) from None
+
+
+def _with_outfit(payload, raw_outfit) -> dict:
+    return {**payload, "outfit": raw_outfit, "outfit_mode": outfit_search.active_mode()}
+
+
+def _language(request) -> str:
+    """``lang`` (en or fr) when given, else the request's language (Accept-Language)."""
+    # From the address, for a POST too: the body is not read before its size is checked.
+    language = request.query_params.get("lang", "").strip().lower()
+    if not language:
+        return translation.get_language()
+    if language not in LANGUAGES:
+        raise _Error(status.HTTP_400_BAD_REQUEST, _(
+            "The language “%(language)s” is not supported: give lang=en or lang=fr.")
+            % {"language": language[:20]})
+    return language
+
+
+_OUTFIT_HELP = ("An outfit description in English or French (\"red shirt white cap\", "
+                "\"maillot rouge casquette blanche\"), at most "
+                f"{outfit_search.MAX_QUERY_LENGTH} characters.")
+_LANG_HELP = ("The language of the messages and reason labels: en or fr (default: the "
+              "Accept-Language header). Descriptions are read in both languages either way.")
+
+
 # --- Search -----------------------------------------------------------------------------
 
 
 class EventSearch(_Public):
-    """GET ``?bib=``: every photo of the runner wearing the bib. POST (multipart): a
-    ``selfie``, with or without a ``bib``: the union, ranked, each with why it matched."""
+    """GET ``?bib=`` and/or ``?outfit=``: every photo of the runner wearing the bib, the
+    photos of runners dressed like the description, or both (photos matching both first).
+    POST (multipart): a ``selfie``, with or without a ``bib`` and an ``outfit``: the union,
+    ranked, each with why it matched."""
 
     parser_classes = [MultiPartParser]
 
@@ -166,21 +214,43 @@ class EventSearch(_Public):
         super().initial(request, *args, **kwargs)
 
     @extend_schema(
-        operation_id="search_by_bib",
-        parameters=[OpenApiParameter("bib", OpenApiTypes.STR, required=True,
-                                     description="The bib number, digits only.")],
+        operation_id="search_by_bib_or_outfit",
+        parameters=[
+            OpenApiParameter("bib", OpenApiTypes.STR, required=False,
+                             description="The bib number, digits only. Give a bib, an outfit "
+                                         "or both."),
+            OpenApiParameter("outfit", OpenApiTypes.STR, required=False,
+                             description=_OUTFIT_HELP),
+            OpenApiParameter("lang", OpenApiTypes.STR, required=False, enum=list(LANGUAGES),
+                             description=_LANG_HELP)],
         responses={200: _SEARCH_RESULTS, 400: _DETAIL, 404: _DETAIL, 429: _DETAIL})
     def get(self, request, slug):
-        event = _event(slug)
-        raw_bib = request.query_params.get("bib", "").strip()
-        if not raw_bib:
-            return Response({"detail": _("Give a bib number (?bib=1234).")},
-                            status=status.HTTP_400_BAD_REQUEST)
         try:
-            bib, matches = _bib_matches(event, raw_bib)
+            language = _language(request)
         except _Error as error:
             return _error(error)
-        return Response(_with_bib(_results(request, event, matches), event, bib))
+        with translation.override(language):
+            return self._get(request, slug)
+
+    def _get(self, request, slug):
+        event = _event(slug)
+        raw_bib = request.query_params.get("bib", "").strip()
+        raw_outfit = request.query_params.get("outfit", "").strip()
+        if not (raw_bib or raw_outfit):
+            return Response({"detail": _("Give a bib number (?bib=1234), an outfit "
+                                         "(?outfit=red+shirt) or both.")},
+                            status=status.HTTP_400_BAD_REQUEST)
+        try:
+            bib, matches = _bib_matches(event, raw_bib) if raw_bib else ("", [])
+            if raw_outfit:
+                matches = outfit_search.combine(matches, _outfit_matches(event, raw_outfit)) \
+                    if raw_bib else _outfit_matches(event, raw_outfit)
+        except _Error as error:
+            return _error(error)
+        payload = _results(request, event, matches)
+        if raw_outfit:
+            payload = _with_outfit(payload, raw_outfit)
+        return Response(_with_bib(payload, event, bib) if bib else payload)
 
     @extend_schema(
         operation_id="search_by_selfie",
@@ -188,10 +258,22 @@ class EventSearch(_Public):
             "selfie": serializers.ImageField(help_text="A JPEG, PNG or WebP photo of your face."),
             "bib": serializers.CharField(required=False,
                                          help_text="Your bib: results combine both."),
+            "outfit": serializers.CharField(required=False, help_text=_OUTFIT_HELP
+                                            + " Results combine it with the selfie."),
         })},
+        parameters=[OpenApiParameter("lang", OpenApiTypes.STR, required=False,
+                                     enum=list(LANGUAGES), description=_LANG_HELP)],
         responses={200: _SEARCH_RESULTS, 400: _DETAIL, 403: _DETAIL, 404: _DETAIL,
                    413: _DETAIL, 429: _DETAIL})
     def post(self, request, slug):
+        try:
+            language = _language(request)
+        except _Error as error:
+            return _error(error)
+        with translation.override(language):
+            return self._post(request, slug)
+
+    def _post(self, request, slug):
         event = _event(slug)
         try:
             privacy.check_face_search(event)
@@ -205,12 +287,15 @@ class EventSearch(_Public):
                             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         selfie = request.FILES.get("selfie")
         raw_bib = request.data.get("bib", "").strip()
+        raw_outfit = request.data.get("outfit", "").strip()
         try:
             if selfie is None or not selfie.size:
                 raise _Error(status.HTTP_400_BAD_REQUEST, _(
                     "Send one selfie (a JPEG, PNG or WebP photo) in a field named “selfie”, "
-                    "with a “bib” if you like."))
+                    "with a “bib” and an “outfit” if you like."))
+            # The cheap checks first: a bad bib or outfit costs no face detection.
             bib, bib_matches = _bib_matches(event, raw_bib) if raw_bib else ("", [])
+            outfit_matches = _outfit_matches(event, raw_outfit) if raw_outfit else None
             try:
                 result = services.selfie_search(event, selfie)
             except services.SearchError as error:
@@ -220,10 +305,13 @@ class EventSearch(_Public):
         finally:
             if selfie is not None:
                 selfie.close()
-        if not bib:
-            return Response(_results(request, event, result.matches))
-        payload = _results(request, event, services.combine(event, bib_matches, result))
-        return Response(_with_bib(payload, event, bib))
+        matches = services.combine(event, bib_matches, result) if bib else result.matches
+        if outfit_matches is not None:
+            matches = outfit_search.combine(matches, outfit_matches)
+        payload = _results(request, event, matches)
+        if raw_outfit:
+            payload = _with_outfit(payload, raw_outfit)
+        return Response(_with_bib(payload, event, bib) if bib else payload)
 
 
 # --- Photos -----------------------------------------------------------------------------

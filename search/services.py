@@ -33,12 +33,15 @@ logger = logging.getLogger(__name__)
 
 SELFIE_MAX_BYTES = 15 * 1024 * 1024
 SELFIE_MAX_PIXELS = 40_000_000
-SELFIE_ANALYSIS_SIZE = 1024
+# A selfie's face fills much of the frame: 640 px leave it 200+ px wide (SFace reads
+# 112 px) and cost MTCNN under half of 1024 px (bench/search.py selfie).
+SELFIE_ANALYSIS_SIZE = 640
 # Faces of one selfie offered to pick from (a group selfie): each costs an embedding and a search.
 SELFIE_FACES_OFFERED = 4
 SELFIE_CROP_SIZE = 160
-# Faces looked at per selfie search: a runner rarely has more photos than this
-# in one event, and every hit is then checked against the database.
+# Faces a selfie search finds at most: a runner rarely has more photos than this in one
+# event, and every hit is then checked against the database. The index is asked for fewer
+# first and more only while they all match (mlpipeline.indexes.candidates).
 FACE_CANDIDATES = 500
 
 
@@ -328,9 +331,8 @@ def selfie_search(event, upload, limit: int = FACE_CANDIDATES) -> SelfieResult:
 def _face_matches(event, embedder, vector, limit) -> tuple[list[Match], frozenset[int]]:
     """The event's photos with a face like ``vector``, most similar first, and the face
     clusters of the faces that matched."""
-    hits = [(face_id, similarity) for face_id, similarity
-            in indexes.nearest(event.pk, indexes.FACES, embedder.signature, vector, limit)
-            if similarity >= embedder.match_threshold]
+    hits = indexes.nearest_matches(event.pk, indexes.FACES, embedder.signature, vector,
+                                   embedder.match_threshold, limit)
     # The index may lag a commit by a few seconds; the database has the last word,
     # so an opted-out or erased face never comes back, even from a stale index.
     rows = (Face.objects.filter(pk__in=[face_id for face_id, _s in hits], event=event,

@@ -197,7 +197,7 @@ def timeline(request, slug):
     context = {
         "event": event,
         "searched": "",
-        "tiles": _tiles(event, page.photos),
+        "tiles": _tiles(event, page.photos, query={"from": FROM_TIMELINE}),
         "more_url": _timeline_url(event, {"after": page.next_cursor}) if page.next_cursor else "",
         "more_label": _("Later photos"),
     }
@@ -321,13 +321,33 @@ def _face_choice(event, face, bib_matches=None) -> dict:
             "total": len(photos), "tiles": _tiles(event, shown, matches)}
 
 
-def _search_neighbours(event, photo, raw_bib):
-    """Previous and next photo within a bib search, or None when the photo is not in it."""
+#: ?from= of a photo page opened from the whole event by time (search/views.timeline)
+FROM_TIMELINE = "by-time"
+
+
+def _search_of(request) -> dict:
+    """The search a photo page was opened from, as its address carries it: a bib, an outfit
+    (with or without a bib) or the event by time; empty for the gallery."""
+    query = {key: request.GET.get(key, "").strip() for key in ("bib", "outfit")}
+    query = {key: value for key, value in query.items() if value}
+    if not query and request.GET.get("from") == FROM_TIMELINE:
+        query["from"] = FROM_TIMELINE
+    return query
+
+
+def _search_neighbours(event, photo, query):
+    """Previous and next photo within the search ``query`` (a bib, an outfit or both), in
+    the order its results are shown, or None when the photo is not in it."""
     try:
-        matches = services.photos_by_bib(event, raw_bib)
+        if "outfit" in query:
+            matches = outfit_search.search_matches(event, query["outfit"], query.get("bib", ""))
+        else:
+            matches = services.photos_by_bib(event, query["bib"])
     except services.SearchError:
         return None
-    ids = [shown.pk for shown in _ranked_public_photos(event, matches)]
+    public = set(gallery.public_photos(event).filter(pk__in=[match.photo_id for match in matches])
+                 .order_by().values_list("pk", flat=True))
+    ids = list(dict.fromkeys(match.photo_id for match in matches if match.photo_id in public))
     if photo.pk not in ids:
         return None
     index = ids.index(photo.pk)
@@ -336,24 +356,44 @@ def _search_neighbours(event, photo, raw_bib):
             "position": index + 1, "total": len(ids)}
 
 
+def _back_label(query) -> str:
+    """The link back to the search a photo page was opened from."""
+    if "outfit" in query and "bib" in query:
+        return _("← Photos of bib %(bib)s and “%(outfit)s”") % query
+    if "outfit" in query:
+        return _("← Photos matching “%(outfit)s”") % query
+    return _("← Photos of bib %(bib)s") % query
+
+
 @require_GET
 def photo_detail(request, slug, photo_id):
     """One photo's own page: the watermarked preview large, its confirmed bibs, previous and
-    next within the bib search it was opened from (else the whole event by time)."""
+    next within the search it was opened from (a bib, an outfit, both, or the event by
+    time), else within the gallery. A selfie search cannot be followed: the selfie is gone."""
     event = _published_event(slug)
     photo = get_object_or_404(gallery.public_photos(event), pk=photo_id)
     context = {"event": event, "photo": photo, "sizes": gallery.derivative_sizes(photo),
                "bibs": gallery.confirmed_bibs(photo)}
-    raw_bib = request.GET.get("bib", "").strip()
-    within = _search_neighbours(event, photo, raw_bib) if raw_bib else None
+    query = _search_of(request)
+    if "bib" in query:
+        query["bib"] = canonical(query["bib"])
+    within = _search_neighbours(event, photo, query) if "bib" in query or "outfit" in query \
+        else None
     if within:
-        bib = canonical(raw_bib)
-        query = {"bib": bib}
         context.update(
-            search_bib=bib, position=within["position"], total=within["total"],
+            back_label=_back_label(query), position=within["position"], total=within["total"],
             previous_url=within["previous"] and _photo_url(event, within["previous"], query),
             next_url=within["next"] and _photo_url(event, within["next"], query),
             back_url=f"{event.get_absolute_url()}?{urlencode(query)}#results")
+    elif query.get("from") == FROM_TIMELINE:
+        # The event by time runs oldest first: previous is the earlier photo.
+        newer, older = gallery.gallery_neighbours(photo)
+        minute = photo.taken_at.replace(second=0, microsecond=0)
+        context.update(
+            back_label=_("← The event by time"),
+            previous_url=older and _photo_url(event, older.pk, query),
+            next_url=newer and _photo_url(event, newer.pk, query),
+            back_url=_timeline_url(event, {"at": gallery.slot_value(event, minute)}))
     else:
         newer, older = gallery.gallery_neighbours(photo)
         context.update(previous_url=newer and _photo_url(event, newer.pk),

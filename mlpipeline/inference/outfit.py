@@ -90,9 +90,39 @@ class Outfit:
     legs: RegionColour | None
 
 
-def name_colours(hsv: np.ndarray) -> np.ndarray:
+#: blue hues darker than this lightness (CIE L*, 0-100) are navy. Lightness, not HSV's
+#: value: a pure dark blue (0, 0, 128) has value 0.5 but looks as dark as L* 13, and
+#: royal blue (65, 105, 225), value 0.88, is L* 47
+NAVY_LIGHTNESS = 30.0
+NAVY_HUES = (195, 255)
+#: neutral pixels at least this bright (HSV value) are white, darker ones down to
+#: BLACK_VALUE grey: mid grey (128) is 0.5, a white shirt in the sun 0.85+ and one in the
+#: shade 0.6 (rbnr-dev: a higher bar turns shaded white shirts grey)...
+WHITE_VALUE = 0.6
+#: ... unless the runner's bib tells how bright white paper is in their light (photos
+#: brightened to it, see _light): then a grey of 0.61 (150) beside it is grey
+WHITE_VALUE_BESIDE_BIB = 0.65
+BLACK_VALUE = 0.3
+#: a bib's paper (this percentile of the values in its box: the print is dark) is taken
+#: for this white, brightening the runner's regions at most by MAX_GAIN
+REFERENCE_PERCENTILE = 90
+REFERENCE_WHITE = 0.95
+MAX_GAIN = 1.6
+#: red hues this pale (saturation below, value above) are pink
+PINK_SATURATION, PINK_VALUE = 0.55, 0.65
+
+
+def _lightness(hsv: np.ndarray) -> np.ndarray:
+    import cv2
+
+    flat = np.ascontiguousarray(hsv.reshape(-1, 1, 3), dtype=np.uint8)
+    lab = cv2.cvtColor(cv2.cvtColor(flat, cv2.COLOR_HSV2RGB), cv2.COLOR_RGB2LAB)
+    return lab[..., 0].reshape(hsv.shape[:-1]).astype(np.float32) * (100.0 / 255.0)
+
+
+def name_colours(hsv: np.ndarray, white_value: float = WHITE_VALUE) -> np.ndarray:
     """The palette index of every pixel of an (…, 3) array of OpenCV HSV (H 0–179, S and
-    V 0–255)."""
+    V 0–255); neutral pixels from ``white_value`` up are white."""
     hue = hsv[..., 0].astype(np.float32) * 2.0  # degrees
     saturation = hsv[..., 1].astype(np.float32) / 255.0
     value = hsv[..., 2].astype(np.float32) / 255.0
@@ -108,17 +138,33 @@ def name_colours(hsv: np.ndarray) -> np.ndarray:
     names[chromatic & (hue >= 255) & (hue < 290)] = index["purple"]
     names[chromatic & (hue >= 290) & (hue < 340)] = index["pink"]
     # A pale red is pink; a dark red or orange is brown, a dark yellow olive (green).
-    pale = chromatic & (saturation < 0.5) & (value > 0.7)
+    pale = chromatic & (saturation < PINK_SATURATION) & (value > PINK_VALUE)
     names[pale & ((hue < 12) | (hue >= 330))] = index["pink"]
     dark = chromatic & (value < 0.55)
     names[dark & (hue >= 12) & (hue < 42)] = index["brown"]
     names[dark & (hue >= 42) & (hue < 70)] = index["green"]
-    names[chromatic & (value < 0.42) & (hue >= 205) & (hue < 255)] = index["navy"]
+    blue_hue = chromatic & (hue >= NAVY_HUES[0]) & (hue < NAVY_HUES[1])
+    if blue_hue.any():
+        names[blue_hue & (_lightness(hsv) < NAVY_LIGHTNESS)] = index["navy"]
     achromatic = ~chromatic
-    names[achromatic & (value >= 0.6)] = index["white"]
-    names[achromatic & (value < 0.3)] = index["black"]
+    names[achromatic & (value >= white_value)] = index["white"]
+    names[achromatic & (value < BLACK_VALUE)] = index["black"]
     names[value < 0.14] = index["black"]
     return names
+
+
+@dataclass(frozen=True)
+class _Light:
+    """How one runner's pixels are named: brightened by ``gain``, white from ``white_value``."""
+
+    gain: float = 1.0
+    white_value: float = WHITE_VALUE
+
+    def names(self, hsv: np.ndarray) -> np.ndarray:
+        if self.gain > 1.0:
+            hsv = hsv.copy()
+            hsv[..., 2] = np.clip(hsv[..., 2].astype(np.float32) * self.gain, 0, 255).astype(np.uint8)
+        return name_colours(hsv, self.white_value)
 
 
 class OutfitReader(ModelWrapper):
@@ -160,8 +206,10 @@ class OutfitReader(ModelWrapper):
             return None
         skin = _skin_colour(lab, face)
         centre = (x1 + x2) / 2
-        has_bib = any(_centre_inside(bib, (centre - 1.3 * w, y2, centre + 1.3 * w, y2 + 4.9 * h))
-                      for bib in bibs)
+        own_bibs = [bib for bib in bibs
+                    if _centre_inside(bib, (centre - 1.3 * w, y2, centre + 1.3 * w, y2 + 4.9 * h))]
+        has_bib = bool(own_bibs)
+        light = _light(hsv, own_bibs[0]) if own_bibs else _Light()
         cap = self._region(rgb, lab, hsv, hidden, skin, centre, w,
                            (centre - CAP_HALF_WIDTH * w, y1 + CAP_TOP * h,
                             centre + CAP_HALF_WIDTH * w, y1 + CAP_BOTTOM * h), face)
@@ -171,20 +219,22 @@ class OutfitReader(ModelWrapper):
                                          centre + BIB_HALF_WIDTH * w, y2 + BIB_BOTTOM * h)
         shirt = self._region(rgb, lab, hsv, hidden, skin, centre, w,
                              (centre - SHIRT_HALF_WIDTH * w, y2 + SHIRT_TOP * h,
-                              centre + SHIRT_HALF_WIDTH * w, y2 + SHIRT_BOTTOM * h), None, bib_zone)
+                              centre + SHIRT_HALF_WIDTH * w, y2 + SHIRT_BOTTOM * h), None, bib_zone,
+                             light)
         legs_top = y2 + LEGS_TOP * h
         if shirt is not None:
             legs_top = self._shirt_end(hsv, lab, hidden, skin, centre, w, h, y2, shirt.colour,
-                                       bib_zone) or legs_top
+                                       bib_zone, light) or legs_top
         legs = self._region(rgb, lab, hsv, hidden, skin, centre, w,
                             (centre - LEGS_HALF_WIDTH * w, legs_top,
-                             centre + LEGS_HALF_WIDTH * w, legs_top + LEGS_HEIGHT * h), None)
+                             centre + LEGS_HALF_WIDTH * w, legs_top + LEGS_HEIGHT * h), None,
+                            light=light)
         if cap is not None and cap.confidence < CAP_MIN_CONFIDENCE:
             cap = None
         return Outfit(cap, _kept(shirt), _kept(legs))
 
     def _shirt_end(self, hsv, lab, hidden, skin, centre, w, h, chin, colour,
-                   bib_zone) -> float | None:
+                   bib_zone, light=_Light()) -> float | None:
         """The height where the shirt's colour stops, going down the body; None if it never
         does within reach."""
         x1, y1, x2, y2 = _clip((centre - SHIRT_END_HALF_WIDTH * w, chin + SHIRT_END_FROM * h,
@@ -193,7 +243,7 @@ class OutfitReader(ModelWrapper):
         if x2 - x1 < 3 or y2 - y1 < 6:
             return None
         step = max(1, round((x2 - x1) / 24))
-        names = name_colours(hsv[y1:y2, x1:x2:step])
+        names = light.names(hsv[y1:y2, x1:x2:step])
         kept = ~hidden[y1:y2, x1:x2:step]
         if skin is not None:
             kept &= np.linalg.norm(lab[y1:y2, x1:x2:step].astype(np.float32) - skin, axis=2) \
@@ -227,7 +277,7 @@ class OutfitReader(ModelWrapper):
         return RegionColour(cap.colour, round(confidence, 3))
 
     def _region(self, rgb, lab, hsv, hidden, skin, centre, face_width, region, face,
-                bib_zone=None) -> RegionColour | None:
+                bib_zone=None, light=_Light()) -> RegionColour | None:
         cv2 = self._cv2
         x1, y1, x2, y2 = _clip(region, rgb.shape)
         if x2 - x1 < 3 or y2 - y1 < 3:
@@ -254,7 +304,7 @@ class OutfitReader(ModelWrapper):
         weights = np.broadcast_to(weight_x, (size[1], size[0])).astype(np.float32) * kept
         if kept.mean() < MIN_KEPT_SHARE:
             return None
-        names = name_colours(region_hsv)
+        names = light.names(region_hsv)
         if bib_zone is not None:
             ys = y1 + (np.arange(size[1]) + 0.5) / scale
             in_zone = ((np.abs(xs - centre) <= (bib_zone[2] - bib_zone[0]) / 2)[None, :]
@@ -267,6 +317,18 @@ class OutfitReader(ModelWrapper):
             return None
         best = int(votes.argmax())
         return RegionColour(PALETTE[best], round(float(votes[best] / total), 3))
+
+
+def _light(hsv: np.ndarray, bib) -> _Light:
+    """The runner's light, told by their bib's paper: it hangs in the same light as the
+    shirt, so a white shirt in the shade, as bright as its bib, is still white, and a grey
+    one beside white paper is grey. Never darkened, brightened at most MAX_GAIN times."""
+    x1, y1, x2, y2 = _clip(bib, hsv.shape)
+    if x2 - x1 < 3 or y2 - y1 < 3:
+        return _Light()
+    paper = float(np.percentile(hsv[y1:y2, x1:x2, 2], REFERENCE_PERCENTILE)) / 255.0
+    return _Light(float(min(MAX_GAIN, max(1.0, REFERENCE_WHITE / max(paper, 1e-3)))),
+                  WHITE_VALUE_BESIDE_BIB)
 
 
 def _kept(colour: RegionColour | None) -> RegionColour | None:

@@ -232,3 +232,23 @@ def test_a_sync_for_an_event_that_is_gone_leaves_nothing_behind(settings, tmp_pa
 
     assert indexes.sync(event_id, indexes.FACES) == indexes.SyncResult()
     assert not (tmp_path / "indexes").exists()
+
+
+def test_a_selfie_query_asks_for_more_neighbours_only_while_they_all_match():
+    similarities = [0.95 - 0.001 * rank for rank in range(1000)]  # 0.95 down to 0.851
+    asked = []
+
+    def search(k):
+        asked.append(k)
+        return [(rank, similarity) for rank, similarity in enumerate(similarities[:k])]
+
+    few = indexes.candidates(search, threshold=0.9305, limit=500)
+    assert asked == [indexes.FIRST_CANDIDATES] and len(few) == 20
+
+    asked.clear()
+    many = indexes.candidates(search, threshold=0.8605, limit=500)
+    assert asked == [64, 128] and len(many) == 90  # 0.95 down to 0.861
+
+    asked.clear()
+    capped = indexes.candidates(search, threshold=0.0, limit=500)
+    assert asked == [64, 128, 256, 500] and len(capped) == 500

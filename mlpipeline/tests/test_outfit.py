@@ -26,15 +26,17 @@ SKIN = (226, 180, 150)
 
 def runner(shirt, shorts, cap=None, background=(120, 170, 225), bib=True, face=80):
     """A drawn runner, as the demo draws them, on a plain background: the image and the
-    face box a detector would give (x1, y1, x2, y2)."""
+    face box a detector would give (x1, y1, x2, y2). Colours by palette name or RGB."""
     image = Image.new("RGB", (600, 800), background)
     draw = ImageDraw.Draw(image)
     w, h = face * 0.8, face
     x1, y1 = 300 - w / 2, 120
     chin = y1 + h
     draw.rectangle((x1 - 0.2 * w, chin + 2.0 * h, x1 + 1.2 * w, 800), fill=SKIN)  # legs
-    draw.rectangle((x1 - 0.6 * w, chin + 1.95 * h, x1 + 1.6 * w, chin + 3.1 * h), fill=RGB[shorts])
-    draw.rectangle((x1 - 0.65 * w, chin + 0.1 * h, x1 + 1.65 * w, chin + 2.0 * h), fill=RGB[shirt])
+    draw.rectangle((x1 - 0.6 * w, chin + 1.95 * h, x1 + 1.6 * w, chin + 3.1 * h),
+                   fill=RGB.get(shorts, shorts))
+    draw.rectangle((x1 - 0.65 * w, chin + 0.1 * h, x1 + 1.65 * w, chin + 2.0 * h),
+                   fill=RGB.get(shirt, shirt))
     # An arm across the shirt, in skin: it must not make the shirt skin-coloured.
     draw.line((x1 - 0.6 * w, chin + 1.0 * h, x1 + 0.5 * w, chin + 1.6 * h), fill=SKIN, width=14)
     if bib:
@@ -59,6 +61,53 @@ def reader():
 def test_every_palette_colour_is_named_as_itself(colour):
     hsv = cv2.cvtColor(np.full((4, 4, 3), RGB[colour], dtype=np.uint8), cv2.COLOR_RGB2HSV)
     assert {PALETTE[index] for index in name_colours(hsv).ravel()} == {colour}
+
+
+# Close pairs a runner tells apart: navy from blue, grey from white, red from orange and
+# pink. Web and kit colours, not the palette's own.
+@pytest.mark.parametrize(("rgb", "colour"), [
+    ((0, 0, 128), "navy"), ((20, 30, 90), "navy"), ((31, 42, 68), "navy"), ((0, 32, 96), "navy"),
+    ((65, 105, 225), "blue"), ((40, 90, 210), "blue"), ((30, 144, 255), "blue"),
+    ((0, 120, 200), "blue"), ((135, 206, 235), "blue"), ((70, 130, 180), "blue"),
+    ((105, 105, 105), "grey"), ((128, 128, 128), "grey"), ((120, 125, 130), "grey"),
+    ((210, 212, 215), "white"), ((245, 245, 245), "white"), ((255, 255, 255), "white"),
+    ((214, 39, 40), "red"), ((220, 20, 60), "red"), ((178, 34, 34), "red"),
+    ((255, 140, 0), "orange"), ((250, 110, 40), "orange"), ((255, 127, 80), "orange"),
+    ((255, 105, 180), "pink"), ((240, 120, 180), "pink"), ((255, 182, 193), "pink"),
+    ((219, 112, 147), "pink"),
+])
+def test_close_colours_are_told_apart(rgb, colour):
+    hsv = cv2.cvtColor(np.full((4, 4, 3), rgb, dtype=np.uint8), cv2.COLOR_RGB2HSV)
+    assert {PALETTE[index] for index in name_colours(hsv).ravel()} == {colour}
+
+
+@pytest.mark.parametrize(("shirt", "colour"), [
+    ((0, 0, 128), "navy"), ((25, 35, 70), "navy"), ((65, 105, 225), "blue"),
+    ((30, 110, 200), "blue"), ((150, 150, 155), "grey"), ((225, 228, 230), "white"),
+    ((220, 20, 60), "red"), ((250, 110, 40), "orange"), ((240, 120, 180), "pink"),
+])
+def test_a_drawn_runners_shirt_of_a_close_colour_is_named_right(reader, shirt, colour):
+    image, face = runner(shirt, "black", background=(60, 120, 50))
+    x1, y1, x2, chin = face
+    w, h = x2 - x1, chin - y1
+    bib = (x1 - 0.1 * w, chin + 0.8 * h, x1 + 1.1 * w, chin + 1.8 * h)
+
+    [outfit] = reader(image, [face], [bib])
+
+    assert outfit.shirt.colour == colour
+
+
+def test_in_the_shade_a_white_shirt_is_still_white_beside_its_bib_and_a_grey_one_grey(reader):
+    for shirt, colour in (("white", "white"), ((150, 150, 155), "grey")):
+        image, face = runner(shirt, "black", background=(60, 120, 50))
+        x1, y1, x2, chin = face
+        w, h = x2 - x1, chin - y1
+        bib = (x1 - 0.1 * w, chin + 0.8 * h, x1 + 1.1 * w, chin + 1.8 * h)
+        shaded = Image.fromarray((np.asarray(image, dtype=np.float32) * 0.62).astype(np.uint8))
+
+        [outfit] = reader(shaded, [face], [bib])
+
+        assert outfit.shirt.colour == colour, shirt
 
 
 @pytest.mark.parametrize(("shirt", "shorts", "cap"), [

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from events.tests.factories import EventFactory, StartListEntryFactory
-from mlpipeline import loaded
+from mlpipeline import indexes, loaded
 from mlpipeline.inference.clip import ClipEmbedder
 from mlpipeline.inference.outfit import OutfitReader
 from mlpipeline.tests.weights import TINY, build_tiny_clip
@@ -296,6 +296,34 @@ def test_with_clip_a_photo_counts_only_where_it_stands_out_of_the_events_scores(
     assert {match.photo_id for match in matches} == {photos[7].pk, photos[21].pk}
     assert all(match.reasons == (outfit.REASON_CLIP,) and match.score >= outfit.CLIP_MIN_Z
                for match in matches)
+
+
+@pytest.mark.django_db
+def test_with_clip_the_events_index_answers_with_the_same_relative_cut_off(tiny_clip, settings,
+                                                                           tmp_path, monkeypatch):
+    settings.INDEX_DIR = tmp_path / "indexes"
+    event = EventFactory()
+    query = outfit.parse("red shirt")
+    text = tiny_clip.embed_text(query.english())
+    rng = np.random.default_rng(2)
+    photos = [ready_photo(event, m) for m in range(300)]
+    for index, photo in enumerate(photos):
+        noise = rng.normal(size=text.shape)
+        vector = text + 0.15 * noise if index in (5, 150, 299) else noise
+        photo.clip_embedding = (vector / np.linalg.norm(vector)).tolist()
+        photo.clip_model = tiny_clip.signature
+    Photo.objects.bulk_update(photos, ["clip_embedding", "clip_model"])
+    flat = {match.photo_id for match in outfit.photos_by_clip(event, query)}  # no index yet
+    indexes.sync(event.pk, indexes.CLIP)
+
+    def no_flat_scan(*args, **kwargs):
+        raise AssertionError("every photo was scored in PostgreSQL")
+
+    monkeypatch.setattr(outfit, "CosineDistance", no_flat_scan)
+    matches = outfit.photos_by_clip(event, query)
+
+    assert {match.photo_id for match in matches} == flat == {photos[i].pk for i in (5, 150, 299)}
+    assert all(match.score >= outfit.CLIP_MIN_Z for match in matches)
 
 
 @pytest.mark.django_db

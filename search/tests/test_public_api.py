@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 from events.models import Event
 from events.tests.factories import EventFactory, StartListEntryFactory
 from mlpipeline import indexes
-from photos.models import BibTag, Photo
+from mlpipeline.inference.outfit import OutfitReader
+from photos.models import BibTag, Face, Outfit, Photo
 from photos.tests.factories import PhotoFactory
 from photos.tests.images import encoded
 from search import public_api, services
@@ -188,6 +189,117 @@ def test_the_error_messages_follow_the_language(api, event):
     assert response.status_code == 400 and "chiffres" in response.json()["detail"]
 
 
+# --- Outfit ------------------------------------------------------------------------------
+
+@pytest.fixture
+def no_clip(settings, tmp_path):
+    settings.MODELS_DIR = tmp_path  # no CLIP weights: the stored colours answer
+
+
+def dressed(photo, shirt, cap=""):
+    face = Face.objects.create(photo=photo, event=photo.event, box=[10, 10, 50, 60], score=0.99)
+    Outfit.objects.create(photo=photo, event=photo.event, face=face, model=OutfitReader.signature,
+                          shirt=shirt, shirt_confidence=0.8, cap=cap,
+                          cap_confidence=0.8 if cap else 0.0)
+
+
+def found(body) -> list:
+    return [(result["id"], [reason["code"] for reason in result["reasons"]])
+            for result in body["results"]]
+
+
+def test_an_outfit_search_answers_the_photos_of_runners_dressed_so_with_why(api, event, no_clip):
+    both, shirt, other = (ready_photo(event, minute) for minute in range(3))
+    dressed(both, "red", cap="white")
+    dressed(shirt, "red")
+    dressed(other, "blue")
+
+    response = api.get(search_url(), {"outfit": "maillot rouge casquette blanche", "lang": "fr"})
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["outfit"], body["outfit_mode"], body["total"]) == (
+        "maillot rouge casquette blanche", "colours", 2)
+    assert found(body) == [(both.pk, ["outfit:shirt:red", "outfit:cap:white"]),
+                           (shirt.pk, ["outfit:shirt:red"])]
+    assert [reason["label"] for reason in body["results"][0]["reasons"]] == [
+        "maillot rouge", "casquette blanche"]
+    assert "bib" not in body
+
+
+def test_an_outfit_with_a_bib_ranks_the_photos_matching_both_first(api, event, no_clip):
+    tagged_red, tagged_blue, red = (ready_photo(event, minute) for minute in range(3))
+    for photo in (tagged_red, tagged_blue):
+        BibTag.objects.create(photo=photo, bib="42", confidence=0.9, source="ocr", confirmed=True)
+    dressed(tagged_red, "red")
+    dressed(tagged_blue, "blue")
+    dressed(red, "red")
+
+    body = api.get(search_url(), {"bib": "42", "outfit": "red shirt"}).json()
+
+    assert (body["bib"], body["runner"], body["outfit"]) == ("42", "Marie D.", "red shirt")
+    assert found(body) == [(tagged_red.pk, ["ocr", "outfit:shirt:red"]), (tagged_blue.pk, ["ocr"]),
+                           (red.pk, ["outfit:shirt:red"])]
+    assert body["results"][0]["reasons"][1]["label"] == "red shirt"
+
+
+def test_a_selfie_with_an_outfit_and_a_bib_combines_all_three(
+        api, event, no_clip, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        seen = photo_with_faces(event, ("astronaut", (120, 0, 330, 260), (400, 150), 1.3, 1), 1)
+    read, red = ready_photo(event, 2), ready_photo(event, 3)
+    BibTag.objects.create(photo=read, bib="42", confidence=0.9, source="ocr", confirmed=True)
+    dressed(red, "red")
+    dressed(seen, "red")
+    indexes.sync(event.pk, indexes.FACES)
+    astronaut = encoded(ImageOps.mirror(ASTRONAUT).crop((100, 0, 400, 300)))
+
+    response = api.post(search_url(), {"selfie": selfie(astronaut), "bib": "42",
+                                       "outfit": "red shirt"}, format="multipart")
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["bib"], body["outfit"]) == ("42", "red shirt")
+    assert found(body) == [(seen.pk, ["face", "outfit:shirt:red"]), (read.pk, ["ocr"]),
+                           (red.pk, ["outfit:shirt:red"])]
+
+
+@pytest.mark.parametrize("query, message", [
+    ({"outfit": "   "}, "Give a bib number (?bib=1234), an outfit (?outfit=red+shirt) or both"),
+    ({"outfit": "casquette"}, "Describe the outfit with colours (white"),
+    ({"outfit": "rotes Hemd"}, "Not understood: “rotes”, “hemd”."),
+    ({"outfit": "red " * 60}, "at most 200 characters"),
+    ({"outfit": "red shirt", "lang": "de"}, "The language “de” is not supported: give lang=en "
+                                            "or lang=fr."),
+    ({"outfit": "red shirt", "bib": "12a"}, "digits only"),
+])
+def test_a_bad_outfit_query_is_a_clear_400(api, event, no_clip, query, message):
+    response = api.get(search_url(), query)
+    assert response.status_code == 400
+    assert message in response.json()["detail"]
+
+
+def test_an_outfit_error_follows_lang(api, event, no_clip):
+    response = api.get(search_url(), {"outfit": "maillot à pois", "lang": "fr"},
+                       HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("Non compris\u00a0: “pois”.")
+
+
+def test_a_selfie_with_an_unreadable_outfit_is_refused_before_any_face_is_looked_for(
+        api, event, no_clip, monkeypatch):
+    def no_detection(*args, **kwargs):
+        raise AssertionError("the selfie was searched")
+
+    monkeypatch.setattr(services, "selfie_search", no_detection)
+    response = api.post(search_url(), {"selfie": selfie(blank_jpeg()), "outfit": "licorne"},
+                        format="multipart")
+    assert response.status_code == 400 and "Not understood: “licorne”" in response.json()["detail"]
+    response = api.post(f"{search_url()}?lang=xx", {"selfie": selfie(blank_jpeg())},
+                        format="multipart")
+    assert response.status_code == 400 and "“xx” is not supported" in response.json()["detail"]
+
+
 def test_the_schema_and_its_docs_page_are_served_without_a_cdn(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
@@ -196,6 +308,10 @@ def test_the_schema_and_its_docs_page_are_served_without_a_cdn(client):
                  "/api/v1/events/{slug}/public-photos/{photo_id}/"):
         assert path in paths
     assert {"get", "post"} <= set(paths["/api/v1/events/{slug}/search/"])
+    search = paths["/api/v1/events/{slug}/search/"]
+    assert {"bib", "outfit", "lang"} <= {parameter["name"] for parameter in search["get"]["parameters"]}
+    selfie_form = search["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert "$ref" in selfie_form or "outfit" in selfie_form.get("properties", {})
     docs = client.get("/api/docs/")
     html = docs.content.decode()
     assert docs.status_code == 200 and "swagger-ui" in html
