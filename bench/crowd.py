@@ -107,7 +107,7 @@ def background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
     width, height = size
     small = rng.integers(70, 170, (max(2, height // 400), max(2, width // 400), 3), dtype=np.uint8)
     scene = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC), dtype=np.int16)
-    noise = rng.normal(0, 7, (height, width, 1)).astype(np.int16)
+    noise = rng.normal(0, 9, (height, width, 1)).astype(np.int16)
     return Image.fromarray(np.clip(scene + noise, 0, 255).astype(np.uint8))
 
 
@@ -175,11 +175,17 @@ class Product:
         from photos import imaging
 
         started, cpu = time.perf_counter(), time.process_time()
-        image, (width, _height) = imaging.decode_upright(data, steps.ANALYSIS_SIZE)
-        scale = width / image.width
-        found = self.detector.predict(image)
-        faces = [face.box for face in found]
-        readings = self.reader.predict(image, faces=faces, keeps=rules.keeps)
+        # As the faces and bibs steps do (mlpipeline/steps.py): one decode at analysis
+        # size, the stored faces, the small ones, torsos read at the original's resolution.
+        decoded = imaging.DecodedPhoto(data)
+        image = decoded.image(steps.ANALYSIS_SIZE)
+        scale = decoded.size[0] / image.width
+        faces = [face.box for face in self.detector.predict(image)]
+        small = [face.box for face in self.detector.small_faces(image, scale, faces)]
+        readings = self.reader.predict(image, faces=faces + small, keeps=rules.keeps,
+                                       detail=decoded.detail)
+        decoded.forget_detail()
+        faces += small
         accepted = rules.accept(readings)
         spent = (time.perf_counter() - started, time.process_time() - cpu)
         return ([(bib.text, tuple(v * scale for v in bib.box)) for bib in accepted],
