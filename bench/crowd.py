@@ -107,7 +107,7 @@ def background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
     width, height = size
     small = rng.integers(70, 170, (max(2, height // 400), max(2, width // 400), 3), dtype=np.uint8)
     scene = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC), dtype=np.int16)
-    noise = rng.normal(0, 9, (height, width, 1)).astype(np.int16)
+    noise = rng.normal(0, 7, (height, width, 1)).astype(np.int16)
     return Image.fromarray(np.clip(scene + noise, 0, 255).astype(np.uint8))
 
 
