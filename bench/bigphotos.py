@@ -191,7 +191,7 @@ class Pipeline:
             small = [face.box for face in self.detector.small_faces(image, scale, boxes)]
             rules = BibRules(min_confidence=PRODUCT_MIN_CONFIDENCE)
             readings = self.reader.predict(image, faces=boxes + small, keeps=rules.keeps,
-                                           detail=decoded.detail)
+                                           detail=decoded.detail, original_scale=scale)
             decoded.forget_detail()
             bibs = [bib.box for bib in rules.accept(readings)]
         with clock("outfit"):

@@ -183,7 +183,7 @@ class Product:
         faces = [face.box for face in self.detector.predict(image)]
         small = [face.box for face in self.detector.small_faces(image, scale, faces)]
         readings = self.reader.predict(image, faces=faces + small, keeps=rules.keeps,
-                                       detail=decoded.detail)
+                                       detail=decoded.detail, original_scale=scale)
         decoded.forget_detail()
         faces += small
         accepted = rules.accept(readings)

@@ -99,7 +99,7 @@ def read_bibs(photo: Photo) -> int:
     # The rules steer the reader's second look to torsos where no keepable bib was read.
     try:
         readings = reader.predict(image, faces=face_boxes + small, keeps=rules.keeps,
-                                  detail=decoded.detail)
+                                  detail=decoded.detail, original_scale=scale)
     except imaging.InvalidImage as exc:  # the original's full resolution could not be decoded
         raise PermanentStepError(exc.reason) from exc
     finally:

@@ -42,7 +42,8 @@ FACE_HEIGHT = 60
 #: bottom: covers 98 % of the labelled bibs of the RBNR dev set
 TORSO_HALF_WIDTH = 1.3  # × w either side
 TORSO_TOP, TORSO_BOTTOM = 0.7, 4.9  # × h below the chin
-#: faces smaller than this are too far away for their bib to be readable
+#: faces smaller than this (in pixels of the original, when the reader is given its
+#: detail) are too far away for their bib to be readable
 MIN_FACE = 12
 #: crowd shots hold dozens of faces; the largest are the runners in front, and
 #: the cost grows with each face read, so the rest are skipped
@@ -127,7 +128,8 @@ class BibReader(ModelWrapper):
     def predict(self, image: Image.Image,
                 faces: Sequence[tuple[float, float, float, float]] | None = None,
                 keeps: Callable[[BibReading], bool] | None = None,
-                detail: Callable[[int], Image.Image] | None = None) -> list[BibReading]:
+                detail: Callable[[int], Image.Image] | None = None,
+                original_scale: float = 1.0) -> list[BibReading]:
         """What the bibs under ``faces`` (or, without faces, anywhere) say.
 
         ``keeps`` tells whether a reading is one the caller would keep (the event's bib
@@ -138,13 +140,16 @@ class BibReader(ModelWrapper):
         ``longest`` px on its long side where the original has them): when a face is
         smaller in ``image`` than the scale its torso is read at, the torsos are cut
         from that copy instead of being enlarged from ``image``, so a small runner of
-        a large photo is read from the pixels the camera recorded. Boxes are always
+        a large photo is read from the pixels the camera recorded. ``original_scale``
+        is how many pixels of the original each pixel of ``image`` stands for: a face is
+        too small to read (``MIN_FACE``) by its size in the original. Boxes are always
         in ``image`` pixels.
         """
         rgb = np.asarray(image.convert("RGB"))
         if rgb.shape[0] < 8 or rgb.shape[1] < 8:
             return []
-        usable = _largest_usable(() if faces is None else faces)
+        min_face = MIN_FACE / max(1.0, original_scale) if detail is not None else MIN_FACE
+        usable = _largest_usable(() if faces is None else faces, min_face)
         if not usable:
             tiles, canvas = _whole(rgb)
             return self._read(rgb, self._detect(canvas, tiles))
@@ -296,16 +301,16 @@ def _line(crop: np.ndarray) -> np.ndarray:
     return cv2.resize(crop, (new_width, LINE_HEIGHT), interpolation=cv2.INTER_CUBIC)
 
 
-def _usable(face) -> bool:
+def _usable(face, min_face: float) -> bool:
     try:
         x1, y1, x2, y2 = (float(value) for value in face[:4])
     except (TypeError, ValueError):
         return False
-    return all(map(math.isfinite, (x1, y1, x2, y2))) and min(x2 - x1, y2 - y1) >= MIN_FACE
+    return all(map(math.isfinite, (x1, y1, x2, y2))) and min(x2 - x1, y2 - y1) >= min_face
 
 
-def _largest_usable(faces) -> list[tuple[float, float, float, float]]:
-    usable = sorted((tuple(float(v) for v in face[:4]) for face in faces if _usable(face)),
+def _largest_usable(faces, min_face: float = MIN_FACE) -> list[tuple[float, float, float, float]]:
+    usable = sorted((tuple(float(v) for v in face[:4]) for face in faces if _usable(face, min_face)),
                     key=lambda f: -(f[2] - f[0]) * (f[3] - f[1]))
     return usable[:MAX_FACES]
 
