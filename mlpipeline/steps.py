@@ -18,6 +18,7 @@ import numpy as np
 from accounts import privacy
 from mlpipeline import linking, loaded, tasks
 from mlpipeline.bibrules import rules_for_event
+from mlpipeline.inference.base import ModelUnavailable
 from photos import imaging
 from photos.models import BibTag, Face, Outfit, Photo
 from photos.pipeline import PermanentStepError
@@ -93,8 +94,7 @@ def read_bibs(photo: Photo) -> int:
     face_boxes = [_scaled(face.box, 1 / scale) for face in faces]
     # Runners too small to be stored as faces still carry bibs that are legible in the
     # original: the reader looks under them too, at the original's resolution.
-    small = [face.box for face in loaded.face_detector().ensure_loaded()
-             .small_faces(image, scale, face_boxes)]
+    small = [face.box for face in _small_faces(image, scale, face_boxes)]
     rules = rules_for_event(photo.event)
     # The rules steer the reader's second look to torsos where no keepable bib was read.
     try:
@@ -147,6 +147,16 @@ def read_bibs(photo: Photo) -> int:
     if accepted:
         tasks.links_changed(photo.event_id)
     return len(accepted)
+
+
+def _small_faces(image, scale: float, known) -> list:
+    """The photo's faces too small to be stored, for the bib reader; none when face
+    detection cannot run here (the bibs are then read under the stored faces only)."""
+    try:
+        detector = loaded.face_detector().ensure_loaded()
+    except ModelUnavailable:
+        return []
+    return detector.small_faces(image, scale, known)
 
 
 # --- Outfit colours ---------------------------------------------------------------------
