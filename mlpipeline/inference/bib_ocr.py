@@ -8,6 +8,10 @@ face is ``FACE_HEIGHT`` pixels high. That puts the digits at a size CRAFT and
 the recogniser read well (small far-away runners are enlarged, close-ups are
 shrunk) and keeps the work per face constant. The torso crops are laid side by
 side on one canvas, so the detector and the recogniser each run once per photo.
+On a large photo the faces are found on a reduced copy, where a runner in the
+background is a few pixels high; given the original's ``detail``, the reader cuts
+such torsos (and reads their text boxes) from the original's own pixels rather
+than enlarging the copy's, which is what reads them on crowd shots (bench/crowd.py).
 
 Without faces (none found, or none given) the whole photo is read, shrunk to
 ``FALLBACK_SIDE``: slower and only good for bibs that fill a fair part of the
