@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                         "each of the worker's two processes on this machine)")
     parser.add_argument("--no-legible", action="store_true",
                         help="skip reading each placed photo alone (the 'legible' reference)")
+    parser.add_argument("--max-faces", type=int, default=None,
+                        help="read under this many faces a photo (BibReader.MAX_FACES: a trade-off "
+                             "of recall on crowds against time)")
     parser.add_argument("--save", type=Path, default=None, help="write the frames here (JPEG)")
     args = parser.parse_args(argv)
     size = tuple(int(part) for part in args.size.lower().split("x"))
@@ -262,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cv2.setNumThreads(args.threads)
     sources, start_lists = load_sources(args.dataset)
+    if args.max_faces:
+        from mlpipeline.inference import bib_ocr
+
+        bib_ocr.MAX_FACES = args.max_faces
     product = Product()
     rng = np.random.default_rng(args.seed)
     modes = ("start list", "no start list")
