@@ -13,13 +13,12 @@ geometry links each bib to the face above it), then the outfit colours under eac
 face (with the bibs read masked out of the shirts), then the CLIP embedding.
 """
 
-import threading
-
 import numpy as np
 
 from accounts import privacy
 from mlpipeline import linking, loaded, tasks
 from mlpipeline.bibrules import rules_for_event
+from mlpipeline.inference.base import ModelUnavailable
 from photos import imaging
 from photos.models import BibTag, Face, Outfit, Photo
 from photos.pipeline import PermanentStepError
@@ -33,28 +32,27 @@ CLIP_DECODE_SIZE = 448
 
 # --- Images ------------------------------------------------------------------------------
 
-_image_cache = threading.local()
+def _decoded(photo: Photo) -> imaging.DecodedPhoto:
+    """The photo's original, decoded: shared with the derivatives step and between the
+    analysis steps that run after it in this thread (one decode per scale)."""
+    def read() -> bytes:
+        with photo.original.open("rb") as handle:
+            return handle.read()
+
+    try:
+        return imaging.decoded((photo.original.name, photo.content_hash), read)
+    except imaging.InvalidImage as exc:
+        raise PermanentStepError(exc.reason) from exc
 
 
 def _analysis_image(photo: Photo):
-    """The upright photo at analysis size and its scale to the original's pixels.
-
-    Faces and bibs of one photo run one after the other in one process: the
-    decoded image is kept for the second step instead of decoding twice.
-    """
-    key = (photo.pk, photo.original.name)
-    cached = getattr(_image_cache, "entry", None)
-    if cached and cached[0] == key:
-        return cached[1], cached[2]
-    with photo.original.open("rb") as handle:
-        data = handle.read()
+    """The upright photo at analysis size and its scale to the original's pixels."""
+    decoded = _decoded(photo)
     try:
-        image, (width, _height) = imaging.decode_upright(data, ANALYSIS_SIZE)
+        image = decoded.image(ANALYSIS_SIZE)
     except imaging.InvalidImage as exc:
         raise PermanentStepError(exc.reason) from exc
-    scale = width / image.width
-    _image_cache.entry = (key, image, scale)
-    return image, scale
+    return image, decoded.size[0] / image.width
 
 
 def _scaled(box, factor: float) -> list[float]:
@@ -91,11 +89,21 @@ def read_bibs(photo: Photo) -> int:
     reader = loaded.bib_reader()
     reader.ensure_loaded()
     image, scale = _analysis_image(photo)
+    decoded = _decoded(photo)
     faces = list(photo.faces.order_by("pk"))
     face_boxes = [_scaled(face.box, 1 / scale) for face in faces]
+    # Runners too small to be stored as faces still carry bibs that are legible in the
+    # original: the reader looks under them too, at the original's resolution.
+    small = [face.box for face in _small_faces(image, scale, face_boxes)]
     rules = rules_for_event(photo.event)
     # The rules steer the reader's second look to torsos where no keepable bib was read.
-    readings = reader.predict(image, faces=face_boxes, keeps=rules.keeps)
+    try:
+        readings = reader.predict(image, faces=face_boxes + small, keeps=rules.keeps,
+                                  detail=decoded.detail, original_scale=scale)
+    except imaging.InvalidImage as exc:  # the original's full resolution could not be decoded
+        raise PermanentStepError(exc.reason) from exc
+    finally:
+        decoded.forget_detail()  # the outfit step needs only the analysis copy
     accepted = rules.accept(readings)
 
     # What a person decided stays: a bib tagged by hand is not read over, and a bib a
@@ -145,6 +153,16 @@ def read_bibs(photo: Photo) -> int:
     else:
         tasks.suggestions_changed(photo.event_id)
     return len(accepted)
+
+
+def _small_faces(image, scale: float, known) -> list:
+    """The photo's faces too small to be stored, for the bib reader; none when face
+    detection cannot run here (the bibs are then read under the stored faces only)."""
+    try:
+        detector = loaded.face_detector().ensure_loaded()
+    except ModelUnavailable:
+        return []
+    return detector.small_faces(image, scale, known)
 
 
 # --- Outfit colours ---------------------------------------------------------------------

@@ -4,11 +4,16 @@ Used by the derivatives (web copy, preview, thumbnail) and by the analysis steps
 (faces, bibs, CLIP), so every consumer sees the same pixels: EXIF orientation
 applied, 16-bit samples scaled, transparency on white, embedded ICC profiles
 converted to sRGB. JPEGs are shrunk while decoding where the target allows it
-(``draft``: the decoder skips DCT detail it would throw away).
+(``draft``: the decoder skips DCT detail it would throw away), and one
+:class:`DecodedPhoto` serves every scale a photo's steps ask for from as few
+decodes as it can (:func:`decoded` shares it between the steps of one photo).
 """
 
 import io
 import logging
+import math
+import threading
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -144,43 +149,141 @@ def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+class DecodedPhoto:
+    """One photo's bytes, decoded once per scale its consumers need, never more.
+
+    The derivatives want the photo at 1600 px, faces and bibs at 2048 px, the bib reader
+    the full resolution around small runners. A JPEG is decoded at the smallest DCT
+    scale (1/1, 1/2, 1/4, 1/8) that still covers what is asked (``draft``), and a decode
+    already made at a larger scale serves every smaller request by shrinking it, so a
+    24 MP photo whose steps run one after the other in one process is decoded once at
+    half size, and at full size only when there are small runners to read.
+    Raises :class:`InvalidImage` for bytes that are not a usable photo.
+    """
+
+    def __init__(self, data: bytes):
+        self._data = data
+        header = self._open()
+        self.stored_size = header.size  # as the pixels are stored, before EXIF orientation
+        self.orientation = _orientation(header)
+        self.icc = header.info.get("icc_profile")
+        self.format = header.format
+        width, height = header.size
+        #: width and height as the photo is shown (orientations 5 to 8 turn it a quarter)
+        self.size = (height, width) if self.orientation in (5, 6, 7, 8) else (width, height)
+        # decodes as stored (flattened, not yet shrunk, coloured or turned), largest first
+        self._decodes: list[Image.Image] = []
+        self._images: dict[int, Image.Image] = {}  # longest side asked -> upright sRGB image
+        self._detail: Image.Image | None = None
+
+    def _open(self) -> Image.Image:
+        try:
+            image = Image.open(io.BytesIO(self._data), formats=ACCEPTED_FORMATS)
+        except Image.UnidentifiedImageError:
+            raise InvalidImage(_("The file is not a photo in a supported format "
+                                 "(JPEG, PNG, TIFF or WebP).")) from None
+        except Exception as exc:
+            raise InvalidImage(_("The file could not be read as an image: %(error)s")
+                               % {"error": exc}) from exc
+        width, height = image.size
+        max_pixels = getattr(settings, "PHOTO_MAX_PIXELS", 80_000_000)
+        if width * height > max_pixels:
+            raise InvalidImage(
+                _("The photo is too large (%(pixels).1f megapixels, at most %(max).1f).")
+                % {"pixels": width * height / 1_000_000, "max": max_pixels / 1_000_000})
+        return image
+
+    def _decoded(self, target: tuple[int, int]) -> Image.Image:
+        """The smallest decode at least ``target`` (stored orientation), made if none is."""
+        for decode in reversed(self._decodes):  # smallest first
+            if decode.width >= target[0] and decode.height >= target[1]:
+                return decode
+        try:
+            image = self._open()
+            # JPEG decodes at 1/2, 1/4 or 1/8 scale for free; draft picks the smallest
+            # scale that is still at least the target, and is a no-op for other formats.
+            image.draft(None, target)
+            image.load()
+            image = _flatten(image)
+        except (MemoryError, InvalidImage):
+            raise
+        except Exception as exc:
+            # Whatever goes wrong while decoding untrusted bytes is the bytes' fault
+            # (truncated upload, bad Huffman table, bomb...): permanent, not retried.
+            raise InvalidImage(_("The file is damaged or truncated: %(error)s")
+                               % {"error": exc}) from exc
+        self._decodes = sorted([*self._decodes, image], key=lambda decode: -decode.width)
+        return image
+
+    def _upright(self, image: Image.Image) -> Image.Image:
+        if self.orientation in _UPRIGHT:
+            return image.transpose(_UPRIGHT[self.orientation])
+        return image
+
+    def image(self, longest: int) -> Image.Image:
+        """The photo upright, in sRGB, at most ``longest`` px on its long side."""
+        if longest not in self._images:
+            target = fit(self.stored_size, longest)
+            try:
+                image = shrink(self._decoded(target), target, Image.Resampling.BICUBIC)
+                image = self._upright(_to_srgb(image, self.icc))
+            except (MemoryError, InvalidImage):
+                raise
+            except Exception as exc:
+                raise InvalidImage(_("The file is damaged or truncated: %(error)s")
+                                   % {"error": exc}) from exc
+            self._images[longest] = image
+        return self._images[longest]
+
+    def detail(self, longest: int) -> Image.Image:
+        """The photo upright at the smallest decoded scale whose long side is at least
+        ``longest`` (the full resolution at most), for reading small text: its colours
+        are left as stored (no ICC conversion: text reads the same in Adobe RGB), and
+        it is not resampled. Kept until :meth:`forget_detail`."""
+        stored_longest = max(self.stored_size)
+        scale = min(1.0, longest / stored_longest)
+        target = (min(self.stored_size[0], math.ceil(self.stored_size[0] * scale)),
+                  min(self.stored_size[1], math.ceil(self.stored_size[1] * scale)))
+        if self._detail is None or max(self._detail.size) < min(longest, stored_longest):
+            self._detail = to_rgb(self._upright(self._decoded(target)))
+        return self._detail
+
+    def forget_detail(self) -> None:
+        """Let the detail image and any decode larger than the images made go (memory)."""
+        self._detail = None
+        largest_asked = max((max(image.size) for image in self._images.values()), default=0)
+        keep = [decode for decode in self._decodes if max(decode.size) <= 2 * largest_asked]
+        self._decodes = keep or self._decodes[-1:]
+
+
 def decode_upright(data: bytes, longest: int) -> tuple[Image.Image, tuple[int, int]]:
     """The photo upright, in sRGB, at most ``longest`` px, and the upright size of the
     original. Raises :class:`InvalidImage` for bytes that are not a usable photo."""
-    try:
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-    except Image.UnidentifiedImageError:
-        raise InvalidImage(_("The file is not a photo in a supported format "
-                             "(JPEG, PNG, TIFF or WebP).")) from None
-    except Exception as exc:
-        raise InvalidImage(_("The file could not be read as an image: %(error)s")
-                           % {"error": exc}) from exc
-    width, height = image.size
-    max_pixels = getattr(settings, "PHOTO_MAX_PIXELS", 80_000_000)
-    if width * height > max_pixels:
-        raise InvalidImage(
-            _("The photo is too large (%(pixels).1f megapixels, at most %(max).1f).")
-            % {"pixels": width * height / 1_000_000, "max": max_pixels / 1_000_000})
-    try:
-        orientation = _orientation(image)
-        icc = image.info.get("icc_profile")
-        target = fit(image.size, longest)
-        # JPEG decodes at 1/2, 1/4 or 1/8 scale for free; draft picks the smallest
-        # scale that is still at least the target, and is a no-op for other formats.
-        image.draft(None, target)
-        image.load()
-        image = _flatten(image)
-        image = shrink(image, target, Image.Resampling.BICUBIC)
-        image = _to_srgb(image, icc)
-        if orientation in _UPRIGHT:
-            image = image.transpose(_UPRIGHT[orientation])
-    except MemoryError:
-        raise
-    except Exception as exc:
-        # Whatever goes wrong while decoding untrusted bytes is the bytes' fault
-        # (truncated upload, bad Huffman table, bomb...): permanent, not retried.
-        raise InvalidImage(_("The file is damaged or truncated: %(error)s")
-                           % {"error": exc}) from exc
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    return image, (width, height)
+    photo = DecodedPhoto(data)
+    return photo.image(longest), photo.size
+
+
+_last_decoded = threading.local()
+
+
+def decoded(key: tuple, read: Callable[[], bytes]) -> DecodedPhoto:
+    """The :class:`DecodedPhoto` of the file ``key`` names, read with ``read()`` unless it
+    is the one this thread decoded last: a photo's derivatives, faces, bibs and outfit
+    steps run one after the other in one worker thread, and share one decode.
+
+    ``key`` must change when the bytes do: a stored original's name and content hash
+    (originals are named by their content and never rewritten). Only the last photo is
+    kept, so a worker holds one photo's pixels at most.
+    """
+    entry = getattr(_last_decoded, "entry", None)
+    if entry is not None and entry[0] == key:
+        return entry[1]
+    _last_decoded.entry = None  # the previous photo's pixels go before the next are read
+    photo = DecodedPhoto(read())
+    _last_decoded.entry = (key, photo)
+    return photo
+
+
+def forget_decoded() -> None:
+    """Drop this thread's last decoded photo (tests; a process done with a photo)."""
+    _last_decoded.entry = None

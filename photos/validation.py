@@ -1,7 +1,8 @@
 """Checks what a photographer uploads before it becomes a Photo. No database here.
 
 ``inspect_image`` reads one file once (hashing it on the way), asks Pillow for
-the header, then decodes every pixel, so a damaged file is refused at upload
+the header, then decodes the whole image (a JPEG at 1/8 scale, which reads every
+byte of its compressed data all the same), so a damaged file is refused at upload
 time with a reason the photographer can act on, instead of failing later in a
 background step nobody watches. ``open_archive`` does the same job for a ZIP:
 it never unpacks anything to disk, and every limit is checked on the bytes
@@ -165,6 +166,12 @@ def _inspect(content, name, sha256, size) -> ImageInfo:
             image_format = "JPEG" if img.format == "MPO" else img.format
             width, height = img.size
             _check_pixels(width, height)  # from the header, before any pixel is decoded
+            # A JPEG is decoded at 1/8 scale: libjpeg still reads and entropy-decodes every
+            # coefficient of every block (a truncated or broken stream fails exactly as at
+            # full size) but skips the inverse DCT and the colour conversion of all but one
+            # value per block, so a 24 MP photo costs 1/64 of its pixels' memory and a
+            # fraction of the time. Other formats ignore draft and decode in full.
+            img.draft(None, (max(1, width // 8), max(1, height // 8)))
             img.load()
             captured_at, camera, orientation = _read_exif(img, name)
             mode = img.mode

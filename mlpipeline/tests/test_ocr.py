@@ -221,3 +221,30 @@ def test_it_says_which_weight_file_is_missing(monkeypatch, tmp_path):
                         lambda name, *a: fake if name == "easyocr_en_models" else real(name, *a))
     with pytest.raises(ModelUnavailable, match="english_g2.pth"):
         BibReader().ensure_loaded()
+
+
+def test_a_small_runner_is_read_from_the_originals_detail(reader):
+    """A face 8 px high on the reduced copy the steps analyse is 70 px in the original: its
+    torso is cut from the original, and the box comes back in the reduced copy's pixels."""
+    original = runner_photo("4721")
+    reduced = original.resize((50, 65), Image.BILINEAR)
+    face = tuple(value / 8 for value in FACE)
+    asked = []
+
+    def detail(longest):
+        asked.append(longest)
+        return original
+
+    assert "4721" not in texts(reader.predict(reduced, [face]))  # the copy alone cannot tell
+    readings = reader.predict(reduced, [face], detail=detail, original_scale=8.0)
+
+    assert "4721" in texts(readings) and asked
+    x1, y1, x2, y2 = next(r for r in readings if r.text == "4721").box
+    assert BIB[0] / 8 - 2 <= x1 < x2 <= BIB[2] / 8 + 2 and BIB[1] / 8 - 2 <= y1 < y2 <= BIB[3] / 8 + 2
+
+
+def test_a_large_face_never_asks_for_the_detail(reader):
+    def detail(longest):
+        raise AssertionError("a face this size is read from the copy itself")
+
+    assert "4721" in texts(reader.predict(runner_photo(), [FACE], detail=detail, original_scale=3.0))

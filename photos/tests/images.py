@@ -108,3 +108,40 @@ def make_zip(*members, compression=zipfile.ZIP_DEFLATED) -> bytes:
         for name, data in members:
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+def adobe_rgb_profile() -> bytes:
+    """An ICC v2 display profile of Adobe RGB (1998): its D50-adapted primaries and its
+    2.2 gamma (563/256), as Adobe's own profile holds them. Written by hand because no
+    Adobe RGB profile ships with Pillow or the system (bench/bigphotos.py uses it too)."""
+    def s15(value: float) -> bytes:
+        return struct.pack(">i", round(value * 65536))
+
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + s15(x) + s15(y) + s15(z)
+
+    description = b"Adobe RGB (1998) compatible"
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, 563) + bytes(2)
+    tags = [
+        (b"desc", b"desc" + bytes(4) + struct.pack(">I", len(description) + 1) + description
+         + b"\0" + bytes(4) + bytes(4) + bytes(3) + bytes(67)),
+        (b"cprt", b"text" + bytes(4) + b"No copyright, use freely\0"),
+        (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+        (b"rXYZ", xyz(0.6097, 0.3111, 0.0195)),
+        (b"gXYZ", xyz(0.2053, 0.6257, 0.0609)),
+        (b"bXYZ", xyz(0.1492, 0.0632, 0.7446)),
+        (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for signature, body in tags:
+        body += bytes(-len(body) % 4)
+        table += signature + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + bytes(4) + struct.pack(">I", 0x02100000) + b"mntr"
+              + b"RGB " + b"XYZ " + struct.pack(">6H", 2026, 12, 1, 0, 0, 0) + b"acsp"
+              + bytes(4) + bytes(4) + bytes(4) + bytes(4) + bytes(8) + bytes(4)
+              + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(4) + bytes(16) + bytes(28))
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data

@@ -1,0 +1,344 @@
+"""Bib recall on crowd shots: small runners on large photos, by runner size.
+
+    python bench/crowd.py ../shared/data/rbnr-dev [--frames 24] [--size 6000x4000]
+                          [--runners 6] [--faces 22-120] [--seed 16] [--save DIR]
+
+The dev set is generated, never stored: each frame is a large photo (``--size``, a
+24 MP camera frame by default) of a neutral, noisy background on which ``--runners``
+rbnr-dev photos are placed side by side, each scaled so that its labelled runner's
+face is ``--faces`` pixels high (log-uniform, drawn per placed photo), so the same
+frame holds runners in front and far away. The labels come along (``labels.csv`` for
+the bibs, ``boxes.csv`` for each labelled runner's face box), scaled into the frame.
+The same seed always gives the same frames.
+
+Each frame goes through what the product does to a photo (``analyse``: decode at the
+analysis size, faces, bibs with the rbnr set's start list as the event's, the event's
+rules), and a labelled bib counts as found when a tag of that bib lies in its placed
+photo. Recall is printed by face height in the frame (pixels of the full-size photo),
+with and without a start list, with the reader's time per frame.
+
+"Legible" puts a number on "small runners whose bib is perfectly readable at full
+resolution": a labelled bib the same reader finds when its rbnr-dev photo is read on
+its own at the size it is placed at (faces found and bibs read on that photo alone).
+Recall on legible bibs is what the crowd loses against reading each runner in its own
+photo, the failure this bench is about; recall on all bibs is shown beside it.
+"""
+
+import argparse
+import csv
+import io
+import math
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: face height bins (pixels in the full-size frame) recall is reported by
+BINS = (0, 24, 32, 48, 64, 96, 10_000)
+TARGET_RECALL = 0.95
+#: gap between placed photos, so two never touch
+MARGIN = 24
+
+
+@dataclass(frozen=True)
+class Runner:
+    bib: str
+    face: tuple[float, float, float, float]  # in the source photo
+
+
+@dataclass
+class Source:
+    name: str
+    set: str
+    runners: list[Runner]
+
+    @property
+    def face_height(self) -> float:
+        return statistics.median(face[3] - face[1] for face in (r.face for r in self.runners))
+
+
+@dataclass(frozen=True)
+class Placed:
+    """One labelled runner in a frame: face box in frame pixels, and where its photo is."""
+    bib: str
+    face: tuple[float, float, float, float]
+    tile: tuple[int, int, int, int]
+    source: str
+    scale: float
+
+    @property
+    def face_height(self) -> float:
+        return self.face[3] - self.face[1]
+
+
+@dataclass
+class Frame:
+    image: Image.Image
+    runners: list[Placed] = field(default_factory=list)
+    start_list: set[str] = field(default_factory=set)
+
+
+def load_sources(dataset: Path) -> tuple[list[Source], dict[str, set[str]]]:
+    """rbnr-dev photos with their labelled runners (boxes.csv), and each set's bibs."""
+    sets = {row["image"]: row["set"] for row in _rows(dataset / "meta.csv")}
+    runners = defaultdict(list)
+    for row in _rows(dataset / "boxes.csv"):
+        face = tuple(float(row[f"face_{key}"]) for key in ("x1", "y1", "x2", "y2"))
+        runners[row["image"]].append(Runner(row["bib"], face))
+    start_lists: dict[str, set[str]] = defaultdict(set)
+    for row in _rows(dataset / "labels.csv"):
+        start_lists[sets[row["image"]]].update(row["bibs"].split())
+    sources = [Source(name, sets[name], found) for name, found in sorted(runners.items())]
+    return sources, start_lists
+
+
+def background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """A neutral scene with camera-like noise (a noise-free frame would make files
+    unrealistically small and JPEG decoding unrealistically fast)."""
+    width, height = size
+    small = rng.integers(70, 170, (max(2, height // 400), max(2, width // 400), 3), dtype=np.uint8)
+    scene = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC), dtype=np.int16)
+    noise = rng.normal(0, 7, (height, width, 1)).astype(np.int16)
+    return Image.fromarray(np.clip(scene + noise, 0, 255).astype(np.uint8))
+
+
+def make_frame(dataset: Path, sources: list[Source], start_lists: dict[str, set[str]],
+               rng: np.random.Generator, size: tuple[int, int], count: int,
+               faces: tuple[float, float]) -> Frame:
+    """One frame with ``count`` rbnr-dev photos placed where they fit, none overlapping."""
+    frame = Frame(background(size, rng))
+    taken: list[tuple[int, int, int, int]] = []
+    low, high = math.log(faces[0]), math.log(faces[1])
+    for _ in range(count):
+        source = sources[int(rng.integers(len(sources)))]
+        with Image.open(dataset / "images" / source.name) as opened:
+            photo = opened.convert("RGB")
+        scale = math.exp(rng.uniform(low, high)) / source.face_height
+        placed_size = (max(8, round(photo.width * scale)), max(8, round(photo.height * scale)))
+        if placed_size[0] > size[0] - 2 * MARGIN or placed_size[1] > size[1] - 2 * MARGIN:
+            continue
+        spot = _free_spot(rng, size, placed_size, taken)
+        if spot is None:
+            continue
+        left, top = spot
+        tile = (left, top, left + placed_size[0], top + placed_size[1])
+        taken.append(tile)
+        frame.image.paste(photo.resize(placed_size, Image.LANCZOS), (left, top))
+        frame.start_list |= start_lists[source.set]
+        for runner in source.runners:
+            x1, y1, x2, y2 = runner.face
+            frame.runners.append(Placed(runner.bib, (left + x1 * scale, top + y1 * scale,
+                                                     left + x2 * scale, top + y2 * scale),
+                                        tile, source.name, scale))
+    return frame
+
+
+def _free_spot(rng, size, placed_size, taken, tries: int = 200):
+    for _ in range(tries):
+        left = int(rng.integers(MARGIN, size[0] - placed_size[0] - MARGIN + 1))
+        top = int(rng.integers(MARGIN, size[1] - placed_size[1] - MARGIN + 1))
+        box = (left, top, left + placed_size[0], top + placed_size[1])
+        if all(box[2] + MARGIN <= other[0] or other[2] + MARGIN <= box[0]
+               or box[3] + MARGIN <= other[1] or other[3] + MARGIN <= box[1] for other in taken):
+            return left, top
+    return None
+
+
+def jpeg_bytes(image: Image.Image, quality: int = 92) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+class Product:
+    """What the product's faces and bibs steps do to a photo's bytes, models loaded once."""
+
+    def __init__(self):
+        from mlpipeline.inference.bib_ocr import BibReader
+        from mlpipeline.inference.mtcnn import FaceDetector
+
+        self.detector = FaceDetector().ensure_loaded()
+        self.reader = BibReader().ensure_loaded()
+
+    def analyse(self, data: bytes, rules) -> tuple[list, list, float]:
+        """(accepted bibs in photo pixels, face boxes in photo pixels, (wall, CPU) seconds)."""
+        from mlpipeline import steps
+        from photos import imaging
+
+        started, cpu = time.perf_counter(), time.process_time()
+        # As the faces and bibs steps do (mlpipeline/steps.py): one decode at analysis
+        # size, the stored faces, the small ones, torsos read at the original's resolution.
+        decoded = imaging.DecodedPhoto(data)
+        image = decoded.image(steps.ANALYSIS_SIZE)
+        scale = decoded.size[0] / image.width
+        faces = [face.box for face in self.detector.predict(image)]
+        small = [face.box for face in self.detector.small_faces(image, scale, faces)]
+        readings = self.reader.predict(image, faces=faces + small, keeps=rules.keeps,
+                                       detail=decoded.detail, original_scale=scale)
+        decoded.forget_detail()
+        faces += small
+        accepted = rules.accept(readings)
+        spent = (time.perf_counter() - started, time.process_time() - cpu)
+        return ([(bib.text, tuple(v * scale for v in bib.box)) for bib in accepted],
+                [tuple(v * scale for v in box) for box in faces], spent)
+
+
+def legible(product: Product, dataset: Path, placed: list[Placed], start_list) -> set:
+    """(source, bib, scale) of the runners the reader finds in their own photo, read alone
+    at the size they are placed at: the bibs a full-resolution look can read."""
+    from mlpipeline.bibrules import PRODUCT_MIN_CONFIDENCE, BibRules
+
+    rules = BibRules(min_confidence=PRODUCT_MIN_CONFIDENCE, start_list=frozenset(start_list))
+    found = set()
+    for source, scale in {(runner.source, runner.scale) for runner in placed}:
+        with Image.open(dataset / "images" / source) as opened:
+            photo = opened.convert("RGB")
+        photo = photo.resize((max(8, round(photo.width * scale)), max(8, round(photo.height * scale))),
+                             Image.LANCZOS)
+        faces = [face.box for face in product.detector.predict(photo)]
+        readings = product.reader.predict(photo, faces=faces, keeps=rules.keeps)
+        found |= {(source, bib.text, scale) for bib in rules.accept(readings)}
+    return found
+
+
+def found_in_tile(runner: Placed, tags) -> bool:
+    x1, y1, x2, y2 = runner.tile
+    return any(text == runner.bib and x1 <= (box[0] + box[2]) / 2 <= x2
+               and y1 <= (box[1] + box[3]) / 2 <= y2 for text, box in tags)
+
+
+def bin_of(height: float) -> int:
+    return next(index for index in range(len(BINS) - 1) if height < BINS[index + 1])
+
+
+def setup_django() -> None:
+    """Django's apps, for the product's modules; no database is ever opened here (a
+    throwaway var dir, so nothing is written in the developer's)."""
+    import tempfile
+
+    import django
+
+    for key in ("DATABASE_URL", "REDIS_URL"):
+        os.environ.pop(key, None)
+    os.environ.update(DEBUG="1", DJANGO_SETTINGS_MODULE="racephoto.settings",
+                      RACEPHOTO_VAR_DIR=tempfile.mkdtemp(prefix="racephoto-bench-"))
+    django.setup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", type=Path, help="rbnr-dev: images/, labels.csv, boxes.csv, meta.csv")
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--size", default="6000x4000", help="frame size WxH (default 6000x4000)")
+    parser.add_argument("--runners", type=int, default=6, help="rbnr-dev photos placed per frame")
+    parser.add_argument("--faces", default="22-120",
+                        help="range of the placed runners' face heights, px (default 22-120)")
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as "
+                        "each of the worker's two processes on this machine)")
+    parser.add_argument("--no-legible", action="store_true",
+                        help="skip reading each placed photo alone (the 'legible' reference)")
+    parser.add_argument("--max-faces", type=int, default=None,
+                        help="read under this many faces a photo (BibReader.MAX_FACES: a trade-off "
+                             "of recall on crowds against time)")
+    parser.add_argument("--save", type=Path, default=None, help="write the frames here (JPEG)")
+    args = parser.parse_args(argv)
+    size = tuple(int(part) for part in args.size.lower().split("x"))
+    faces = tuple(float(part) for part in args.faces.split("-"))
+
+    setup_django()
+    import torch
+
+    from mlpipeline.bibrules import PRODUCT_MIN_CONFIDENCE, BibRules
+
+    torch.set_num_threads(args.threads)
+    import cv2
+
+    cv2.setNumThreads(args.threads)
+    sources, start_lists = load_sources(args.dataset)
+    if args.max_faces:
+        from mlpipeline.inference import bib_ocr
+
+        bib_ocr.MAX_FACES = args.max_faces
+    product = Product()
+    rng = np.random.default_rng(args.seed)
+    modes = ("start list", "no start list")
+    hits = {mode: defaultdict(lambda: [0, 0]) for mode in modes}  # bin -> [found, total]
+    legible_hits = defaultdict(lambda: [0, 0])
+    seconds, cpu_seconds, decode_sizes, face_counts = [], [], [], []
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+    for index in range(args.frames):
+        frame = make_frame(args.dataset, sources, start_lists, rng, size, args.runners, faces)
+        data = jpeg_bytes(frame.image)
+        if args.save:
+            (args.save / f"crowd_{index:03d}.jpg").write_bytes(data)
+        reference = set() if args.no_legible else legible(product, args.dataset, frame.runners,
+                                                           frame.start_list)
+        for mode in modes:
+            rules = BibRules(min_confidence=PRODUCT_MIN_CONFIDENCE,
+                             start_list=frozenset(frame.start_list) if mode == "start list" else None)
+            tags, found_faces, spent = product.analyse(data, rules)
+            if mode == "start list":
+                seconds.append(spent[0])
+                cpu_seconds.append(spent[1])
+                face_counts.append(len(found_faces))
+                decode_sizes.append(len(data))
+            for runner in frame.runners:
+                hit = found_in_tile(runner, tags)
+                counts = hits[mode][bin_of(runner.face_height)]
+                counts[0] += hit
+                counts[1] += 1
+                if mode == "start list" and (runner.source, runner.bib, runner.scale) in reference:
+                    counts = legible_hits[bin_of(runner.face_height)]
+                    counts[0] += hit
+                    counts[1] += 1
+        print(f"frame {index + 1}/{args.frames}: {len(frame.runners)} labelled runners, "
+              f"{face_counts[-1]} faces found, {seconds[-1]:.2f} s wall, {cpu_seconds[-1]:.2f} s CPU",
+              flush=True)
+
+    print(f"\n{args.frames} frames of {size[0]}x{size[1]} ({statistics.mean(decode_sizes) / 1e6:.1f} MB "
+          f"mean JPEG), {args.runners} rbnr-dev photos placed per frame, runner faces "
+          f"{faces[0]:g}-{faces[1]:g} px, seed {args.seed}, torch threads {args.threads}")
+    header = "face height px".ljust(16) + "".join(f"{label:>18}" for label in
+                                                  ("start list", "no start list", "legible (list)"))
+    print(header)
+    rows = [(f"{BINS[i]}-{BINS[i + 1] if BINS[i + 1] < 10_000 else ''}", i) for i in range(len(BINS) - 1)]
+    for label, index in [*rows, ("all", None)]:
+        cells = []
+        for table in (hits["start list"], hits["no start list"], legible_hits):
+            found, total = ([table[index][0], table[index][1]] if index is not None else
+                            [sum(v[0] for v in table.values()), sum(v[1] for v in table.values())])
+            cells.append(f"{found:>4}/{total:<4} {found / total:5.3f}" if total else f"{'-':>14}")
+        print(label.ljust(16) + "".join(f"{cell:>18}" for cell in cells))
+    found = sum(v[0] for v in legible_hits.values())
+    total = sum(v[1] for v in legible_hits.values())
+    if total:
+        recall = found / total
+        print(f"recall on legible bibs (start list) {recall:.3f} (target >= {TARGET_RECALL}: "
+              f"{'met' if recall >= TARGET_RECALL else 'MISSED'})")
+    print(f"faces + bibs per frame (decode at analysis size, detect, read), start list: mean "
+          f"{statistics.mean(seconds):.2f} s, p50 {statistics.median(seconds):.2f} s, "
+          f"max {max(seconds):.2f} s; process CPU mean {statistics.mean(cpu_seconds):.2f} s, p50 "
+          f"{statistics.median(cpu_seconds):.2f} s; faces found per frame: mean "
+          f"{statistics.mean(face_counts):.1f}")
+    print(f"load average at the end: {', '.join(f'{load:.1f}' for load in os.getloadavg())}")
+    return 0
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
