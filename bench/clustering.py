@@ -130,7 +130,10 @@ def pair_scores(labels, truth) -> tuple[float, float]:
 
 
 def same_partition(a, b) -> float:
-    """Share of faces whose cluster is exactly the same set of faces in both labellings."""
+    """Share of faces whose cluster is exactly the same set of faces in both labellings
+    (1.0 when there are no faces: two empty labellings agree)."""
+    if not len(a):
+        return 1.0
     size_a = dict(zip(*np.unique(a, return_counts=True)))
     size_b = dict(zip(*np.unique(b, return_counts=True)))
     combos, counts = np.unique(np.stack([a, b]), axis=1, return_counts=True)

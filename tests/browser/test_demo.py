@@ -43,7 +43,7 @@ def test_a_runner_finds_their_demo_photos_by_bib_on_a_phone(processed_demo, live
 
     page.wait_for_selector("text=Dossard 102")
     assert "Lucas B." in page.inner_text("main")  # the start list's name, first name + initial
-    tiles = page.locator("main img[src*='/media/thumbnails/']")
+    tiles = page.locator("#results img[src*='/media/thumbnails/']")  # not the highlights strip
     assert tiles.count() == 3
     for index in range(3):  # every thumbnail really arrives, none is a broken image
         tiles.nth(index).scroll_into_view_if_needed()

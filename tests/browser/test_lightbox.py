@@ -175,7 +175,7 @@ def test_the_whole_event_by_time_jumps_to_a_quarter_hour(live_server, page, even
     first = page.locator("#results a.photo-link").first
     shot(page, "by-time-phone", full_page=True)
     # Seed n was taken 100 - n minutes after 09:30: 11:00 is seed 10.
-    expect(first).to_have_attribute("href", f"/en/events/semi-lyon/photos/{photos[10].pk}/")
+    expect(first).to_have_attribute("href", f"/en/events/semi-lyon/photos/{photos[10].pk}/?from=by-time")
     first.click()
     expect(page.locator("#lightbox")).to_be_visible()
     page.keyboard.press("ArrowRight")  # oldest first: the next one is later in the day
