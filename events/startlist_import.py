@@ -13,6 +13,7 @@ readings is :mod:`mlpipeline.start_list`'s job.
 import csv
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -148,8 +149,22 @@ def _columns(header: list[str]) -> dict[str, int]:
     return found
 
 
-def read(data: bytes, event: Event) -> Preview:
-    """Check every row of ``data`` against the event (its races, its start list); writes nothing."""
+@dataclass
+class Table:
+    """A CSV file opened for reading: its header line (each import names its own columns),
+    the rows after it, and what was found."""
+
+    reader: Iterator[list[str]]
+    header: list[str]
+    encoding: str
+    delimiter: str
+    legacy_lines: set
+    first_data_line: int
+
+
+def open_table(data: bytes) -> Table:
+    """Decode ``data`` (encoding, separator) and read its header line; shared by the start
+    list and the timing import. Raises :class:`StartListFileError` with the reason."""
     if not data.strip():
         raise StartListFileError(_("The file is empty."))
     if len(data) > MAX_FILE_BYTES:
@@ -160,8 +175,8 @@ def read(data: bytes, event: Event) -> Preview:
     if header_index is None:
         raise StartListFileError(_("The file is empty."))
     delimiter = _delimiter(lines[header_index])
-    # Fields are checked one by one below; the csv module's own limit would fail the
-    # whole file on one giant cell.
+    # Fields are checked one by one by the callers; the csv module's own limit would fail
+    # the whole file on one giant cell.
     csv.field_size_limit(MAX_FILE_BYTES)
     reader = csv.reader((line.replace("\x00", "") for line in lines[header_index:]),
                         delimiter=delimiter)
@@ -170,7 +185,16 @@ def read(data: bytes, event: Event) -> Preview:
     except csv.Error as exc:
         raise StartListFileError(_("The first line cannot be read: %(error)s")
                                  % {"error": exc}) from exc
-    columns = _columns(header)
+    return Table(reader=reader, header=header, encoding=encoding,
+                 delimiter=delimiter, legacy_lines=legacy_lines,
+                 first_data_line=header_index + 2)
+
+
+def read(data: bytes, event: Event) -> Preview:
+    """Check every row of ``data`` against the event (its races, its start list); writes nothing."""
+    table = open_table(data)
+    reader, header, columns = table.reader, table.header, _columns(table.header)
+    encoding, delimiter, legacy_lines = table.encoding, table.delimiter, table.legacy_lines
     if BIB not in columns:
         raise StartListFileError(_(
             "No bib column in the first line. Expected a header such as: "
@@ -180,7 +204,7 @@ def read(data: bytes, event: Event) -> Preview:
     existing = {entry[0]: entry[1:] for entry in StartListEntry.objects.filter(event=event)
                 .values_list("bib", "first_name", "last_name", "race_id", "email")}
     rows, seen = [], {}
-    first_data_line = header_index + 2
+    first_data_line = table.first_data_line
     try:
         for offset, cells in enumerate(reader):
             line = first_data_line + offset

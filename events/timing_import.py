@@ -31,12 +31,10 @@ from events.startlist_import import (
 )
 from events.startlist_import import (
     MAX_FIELD_CHARS,
-    MAX_FILE_BYTES,
     MAX_ROWS,
     StartListFileError,
-    _decode,
-    _delimiter,
     _key,
+    open_table,
 )
 from mlpipeline.bibrules import canonical
 
@@ -197,31 +195,15 @@ def _race_start(race: Race | None, event: Event, zone) -> dt.datetime | None:
 def read(data: bytes, event: Event, default_point: str) -> Preview:
     """Check every row of ``data`` against the event (its start list, its races, the results
     already stored); writes nothing. Rows without a point column go to ``default_point``."""
-    if not data.strip():
-        raise TimingFileError(_("The file is empty."))
-    if len(data) > MAX_FILE_BYTES:
-        raise TimingFileError(_("The file is larger than %(size)d MB: split it in parts.")
-                              % {"size": MAX_FILE_BYTES // (1024 * 1024)})
+    try:
+        table = open_table(data)
+    except StartListFileError as exc:
+        raise TimingFileError(str(exc)) from exc
     default_point = " ".join(default_point.split())[:100]
     if not default_point:
         raise TimingFileError(_("Name the timing point (e.g. Finish)."))
-    try:
-        lines, encoding, _legacy = _decode(data)
-    except StartListFileError as exc:
-        raise TimingFileError(str(exc)) from exc
-    header_index = next((index for index, line in enumerate(lines) if line.strip()), None)
-    if header_index is None:
-        raise TimingFileError(_("The file is empty."))
-    delimiter = _delimiter(lines[header_index])
-    csv.field_size_limit(MAX_FILE_BYTES)
-    reader = csv.reader((line.replace("\x00", "") for line in lines[header_index:]),
-                        delimiter=delimiter)
-    try:
-        header = next(reader)
-    except csv.Error as exc:
-        raise TimingFileError(_("The first line cannot be read: %(error)s")
-                              % {"error": exc}) from exc
-    columns = _columns(header)
+    reader, header, columns = table.reader, table.header, _columns(table.header)
+    encoding, delimiter = table.encoding, table.delimiter
     if BIB not in columns:
         raise TimingFileError(_(
             "No bib column in the first line. Expected a header such as: bib (or dossard), "
@@ -240,7 +222,7 @@ def read(data: bytes, event: Event, default_point: str) -> Preview:
                "races_by_name": races_by_name, "only_race": only_race,
                "default_point": default_point}
     rows, seen = [], {}
-    first_data_line = header_index + 2
+    first_data_line = table.first_data_line
     try:
         for offset, cells in enumerate(reader):
             if not any(cell.strip() for cell in cells):

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from events import timing_import
+from events import startlist_import, timing_import
 from events.models import PhotographerTiming, StartListEntry, TimingPoint
 from photos import sequences, tagging, timing
 from photos.models import BibTag, Photo, TagSuggestion
@@ -105,7 +105,7 @@ def _render_timing(request, event, bound=None, import_error=None):
         import_error=import_error, default_point=_("Finish"),
         timing_tags=BibTag.objects.filter(photo__event=event, source=BibTag.Source.TIMING).count(),
         suggestions=TagSuggestion.objects.filter(photo__event=event).still_open().count(),
-        max_size_mb=timing_import.MAX_FILE_BYTES // (1024 * 1024)))
+        max_size_mb=startlist_import.MAX_FILE_BYTES // (1024 * 1024)))
 
 
 def _import_key(request, event, token) -> str:
@@ -122,10 +122,10 @@ def import_timing(request, event_id):
     point_name = request.POST.get("point", "")
     if upload is None:
         return _render_timing(request, event, import_error=_("Choose the file to import."))
-    if upload.size > timing_import.MAX_FILE_BYTES:
+    if upload.size > startlist_import.MAX_FILE_BYTES:
         return _render_timing(request, event, import_error=_(
             "The file is larger than %(size)d MB: split it in parts.")
-            % {"size": timing_import.MAX_FILE_BYTES // (1024 * 1024)})
+            % {"size": startlist_import.MAX_FILE_BYTES // (1024 * 1024)})
     data = upload.read()
     try:
         preview = timing_import.read(data, event, point_name)
