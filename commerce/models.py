@@ -251,6 +251,8 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
 
     def __str__(self):
         return self.provider_reference or f"payment {self.pk}"
@@ -266,6 +268,8 @@ class PaymentStateChange(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        verbose_name = _("payment state change")
+        verbose_name_plural = _("payment state changes")
 
 
 class Refund(models.Model):
@@ -329,6 +333,8 @@ class RefundStateChange(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        verbose_name = _("refund state change")
+        verbose_name_plural = _("refund state changes")
 class DiscountCode(models.Model):
     """A code a buyer types in the cart: a percentage or a fixed amount off one shop's prices.
 

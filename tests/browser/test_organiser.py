@@ -276,3 +276,19 @@ def test_an_organiser_sets_up_the_events_branding_and_features_a_photo(
     desk.fill("input[name=taken_from]", "2026-09-14T10:00")
     shot(desk, "grid-featured")
     assert Photo.objects.get(pk=photo.pk).featured
+
+
+def test_the_admin_home_shows_model_status_beside_recent_actions_not_under_them(live_server, desk):
+    admin = UserFactory(username="ada", role=User.Role.ADMIN, is_staff=True)
+    sign_in(desk, live_server, admin)
+    desk.goto(f"{live_server.url}/admin/")
+    link = desk.get_by_role("link", name="État des modèles")
+    expect(link).to_be_visible()
+    recent = desk.locator("#recent-actions-module").bounding_box()
+    box = link.bounding_box()
+    overlaps = not (box["x"] + box["width"] <= recent["x"] or recent["x"] + recent["width"] <= box["x"]
+                    or box["y"] + box["height"] <= recent["y"] or recent["y"] + recent["height"] <= box["y"])
+    assert not overlaps, (box, recent)
+    # Every model of the payment history has a French name in the list.
+    expect(desk.locator("#content-main")).to_contain_text("Changements d’état de paiement")
+    shot(desk, "admin-home")
