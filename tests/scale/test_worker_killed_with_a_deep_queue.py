@@ -76,10 +76,13 @@ def test_a_worker_killed_with_500_photos_queued_loses_none_and_runs_none_twice(
         worker.kill()
         depth_at_kill = queued(queue)
         orphans = held_tasks(queue)  # what the dead worker had taken: nobody will ack them
+        orphan_ids = sorted(args[0] for args in orphans.values())
+        begun = set(PhotoStep.objects.filter(photo_id__in=ids, status=PhotoStep.Status.RUNNING)
+                    .values_list("photo_id", flat=True))
+        in_hands = sorted(begun | set(orphan_ids))
         ready_at_kill = ready(ids)
         assert depth_at_kill >= PHOTOS // 2, "the queue was not deep at the kill"
-        assert orphans, "the worker held no photo when it was killed: nothing was at risk"
-        orphan_ids = sorted(args[0] for args in orphans.values())
+        assert in_hands, "the worker held no photo when it was killed: nothing was at risk"
 
         # The broker alone gives nothing back: the photos stay taken, not queued.
         time.sleep(2)
@@ -98,7 +101,8 @@ def test_a_worker_killed_with_500_photos_queued_loses_none_and_runs_none_twice(
                 lost = sorted(set(ids) - set(Photo.objects.filter(
                     pk__in=ids, state=Photo.State.READY).values_list("pk", flat=True)))
                 pytest.fail(f"{len(lost)} photo(s) never came back after the restart: "
-                            f"{lost[:20]}; the killed worker held {orphan_ids}; "
+                            f"{lost[:20]}; the killed worker had begun {sorted(begun)} and "
+                            f"held the messages of {orphan_ids}; "
                             f"unacknowledged now: {held_tasks(queue)}\n"
                             + worker.log.read_text()[-3000:])
             time.sleep(0.2)
@@ -113,6 +117,8 @@ def test_a_worker_killed_with_500_photos_queued_loses_none_and_runs_none_twice(
     finally:
         worker.stop()
 
+    # What was begun was still the broker's to give back (acknowledged only once done).
+    assert orphans and begun <= set(orphan_ids), (begun, orphan_ids)
     log = worker.log.read_text()
     assert f"put back {len(orphans)} task(s) that worker {worker.hostname} held" in log, log[-3000:]
     steps = PhotoStep.objects.filter(photo_id__in=ids)
