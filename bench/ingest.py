@@ -238,6 +238,8 @@ def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, di
     sampler = threading.Thread(target=sample_pss, daemon=True)
     sampler.start()
     ready.wait()
+    # Before the first photo: the models and the processes, what the worker costs idle.
+    idle = [_memory_kib(pid) for pid in [os.getpid()] + [process.pid for process in workers]]
     started = time.perf_counter()
     peaks = [results.get() for _ in workers]
     seconds = time.perf_counter() - started
@@ -245,7 +247,8 @@ def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, di
     sampler.join()
     for process in workers:
         process.join()
-    return seconds, {"rss": peaks, "pss": peak["pss"] / 1024**2, "at_peak": peak["processes"]}
+    return seconds, {"rss": peaks, "pss": peak["pss"] / 1024**2, "at_peak": peak["processes"],
+                     "idle": idle}
 
 
 MEMORY_FIELDS = ("Pss", "Private_Clean", "Private_Dirty", "Shared_Clean", "Shared_Dirty")
@@ -317,13 +320,18 @@ def _full_pipeline_figures(event, memory: dict) -> None:
     # What makes the peak: each process's own pages (a photo's buffers, torch's and the
     # allocator's arenas; the main process's model weights until a child shares them) and
     # its share of the pages the worker processes share with the main one (the weights).
-    for role, process in zip(["main process"] + [f"worker process {n}" for n in
-                                                range(1, len(memory["at_peak"]))],
-                             memory["at_peak"], strict=True):
-        private = (process["Private_Clean"] + process["Private_Dirty"]) / 1024**2
-        shared = (process["Shared_Clean"] + process["Shared_Dirty"]) / 1024**2
-        print(f"  at the peak, {role}: PSS {process['Pss'] / 1024**2:.2f} GiB, private "
-              f"{private:.2f} GiB, shared with others {shared:.2f} GiB (counted in full)")
+    roles = ["main process"] + [f"worker process {n}" for n in range(1, len(memory["idle"]))]
+    for moment in ("idle", "at_peak"):
+        processes = memory[moment]
+        if moment == "idle":
+            print(f"  idle, once all were ready (before the first photo): whole worker's PSS "
+                  f"{sum(process['Pss'] for process in processes) / 1024**2:.2f} GiB")
+        for role, process in zip(roles, processes, strict=True):
+            private = (process["Private_Clean"] + process["Private_Dirty"]) / 1024**2
+            shared = (process["Shared_Clean"] + process["Shared_Dirty"]) / 1024**2
+            print(f"  {'idle' if moment == 'idle' else 'at the peak'}, {role}: PSS "
+                  f"{process['Pss'] / 1024**2:.2f} GiB, private {private:.2f} GiB, shared with "
+                  f"others {shared:.2f} GiB (counted in full)")
 
 if __name__ == "__main__":
     sys.exit(main())

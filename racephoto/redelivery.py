@@ -30,6 +30,7 @@ import logging
 import threading
 import uuid
 
+import redis
 from celery.signals import task_received, worker_ready, worker_shutdown
 from django.conf import settings
 
@@ -49,6 +50,19 @@ def _broker_channel():
     transport whose unacknowledged messages live in a hash that this module reads)."""
     channel = _state["channel"]
     return channel if channel is not None and hasattr(channel, "unacked_index_key") else None
+
+
+def _plain_client(channel):
+    """A client on the broker's own connections that names keys as given: kombu's client
+    adds the channel's ``global_keyprefix`` to some commands and not others (not to
+    ZSCORE or HGETALL), so this module adds it itself, to all of them."""
+    return redis.Redis(connection_pool=channel.pool)
+
+
+def _keys(channel) -> tuple[str, str]:
+    """The names of kombu's index of unacknowledged messages and of this module's notes."""
+    prefix = channel.global_keyprefix
+    return prefix + channel.unacked_index_key, prefix + HOLDERS_KEY
 
 
 @worker_ready.connect(dispatch_uid="racephoto.redelivery.start")
@@ -77,12 +91,13 @@ def note_holder(request=None, **kwargs):
     tag = getattr(request.message, "delivery_tag", None) if request is not None else None
     if channel is None or tag is None:
         return
+    index_key, holders_key = _keys(channel)
     try:
-        with channel.conn_or_acquire() as client:
-            delivered = client.zscore(channel.unacked_index_key, tag)
-            if delivered is not None:  # None: acknowledged on receipt, nothing to recover
-                client.hset(HOLDERS_KEY, tag, json.dumps(
-                    {"worker": _state["worker"], "run": _state["run"], "delivered": delivered}))
+        client = _plain_client(channel)
+        delivered = client.zscore(index_key, tag)
+        if delivered is not None:  # None: acknowledged on receipt, nothing to recover
+            client.hset(holders_key, tag, json.dumps(
+                {"worker": _state["worker"], "run": _state["run"], "delivered": delivered}))
     except Exception:  # the visibility timeout still covers this message
         logger.warning("could not note the holder of task %s", request.id, exc_info=True)
 
@@ -93,21 +108,21 @@ def put_back_orphans() -> int:
     channel = _broker_channel()
     if channel is None:
         return 0
-    redis = get_redis()
+    index_key, holders_key = _keys(channel)
+    client, heartbeats = _plain_client(channel), get_redis()
     put_back = {}
-    with channel.conn_or_acquire() as client:
-        for tag, raw in client.hgetall(HOLDERS_KEY).items():
-            note = json.loads(raw)
-            delivered = client.zscore(channel.unacked_index_key, tag)
-            if delivered != note["delivered"]:  # acknowledged, or another delivery now
-                client.hdel(HOLDERS_KEY, tag)
-                continue
-            own_earlier_run = note["worker"] == _state["worker"] and note["run"] != _state["run"]
-            if own_earlier_run or not redis.exists(worker_key(note["worker"])):
-                # To the end that workers take from next, as kombu's own restore does.
-                channel.qos.restore_by_tag(tag, client=client)
-                client.hdel(HOLDERS_KEY, tag)
-                put_back[note["worker"]] = put_back.get(note["worker"], 0) + 1
+    for tag, raw in client.hgetall(holders_key).items():
+        note = json.loads(raw)
+        delivered = client.zscore(index_key, tag)
+        if delivered != note["delivered"]:  # acknowledged, or another delivery now
+            client.hdel(holders_key, tag)
+            continue
+        own_earlier_run = note["worker"] == _state["worker"] and note["run"] != _state["run"]
+        if own_earlier_run or not heartbeats.exists(worker_key(note["worker"])):
+            # To the end of its queue that workers take from next, as kombu's own restore.
+            channel.qos.restore_by_tag(tag)
+            client.hdel(holders_key, tag)
+            put_back[note["worker"]] = put_back.get(note["worker"], 0) + 1
     for worker, count in put_back.items():
         logger.warning("put back %d task(s) that worker %s held when it stopped without "
                        "acknowledging them", count, worker)
