@@ -14,8 +14,10 @@ With ``--full`` the photos are shared out between ``--processes`` forked process
 this process loads the models, then forks the workers, which share the weights
 and take their share of the cores (``worker.preload``); the clock starts once all
 are ready, so the figure is the throughput of the product's worker on this
-machine. Memory: each process's peak RSS, and the whole worker's peak PSS. Model
-weights come from ``--models-dir`` (default MODELS_DIR, else var/models).
+machine. Memory: each process's peak RSS, and the whole worker's peak PSS (the sum
+over the main process and its workers of /proc/PID/smaps_rollup's Pss, sampled twice a
+second), with each process's private and shared pages at that peak. Model weights come
+from ``--models-dir`` (default MODELS_DIR, else var/models).
 
 The embedded PostgreSQL and Valkey run in a fresh temp dir (or --var-dir), never
 the developer's var/, and are stopped at the end; a temp dir is deleted too.
@@ -224,16 +226,20 @@ def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, di
                for _ in range(processes)]
     for process in workers:
         process.start()
-    pss_peak, done = [0], threading.Event()
+    peak, done = {"pss": 0, "processes": []}, threading.Event()
 
     def sample_pss():
         pids = [os.getpid()] + [process.pid for process in workers]
         while not done.wait(0.5):
-            pss_peak[0] = max(pss_peak[0], sum(_pss_kib(pid) for pid in pids))
+            sample = [_memory_kib(pid) for pid in pids]
+            if (pss := sum(process["Pss"] for process in sample)) > peak["pss"]:
+                peak.update(pss=pss, processes=sample)
 
     sampler = threading.Thread(target=sample_pss, daemon=True)
     sampler.start()
     ready.wait()
+    # Before the first photo: the models and the processes, what the worker costs idle.
+    idle = [_memory_kib(pid) for pid in [os.getpid()] + [process.pid for process in workers]]
     started = time.perf_counter()
     peaks = [results.get() for _ in workers]
     seconds = time.perf_counter() - started
@@ -241,16 +247,26 @@ def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, di
     sampler.join()
     for process in workers:
         process.join()
-    return seconds, {"rss": peaks, "pss": pss_peak[0] / 1024**2}
+    return seconds, {"rss": peaks, "pss": peak["pss"] / 1024**2, "at_peak": peak["processes"],
+                     "idle": idle}
 
 
-def _pss_kib(pid: int) -> int:
-    """A process's proportional set size: its private pages plus its share of shared ones."""
+MEMORY_FIELDS = ("Pss", "Private_Clean", "Private_Dirty", "Shared_Clean", "Shared_Dirty")
+
+
+def _memory_kib(pid: int) -> dict[str, int]:
+    """A process's memory from /proc/PID/smaps_rollup, KiB: its proportional set size (its
+    private pages plus its share of shared ones), and its private and shared pages."""
+    memory = dict.fromkeys(MEMORY_FIELDS, 0)
     try:
         with open(f"/proc/{pid}/smaps_rollup") as rollup:
-            return next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
-    except (OSError, StopIteration):  # the process has just ended
-        return 0
+            for line in rollup:
+                name, _, value = line.partition(":")
+                if name in memory:
+                    memory[name] = int(value.split()[0])
+    except OSError:  # the process has just ended
+        pass
+    return memory
 
 
 def _worker(queue, results, ready) -> None:
@@ -301,6 +317,21 @@ def _full_pipeline_figures(event, memory: dict) -> None:
     print(f"worker memory: main process (models loaded) peak RSS {parent:.2f} GiB, worker "
           f"processes peak RSS {', '.join(f'{peak:.2f}' for peak in memory['rss'])} GiB; "
           f"whole worker's peak PSS (shared pages counted once) {memory['pss']:.2f} GiB")
+    # What makes the peak: each process's own pages (a photo's buffers, torch's and the
+    # allocator's arenas; the main process's model weights until a child shares them) and
+    # its share of the pages the worker processes share with the main one (the weights).
+    roles = ["main process"] + [f"worker process {n}" for n in range(1, len(memory["idle"]))]
+    for moment in ("idle", "at_peak"):
+        processes = memory[moment]
+        if moment == "idle":
+            print(f"  idle, once all were ready (before the first photo): whole worker's PSS "
+                  f"{sum(process['Pss'] for process in processes) / 1024**2:.2f} GiB")
+        for role, process in zip(roles, processes, strict=True):
+            private = (process["Private_Clean"] + process["Private_Dirty"]) / 1024**2
+            shared = (process["Shared_Clean"] + process["Shared_Dirty"]) / 1024**2
+            print(f"  {'idle' if moment == 'idle' else 'at the peak'}, {role}: PSS "
+                  f"{process['Pss'] / 1024**2:.2f} GiB, private {private:.2f} GiB, shared with "
+                  f"others {shared:.2f} GiB (counted in full)")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,4 +8,4 @@ class RacePhotoConfig(AppConfig):
     verbose_name = "RacePhoto"
 
     def ready(self):
-        from racephoto import observability  # noqa: F401  (connects Celery signal handlers)
+        from racephoto import observability, redelivery  # noqa: F401  (connect Celery signal handlers)

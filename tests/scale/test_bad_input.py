@@ -1,10 +1,13 @@
 """Bad input at the size of a real race: each file gets a clear result and the rest goes on.
 
-A JPEG whose frame header claims 60,000 × 60,000 pixels (refused from its header, nothing
-decoded), one whose EXIF claims it (the frame is believed), a 200 MB TIFF renamed .jpg
-(refused by its first bytes, the rest never read; the file is sparse, never in memory),
-a memory card imported twice (duplicates by content, no second photo or file) and
-10,000 files dropped at once (each imported and queued exactly once, timed)."""
+A 45 MP camera file (taken and processed through every step with the rest of its card;
+a 150 MP medium-format frame on the same card is refused by the documented 80 MP limit,
+PHOTO_MAX_PIXELS), a JPEG whose frame header claims 60,000 × 60,000 pixels (refused
+from its header, nothing decoded), one whose EXIF claims it (the frame is believed),
+a 200 MB TIFF renamed .jpg (refused by its first bytes, the rest never read; the file
+is sparse, never in memory), a memory card imported twice (duplicates by content, no
+second photo or file) and 10,000 files dropped at once (each imported and queued
+exactly once, timed)."""
 
 import io
 import os
@@ -12,14 +15,16 @@ import struct
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.db.models import Count
 from django.utils import translation
 from PIL import ExifTags, Image
 
 from events.tests.factories import EventFactory
-from photos import dropfolder, services
-from photos.models import DropFolderFile, Photo
+from photos import derivatives, dropfolder, pipeline, services
+from photos.imaging import fit
+from photos.models import DropFolderFile, Photo, PhotoStep
 from photos.tests.images import exif, image_bytes, jpeg
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +66,61 @@ class CountingReader:
         chunk = self.handle.read(size)
         self.bytes_read += len(chunk)
         return chunk
+
+
+def camera_frame(width: int, height: int, *, model: str) -> bytes:
+    """A camera's JPEG of width × height: smooth detail (a small random picture enlarged,
+    so it compresses as a photo does, not as noise or a flat colour), quality 92, EXIF."""
+    rng = np.random.default_rng(45)
+    detail = Image.fromarray(rng.integers(0, 256, (height // 16, width // 16, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    detail.resize((width, height), Image.Resampling.BILINEAR).save(
+        buffer, "JPEG", quality=92, exif=exif(make=model.split()[0], model=model))
+    return buffer.getvalue()
+
+
+def test_a_45_megapixel_photo_is_taken_and_processed_with_the_rest_of_its_card(
+        settings, queued, django_capture_on_commit_callbacks):
+    # 45 MP cameras (Canon EOS R5, Nikon Z 7II, Sony A7R III: 42-46 MP) are under the
+    # 80 MP limit; a 150 MP medium-format back is over it and says so.
+    assert settings.PHOTO_MAX_PIXELS == 80_000_000
+    big = camera_frame(8192, 5464, model="Canon EOS R5")
+    card = {"IMG_0001.JPG": jpeg(seed=1, size=(600, 400)), "IMG_0002.JPG": big,
+            "IMG_0003.JPG": with_frame_size(jpeg(size=(64, 48)), 14_204, 10_652),
+            "IMG_0004.JPG": jpeg(seed=4, size=(600, 400))}
+    event = EventFactory()
+
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        results = {name: services.ingest_file(event, io.BytesIO(data), name=name)
+                   for name, data in card.items()}
+    ingest_seconds = time.monotonic() - started
+
+    refused = results.pop("IMG_0003.JPG")
+    assert (refused.status, refused.code) == ("rejected", "too_many_pixels")
+    assert refused.reason == ("The image is too large: 14204 × 10652 pixels, the limit is "
+                              "80 megapixels.")
+    assert {name: result.status for name, result in results.items()} == dict.fromkeys(
+        results, "accepted")
+    photo = results["IMG_0002.JPG"].photo
+    assert (photo.width, photo.height, photo.camera) == (8192, 5464, "Canon EOS R5")
+    assert photo.file_size == len(big)
+
+    started = time.monotonic()
+    states = [pipeline.process_photo(photo_id) for photo_id in queued]  # every step
+    process_seconds = time.monotonic() - started
+    assert states == [Photo.State.READY] * 3
+    steps = dict(PhotoStep.objects.filter(photo=photo).values_list("step", "status"))
+    assert steps.keys() == {step.name for step in pipeline.STEPS}
+    # Each step ran, or its model is missing on this machine (CLIP without its weights).
+    assert set(steps.values()) <= {PhotoStep.Status.DONE, PhotoStep.Status.UNAVAILABLE}
+    assert steps["derivatives"] == PhotoStep.Status.DONE
+    photo.refresh_from_db()
+    with Image.open(photo.web) as web:
+        assert web.size == fit((8192, 5464), derivatives.WEB_SIZE) == (1600, 1067)
+    print(f"\n45 MP ({len(big) / 1e6:.1f} MB) with 3 other files: ingested in "
+          f"{ingest_seconds:.1f} s, processed (steps {', '.join(steps)}) in "
+          f"{process_seconds:.1f} s, load average {os.getloadavg()[0]:.1f}")
 
 
 def test_a_jpeg_whose_header_claims_60000_by_60000_is_refused_without_decoding(settings, queued):
