@@ -677,11 +677,27 @@ def _bench_ann(args) -> int:
           f"photos of the runner, {statistics.mean(map(len, wanted)):.1f} faces at or above the "
           f"match threshold {threshold} (exact search)")
     index = hnswlib.Index(space="cosine", dim=dimension)
-    index.init_index(max_elements=len(vectors), ef_construction=HNSW_EF_CONSTRUCTION, M=HNSW_M)
-    index.set_num_threads(args.threads)
-    started = time.monotonic()
-    index.add_items(vectors, np.arange(len(vectors)))
-    built = time.monotonic() - started
+    links = args.m or HNSW_M
+    construction = args.ef_construction or HNSW_EF_CONSTRUCTION
+    # The generated vectors are the same for the same arguments (seeded): a built index can
+    # be kept and queried again later, e.g. on a quiet machine, without hours of building.
+    kept = None
+    if args.keep_index:
+        kept = args.keep_index / (f"ann-{'iso' if args.isotropic else 'real'}-{args.faces}-"
+                                  f"{args.views:g}-M{links}-efc{construction}.bin")
+    if kept and kept.is_file():
+        index.load_index(str(kept), max_elements=len(vectors))
+        built = None
+        print(f"index loaded from {kept} (built earlier with the same arguments)")
+    else:
+        index.init_index(max_elements=len(vectors), ef_construction=construction, M=links)
+        index.set_num_threads(args.threads)
+        started = time.monotonic()
+        index.add_items(vectors, np.arange(len(vectors)))
+        built = time.monotonic() - started
+        if kept:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            index.save_index(str(kept))
     index.set_num_threads(1)  # one query at a time, as a search request asks
 
     def recall_at_10(found_lists):
@@ -719,9 +735,10 @@ def _bench_ann(args) -> int:
     with tempfile.TemporaryDirectory() as folder:
         index.save_index(str(Path(folder) / "faces.bin"))
         size = (Path(folder) / "faces.bin").stat().st_size
-    print(f"hnswlib, {len(vectors)} vectors of {dimension} (M={HNSW_M}, ef_construction="
-          f"{HNSW_EF_CONSTRUCTION}, ef={HNSW_EF_SEARCH}): built in {built:.0f} s with "
-          f"{args.threads} threads; index {size / 2**20:.0f} MiB; k=10 query {_ms(timings)}; "
+    made = "loaded" if built is None else f"built in {built:.0f} s with {args.threads} threads"
+    print(f"hnswlib, {len(vectors)} vectors of {dimension} (M={links}, ef_construction="
+          f"{construction}, ef={HNSW_EF_SEARCH}): "
+          f"{made}; index {size / 2**20:.0f} MiB; k=10 query {_ms(timings)}; "
           f"recall@10 {recall:.3f} (targets p50 <= {TARGET_ANN_P50_MS} ms: "
           f"{'met' if p50 <= TARGET_ANN_P50_MS else 'MISSED'}, recall >= {TARGET_ANN_RECALL}: "
           f"{'met' if recall >= TARGET_ANN_RECALL else 'MISSED'})")
@@ -836,6 +853,12 @@ def main(argv: list[str] | None = None) -> int:
     ann.add_argument("--queries", type=int, default=200)
     ann.add_argument("--threads", type=int, default=2, help="threads building the index")
     ann.add_argument("--pgvector", action="store_true", help="also PostgreSQL's HNSW")
+    ann.add_argument("--m", type=int, default=0, help="HNSW links per node (default: the product's)")
+    ann.add_argument("--ef-construction", type=int, default=0,
+                     help="HNSW build candidate list (default: the product's)")
+    ann.add_argument("--keep-index", type=Path, default=None, metavar="DIR",
+                     help="keep the built index in DIR and load it on a later run with the same "
+                          "arguments (queries measured again without building)")
     ann.add_argument("--ef", type=int, nargs="*", default=[],
                      help="also query with these ef values (the product's is HNSW_EF_SEARCH)")
     args = parser.parse_args(argv)

@@ -198,3 +198,23 @@ def test_bench_timing_scores_timing_and_bursts_on_a_generated_race(capsys):
     assert figures["untagged"] > 0
     # The wrong clocks, once set from one photo each, find more of the untagged photos.
     assert len(figures["after"]["recovered"]) > len(figures["before"]["recovered"])
+
+
+def test_bench_search_ann_builds_keeps_and_reloads_an_index(tmp_path):
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
+    command = [sys.executable, str(ROOT / "bench" / "search.py"), "ann", "--isotropic",
+               "--faces", "3000", "--queries", "20", "--m", "8", "--keep-index", str(tmp_path),
+               "--ef", "20"]
+
+    built = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+    assert built.returncode == 0, built.stderr
+    assert "hnswlib k=10 ef=20: query p50" in built.stdout
+    assert "(M=8, ef_construction=200, ef=300): built in" in built.stdout
+    assert again.returncode == 0, again.stderr
+    assert "index loaded from" in again.stdout and "ef=300): loaded; index" in again.stdout
+    # The same vectors and the same graph: the same recall both times.
+    recall = [line.split("recall@10 ")[1][:5] for line in (built.stdout, again.stdout)]
+    assert recall[0] == recall[1]
