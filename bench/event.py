@@ -344,7 +344,11 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        ingest._stop_servers(self.var_dir)  # a no-op unless `run` could not stop them
+        from racephoto.embedded import EmbeddedPostgres, EmbeddedValkey
+
+        # `run` stops the servers itself: this only catches a run that could not.
+        if EmbeddedPostgres(self.var_dir).is_running() or EmbeddedValkey(self.var_dir).is_running():
+            ingest._stop_servers(self.var_dir)
 
 
 # --- One event ----------------------------------------------------------------------------
