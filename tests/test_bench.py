@@ -13,8 +13,10 @@ import csv
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -185,12 +187,22 @@ def test_bench_event_takes_a_dropped_event_through_the_running_stack(tmp_path):
     env = {key: value for key, value in os.environ.items()
            if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
 
-    # Two rbnr-like photos and one camera frame (0.5 MP: the frame path, kept cheap).
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "event.py"), str(dataset),
-                           "--photos", "3", "--mix", "rbnr:2,0.5:1", "--sample", "1",
-                           "--web-workers", "1", "--timeout", "300",
-                           "--work-dir", str(tmp_path / "work")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    # Not under tmp_path: another pytest session starting meanwhile makes pytest's base dir
+    # private again, and the database's own user could no longer reach its data to stop.
+    work = Path(tempfile.mkdtemp(prefix="racephoto-bench-event-"))
+    try:
+        # Two rbnr-like photos and one camera frame (0.5 MP: the frame path, kept cheap).
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "event.py"), str(dataset),
+                               "--photos", "3", "--mix", "rbnr:2,0.5:1", "--sample", "1",
+                               "--web-workers", "1", "--timeout", "300", "--work-dir", str(work)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        [var_dir] = work.glob("racephoto-event-3-*/var")
+        # Everything it started is stopped: no PostgreSQL left on the bench's var dir.
+        from racephoto.embedded import EmbeddedPostgres
+
+        left_running = EmbeddedPostgres(var_dir).postmaster_pid()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
@@ -199,11 +211,7 @@ def test_bench_event_takes_a_dropped_event_through_the_running_stack(tmp_path):
     assert "every photo searchable" in out and "s after the last" in out
     assert "CPU s from the first drop: worker" in out
     assert "web check:" in out
-    # Everything it started is stopped: no PostgreSQL left on the bench's var dir.
-    from racephoto.embedded import EmbeddedPostgres
-
-    [var_dir] = (tmp_path / "work").glob("racephoto-event-3-*/var")
-    assert EmbeddedPostgres(var_dir).postmaster_pid() is None
+    assert left_running is None
 
 
 def test_bench_outfit_scores_labelled_shirts(tmp_path, capsys):
