@@ -641,8 +641,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--var holds one event's database: give one --photos size with it")
     if args.sample <= 0:
         parser.error("--sample must be above 0")
-    print(f"mix: {describe_mix(args.mix)}; load average at the start "
-          f"{', '.join(f'{load:.1f}' for load in os.getloadavg())} on {os.cpu_count()} cores")
+    if not args.summary_json:  # else the process running every size has said it
+        print(f"mix: {describe_mix(args.mix)}; load average at the start "
+              f"{', '.join(f'{load:.1f}' for load in os.getloadavg())} on {os.cpu_count()} cores")
 
     if len(args.photos) > 1:
         return _sizes(args, list(sys.argv[1:] if argv is None else argv))
