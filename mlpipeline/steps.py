@@ -148,7 +148,9 @@ def read_bibs(photo: Photo) -> int:
             # The database re-decides the face's searchable flag for its new bib (an
             # opted-out runner's face leaves search at once) and update() tells the indexes.
             Face.objects.filter(pk=face.pk).update(bib=bib)
-    if accepted:
+    # A new face must join its runner's cluster even where no bib was read: that is how a
+    # photo with a hidden bib gets the runner's bib by face, and is found by bib search.
+    if accepted or faces:
         tasks.links_changed(photo.event_id)  # which also redoes the suggestions
     else:
         tasks.suggestions_changed(photo.event_id)

@@ -4,15 +4,19 @@ The figures mean nothing at this size: what is tested is that each script's main
 reads its data layout, runs the product's real models and code, and prints its
 figures. bench/startup.py is not run here: it starts the whole server
 (``manage.py run``: initdb, migrations, demo data, a web server on a port), which
-takes minutes on a shared machine; run it by hand.
+takes minutes on a shared machine; run it by hand. bench/event.py starts that same
+server too, without the demo data: its test is the one check of the whole stack's path
+(drop folder, worker, linking, indexes, web search), so it runs, on three photos.
 """
 
 import csv
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -163,6 +167,51 @@ def test_bench_ingest_processes_photos_on_a_throwaway_database(tmp_path):
     assert "accepted: 2  duplicate: 0  rejected: 1" in done.stdout
     assert "photo states after: derivatives 2" in done.stdout
     assert "derivatives:" in done.stdout and "photos/s" in done.stdout
+
+
+def test_bench_event_takes_a_dropped_event_through_the_running_stack(tmp_path):
+    # The real stack, not an in-process stand-in: `manage.py run` (embedded PostgreSQL and
+    # Valkey, gunicorn, the Celery worker with its models) and `manage.py import_photos
+    # --watch` on the bench's own var dir, the photos dropped into the watched folder.
+    dataset = tmp_path / "dataset"
+    (dataset / "images").mkdir(parents=True)
+    photos = {"race_1.jpg": "4721", "race_2.jpg": "318"}
+    for name, number in photos.items():
+        runner_photo(number).save(dataset / "images" / name, quality=92)
+    write_csv(dataset / "labels.csv", ["image", "bibs"], [[n, b] for n, b in photos.items()])
+    write_csv(dataset / "meta.csv", ["image", "set"], [[n, "race"] for n in photos])
+    write_csv(dataset / "boxes.csv",
+              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
+               "face_x1", "face_y1", "face_x2", "face_y2"],
+              [[name, bib, *BIB, *FACE] for name, bib in photos.items()])
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
+
+    # Not under tmp_path: another pytest session starting meanwhile makes pytest's base dir
+    # private again, and the database's own user could no longer reach its data to stop.
+    work = Path(tempfile.mkdtemp(prefix="racephoto-bench-event-"))
+    try:
+        # Two rbnr-like photos and one camera frame (0.5 MP: the frame path, kept cheap).
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / "event.py"), str(dataset),
+                               "--photos", "3", "--mix", "rbnr:2,0.5:1", "--sample", "1",
+                               "--web-workers", "1", "--timeout", "300", "--work-dir", str(work)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        [var_dir] = work.glob("racephoto-event-3-*/var")
+        # Everything it started is stopped: no PostgreSQL left on the bench's var dir.
+        from racephoto.embedded import EmbeddedPostgres
+
+        left_running = EmbeddedPostgres(var_dir).postmaster_pid()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "mix: 67% rbnr-dev photos, 33% 0.5 MP frames" in out
+    assert "photos accepted 3, files refused or duplicate 0, failed 0" in out
+    assert "every photo searchable" in out and "s after the last" in out
+    assert "CPU s from the first drop: worker" in out
+    assert "web check:" in out
+    assert left_running is None
 
 
 def test_bench_outfit_scores_labelled_shirts(tmp_path, capsys):

@@ -13,6 +13,7 @@ from mlpipeline import indexes, loaded
 from mlpipeline.bibrules import forget_event_rules
 from mlpipeline.inference.base import ModelUnavailable
 from mlpipeline.inference.clip import ClipEmbedder
+from mlpipeline.inference.dlib_resnet import DlibFaceEmbedder
 from mlpipeline.tests.weights import TINY
 from photos import pipeline
 from photos.derivatives import _watermark_font_path
@@ -169,3 +170,29 @@ def test_it_backfills_photos_processed_before_the_models_were_there(settings, tm
     assert statuses(photo) == {"derivatives": "done", "faces": "done", "ocr": "done",
                                "outfit": "done", "clip": "unavailable"}
     assert list(BibTag.objects.filter(photo=photo).values_list("bib", flat=True)) == ["55"]
+
+
+def test_a_photo_with_faces_but_no_bib_read_asks_for_its_faces_to_be_linked(monkeypatch):
+    # The last photos of a burst often show a runner whose bib is hidden: linking must
+    # still run for them, or their faces never join a runner and bib search misses them.
+    from mlpipeline import steps, tasks
+
+    event = EventFactory()
+    photo = make_photo(event)
+    pipeline.run_step(photo.pk, "derivatives")
+    Face.objects.create(photo=photo, event=event, box=[10, 10, 50, 50], score=0.99,
+                        embedding=[1.0] + [0.0] * 127, model=DlibFaceEmbedder.signature)
+    asked = []
+    monkeypatch.setattr(tasks, "links_changed", lambda event_id: asked.append(("links", event_id)))
+    monkeypatch.setattr(tasks, "suggestions_changed",
+                        lambda event_id: asked.append(("suggestions", event_id)))
+
+    assert steps.read_bibs(Photo.objects.get(pk=photo.pk)) == 0  # a plain picture: no bib
+
+    assert asked == [("links", event.pk)]
+    photo.faces.all().delete()
+    asked.clear()
+
+    assert steps.read_bibs(Photo.objects.get(pk=photo.pk)) == 0
+
+    assert asked == [("suggestions", event.pk)]  # no face: only the suggestions are redone
