@@ -11,6 +11,8 @@ is a comparison with the database, done in full by the next run.
 
 import logging
 import threading
+import time
+from contextlib import contextmanager
 
 from celery import shared_task
 from django.conf import settings
@@ -24,18 +26,47 @@ logger = logging.getLogger(__name__)
 PENDING_KEY = "racephoto:pending:{name}:{args}"
 # A pending key outlives a worker that died holding it by no more than this.
 PENDING_TTL_SECONDS = 600
+LAST_RUN_KEY = "racephoto:last-run:{name}:{args}"
+LAST_RUN_TTL_SECONDS = 86400
 
 
 def _pending_key(task, args) -> str:
     return PENDING_KEY.format(name=task.name, args=":".join(map(str, args)))
 
 
+def _last_run_key(task, args) -> str:
+    return LAST_RUN_KEY.format(name=task.name, args=":".join(map(str, args)))
+
+
 def schedule(task, *args) -> bool:
-    """Queue ``task(*args)`` unless a run of it is already waiting; whether it was queued."""
-    if not get_redis().set(_pending_key(task, args), 1, nx=True, ex=PENDING_TTL_SECONDS):
+    """Queue ``task(*args)`` unless a run of it is already waiting; whether it was queued.
+
+    It runs after INDEX_UPDATE_DELAY, and no sooner than EVENT_WORK_SPACING times its
+    previous run's duration after that run ended: while photos pour in, a run that reads
+    a whole big event runs less often, so event-wide work keeps to a share of the workers
+    however big the event, and a small event stays up to date within seconds."""
+    client = get_redis()
+    if not client.set(_pending_key(task, args), 1, nx=True, ex=PENDING_TTL_SECONDS):
         return False
-    task.apply_async(args, countdown=settings.INDEX_UPDATE_DELAY)
+    task.apply_async(args, countdown=_countdown(client.get(_last_run_key(task, args))))
     return True
+
+
+def _countdown(last_run) -> float:
+    countdown = float(settings.INDEX_UPDATE_DELAY)
+    if last_run:
+        ended, took = map(float, last_run.split(":"))
+        countdown = max(countdown, ended + settings.EVENT_WORK_SPACING * took - time.time())
+    return countdown
+
+
+@contextmanager
+def _timed(task, args):
+    """Records when the run ended and how long it took, for :func:`schedule`."""
+    started = time.monotonic()
+    yield
+    get_redis().set(_last_run_key(task, args), f"{time.time():.3f}:{time.monotonic() - started:.3f}",
+                    ex=LAST_RUN_TTL_SECONDS)
 
 
 @shared_task(bind=True, name="mlpipeline.sync_index", max_retries=5, retry_backoff=5,
@@ -43,7 +74,8 @@ def schedule(task, *args) -> bool:
 def sync_index(self, event_id: int, kind: str) -> dict:
     # Cleared before reading the database: a change committed from now on queues a new run.
     get_redis().delete(_pending_key(sync_index, (event_id, kind)))
-    result = indexes.sync(event_id, kind)
+    with _timed(sync_index, (event_id, kind)):
+        result = indexes.sync(event_id, kind)
     return {"added": result.added, "removed": result.removed, "rebuilt": result.rebuilt}
 
 
@@ -54,11 +86,12 @@ def sync_index(self, event_id: int, kind: str) -> dict:
              retry_jitter=True, autoretry_for=(OperationalError, InterfaceError), acks_late=True)
 def link_event(self, event_id: int) -> dict:
     get_redis().delete(_pending_key(link_event, (event_id,)))
-    result = event_linking.link_event(event_id)
-    # Bursts and the timing read the tags linking just wrote.
-    sequences, timing = _suggesters()
-    sequences.recompute(event_id)
-    timing.recompute(event_id)
+    with _timed(link_event, (event_id,)):
+        result = event_linking.link_event(event_id)
+        # Bursts and the timing read the tags linking just wrote.
+        sequences, timing = _suggesters()
+        sequences.recompute(event_id)
+        timing.recompute(event_id)
     return {"faces": result.faces, "clusters": result.clusters,
             "face_link_tags": result.face_link_tags}
 
@@ -78,9 +111,10 @@ def _suggesters():
              retry_jitter=True, autoretry_for=(OperationalError, InterfaceError), acks_late=True)
 def suggest_event(self, event_id: int) -> dict:
     get_redis().delete(_pending_key(suggest_event, (event_id,)))
-    sequences, timing = _suggesters()
-    bursts = sequences.recompute(event_id)
-    outcome = timing.recompute(event_id)
+    with _timed(suggest_event, (event_id,)):
+        sequences, timing = _suggesters()
+        bursts = sequences.recompute(event_id)
+        outcome = timing.recompute(event_id)
     return {"sequence": bursts, "timing_tags": outcome.tags, "timing": outcome.suggestions}
 
 

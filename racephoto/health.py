@@ -125,9 +125,9 @@ def prometheus_metrics() -> str:
 
     if broker["ok"]:
         client = get_redis()
-        queue = settings.CELERY_TASK_DEFAULT_QUEUE
         family("racephoto_queue_depth", "gauge", "Tasks waiting in a Celery queue.")
-        lines.append(f"racephoto_queue_depth{_labels(queue=queue)} {client.llen(queue)}")
+        for queue in (settings.CELERY_TASK_DEFAULT_QUEUE, settings.EVENTS_QUEUE):
+            lines.append(f"racephoto_queue_depth{_labels(queue=queue)} {client.llen(queue)}")
         family("racephoto_workers", "gauge", "Celery workers with a live heartbeat.")
         lines.append(f"racephoto_workers {len(alive_workers())}")
         _task_duration_lines(client, family, lines)

@@ -190,6 +190,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # the worker loads before it forks them (mlpipeline.worker).
 CELERY_WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 2, minimum=1)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Event-wide work (index updates, linking, suggestions) has a queue of its own, which every
+# worker also takes from, in turn with the photos': behind the photos of a big upload it
+# would wait for the whole backlog, and runners could not find photos by face until then.
+EVENTS_QUEUE = "events"
+CELERY_TASK_QUEUES = {CELERY_TASK_DEFAULT_QUEUE: {}, EVENTS_QUEUE: {}}
+CELERY_TASK_ROUTES = {name: {"queue": EVENTS_QUEUE}
+                      for name in ("mlpipeline.sync_index", "mlpipeline.link_event",
+                                   "mlpipeline.suggest_event")}
 # A task taken by a worker that then vanished (its machine lost, kill -9) goes back to the
 # queue after this many seconds, for another worker. A task still running past it is
 # delivered twice: the step records make the second delivery wait, then skip what the
@@ -309,6 +317,9 @@ FACE_EMBEDDER = env_str("FACE_EMBEDDER", "auto").lower()
 ML_TORCH_THREADS = env_int("ML_TORCH_THREADS", 0, minimum=0)
 # Seconds a burst of face/CLIP changes is gathered before one index update runs.
 INDEX_UPDATE_DELAY = env_int("INDEX_UPDATE_DELAY", 2, minimum=0)
+# An event-wide run waits at least this many times as long as its previous run took:
+# event-wide work then takes at most about 1/(1+this) of a worker while photos pour in.
+EVENT_WORK_SPACING = env_int("EVENT_WORK_SPACING", 9, minimum=0)
 
 # --- Payments -----------------------------------------------------------------
 

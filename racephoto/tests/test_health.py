@@ -202,6 +202,7 @@ def test_it_exports_prometheus_metrics(client):
     assert 'racephoto_photos{state="failed"} 1' in text
     assert 'racephoto_photos{state="uploaded"} 0' in text
     assert 'racephoto_queue_depth{queue="celery"}' in text
+    assert 'racephoto_queue_depth{queue="events"}' in text
     assert f'racephoto_task_duration_seconds_bucket{{task="{task}",le="0.5"}} 1' in text
     assert f'racephoto_task_duration_seconds_bucket{{task="{task}",le="10"}} 2' in text
     assert f'racephoto_task_duration_seconds_count{{task="{task}"}} 2' in text
