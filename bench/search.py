@@ -763,7 +763,7 @@ def _bench_pgvector(vectors, queries, tops, wanted, threshold) -> int:
     (photos/migrations/_hnsw.py, indexes.pgvector_search_settings)."""
     from django.db import connection, transaction
 
-    from mlpipeline.indexes import HNSW_EF_SEARCH, candidates, pgvector_search_settings
+    from mlpipeline.indexes import PGVECTOR_EF_SEARCH, candidates, pgvector_search_settings
     from search.services import FACE_CANDIDATES
 
     dimension = vectors.shape[1]
@@ -812,7 +812,7 @@ def _bench_pgvector(vectors, queries, tops, wanted, threshold) -> int:
     scored = [(len(want & ids), len(want)) for want, ids in zip(wanted, product_found)]
     match_recall = sum(hit for hit, _n in scored) / max(1, sum(n for _hit, n in scored))
     print(f"pgvector {version} HNSW, {len(vectors)} vectors (m=16, ef_construction=64, "
-          f"ef_search={HNSW_EF_SEARCH}): copied in {loaded:.0f} s, built in {built:.0f} s; index "
+          f"ef_search={PGVECTOR_EF_SEARCH}): copied in {loaded:.0f} s, built in {built:.0f} s; index "
           f"{size / 2**20:.0f} MiB; k=10 query (SQL round trip) {_ms(timings)}; recall@10 "
           f"{recall:.3f}; the product's selfie query {_ms(product_timings)}, recall of the faces "
           f"above the match threshold {match_recall:.3f}")

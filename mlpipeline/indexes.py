@@ -50,12 +50,18 @@ KINDS = (FACES, CLIP)
 # Marked-deleted entries still cost memory and search time; past this share the
 # index is rebuilt from the database instead of patched.
 REBUILD_WHEN_DELETED_SHARE = 0.25
-HNSW_M = 16
+#: links per vector: on faces modelled on real SFace vectors (bench/search.py ann), 32 finds
+#: more of the exact ten nearest than 16 in the same query time (1,000,000 faces: 0.890 at
+#: ef 150 in 1.0 ms against 0.851 at ef 300 in 1.0 ms; 200,000: 0.969 against 0.957), for
+#: a fifth more memory (752 MiB against 630 MiB at 1,000,000) and twice the build time
+HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
-#: the candidate list of a query: 100 found 0.889 of the exact ten nearest on 200,000
-#: faces modelled on real SFace vectors, 300 finds 0.957 at p50 0.66 ms (bench/search.py
-#: ann); a selfie asks for FIRST_CANDIDATES neighbours, which cost the same
-HNSW_EF_SEARCH = 300
+#: the candidate list of a query (hnswlib searches with max(ef, k)); a selfie asks for
+#: FIRST_CANDIDATES neighbours, which cost the same
+HNSW_EF_SEARCH = 150
+#: the same for PostgreSQL's HNSW indexes (m = 16, photos/migrations/_hnsw.py), whose graph
+#: needs the longer list that hnswlib's needed at M = 16
+PGVECTOR_EF_SEARCH = 300
 #: a selfie search first asks for this many neighbours, then twice as many while the last
 #: one is still a match (:func:`candidates`): most runners have fewer photos than this, and
 #: a query's cost grows with what it asks (hnswlib searches with max(ef, k))
@@ -389,7 +395,7 @@ def nearest_matches(event_id: int, kind: str, model: str, vector, threshold: flo
 def pgvector_search_settings(k: int) -> list[str]:
     """The settings (for ``SET LOCAL``, inside the query's transaction) with which pgvector's
     HNSW can answer ``k`` rows of one event from an index over every event."""
-    return [f"SET LOCAL hnsw.ef_search = {min(PGVECTOR_MAX_EF_SEARCH, max(HNSW_EF_SEARCH, k))}",
+    return [f"SET LOCAL hnsw.ef_search = {min(PGVECTOR_MAX_EF_SEARCH, max(PGVECTOR_EF_SEARCH, k))}",
             # Without it the event filter runs on the ef_search rows the index gave, and a
             # big event beside a small one leaves the small one's search with fewer rows.
             "SET LOCAL hnsw.iterative_scan = relaxed_order"]
