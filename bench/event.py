@@ -218,7 +218,7 @@ def tree_cpu(root: int | None) -> float:
 
 
 def tree_pss_gib(root: int | None) -> float:
-    return sum(ingest._pss_kib(pid) for pid in process_tree(root)) / 1024**2 if root else 0.0
+    return sum(ingest._memory_kib(pid)["Pss"] for pid in process_tree(root)) / 1024**2 if root else 0.0
 
 
 def _cmdline(pid: int) -> str:
