@@ -439,7 +439,7 @@ def _canvas(tiles: list[tuple[_Tile, np.ndarray]], fill: int) -> np.ndarray:
 def _whole(rgb: np.ndarray) -> tuple[list[tuple[_Tile, np.ndarray]], np.ndarray]:
     height, width = rgb.shape[:2]
     scale = min(1.0, math.sqrt(WHOLE_PIXELS / (height * width)))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))  # within WHOLE_PIXELS
     canvas = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) if scale < 1 else rgb
     return [(_Tile(0, 0, size[0], size[1], 0, 0, scale), canvas)], canvas
 
