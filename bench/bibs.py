@@ -145,8 +145,8 @@ def crowd_seconds(reader, repeats: int = 3) -> tuple[int, float]:
     """Faces on a drawn 400 x 520 px crowd photo, and the reader's best wall time on it.
 
     A start-line shot can hold hundreds of faces: what it costs is bounded by the
-    reader's caps (the largest MAX_FACES torsos, MAX_BOXES boxes a look), not by
-    the crowd.
+    reader's caps (the largest torsos that fit in LOOK_PIXELS, MAX_BOXES boxes a
+    look), not by the crowd.
     """
     import numpy as np
     from PIL import Image

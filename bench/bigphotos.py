@@ -152,7 +152,7 @@ class Pipeline:
                 self.embedder.predict(image, found)
         with clock("bibs"):
             boxes = [face.box for face in found]
-            small = [face.box for face in self.detector.small_faces(image, scale, boxes)]
+            small = steps.small_faces(decoded, image, boxes)
             rules = BibRules(min_confidence=PRODUCT_MIN_CONFIDENCE)
             readings = self.reader.predict(image, faces=boxes + small, keeps=rules.keeps,
                                            detail=decoded.detail, original_scale=scale)

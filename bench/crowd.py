@@ -181,7 +181,7 @@ class Product:
         image = decoded.image(steps.ANALYSIS_SIZE)
         scale = decoded.size[0] / image.width
         faces = [face.box for face in self.detector.predict(image)]
-        small = [face.box for face in self.detector.small_faces(image, scale, faces)]
+        small = steps.small_faces(decoded, image, faces)
         readings = self.reader.predict(image, faces=faces + small, keeps=rules.keeps,
                                        detail=decoded.detail, original_scale=scale)
         decoded.forget_detail()
@@ -247,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                         "each of the worker's two processes on this machine)")
     parser.add_argument("--no-legible", action="store_true",
                         help="skip reading each placed photo alone (the 'legible' reference)")
-    parser.add_argument("--max-faces", type=int, default=None,
-                        help="read under this many faces a photo (BibReader.MAX_FACES: a trade-off "
-                             "of recall on crowds against time)")
+    parser.add_argument("--look-pixels", type=int, default=None,
+                        help="CRAFT's pixels for a look at a photo's torsos (bib_ocr.LOOK_PIXELS, "
+                             "about 30,000 a runner: a trade-off of recall on crowds against time)")
     parser.add_argument("--save", type=Path, default=None, help="write the frames here (JPEG)")
     args = parser.parse_args(argv)
     size = tuple(int(part) for part in args.size.lower().split("x"))
@@ -265,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
 
     cv2.setNumThreads(args.threads)
     sources, start_lists = load_sources(args.dataset)
-    if args.max_faces:
+    if args.look_pixels:
         from mlpipeline.inference import bib_ocr
 
-        bib_ocr.MAX_FACES = args.max_faces
+        bib_ocr.LOOK_PIXELS = args.look_pixels
     product = Product()
     rng = np.random.default_rng(args.seed)
     modes = ("start list", "no start list")

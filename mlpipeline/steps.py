@@ -14,6 +14,7 @@ face (with the bibs read masked out of the shirts), then the CLIP embedding.
 """
 
 import numpy as np
+from PIL import Image
 
 from accounts import privacy
 from mlpipeline import linking, loaded, tasks
@@ -28,6 +29,11 @@ from photos.pipeline import PermanentStepError
 ANALYSIS_SIZE = 2048
 # CLIP looks at 224 px; decoding the web copy at twice that keeps resizing honest.
 CLIP_DECODE_SIZE = 448
+# Small runners are looked for on a larger copy than the analysis one: YuNet finds faces
+# of about 10 px and more, which on the 2048 px copy of a 24 MP frame is a 30 px face
+# (bench/crowd.py: half of the bibs missed were under such faces). 3000 px is the
+# half-scale decode of a 24 MP JPEG, the one its analysis copy is made from.
+SMALL_FACE_SIZE = 3000
 
 
 # --- Images ------------------------------------------------------------------------------
@@ -94,7 +100,7 @@ def read_bibs(photo: Photo) -> int:
     face_boxes = [_scaled(face.box, 1 / scale) for face in faces]
     # Runners too small to be stored as faces still carry bibs that are legible in the
     # original: the reader looks under them too, at the original's resolution.
-    small = [face.box for face in _small_faces(image, scale, face_boxes)]
+    small = small_faces(decoded, image, face_boxes)
     rules = rules_for_event(photo.event)
     # The rules steer the reader's second look to torsos where no keepable bib was read.
     try:
@@ -157,14 +163,32 @@ def read_bibs(photo: Photo) -> int:
     return len(accepted)
 
 
-def _small_faces(image, scale: float, known) -> list:
-    """The photo's faces too small to be stored, for the bib reader; none when face
-    detection cannot run here (the bibs are then read under the stored faces only)."""
+def small_faces(decoded: imaging.DecodedPhoto, image, known) -> list[list[float]]:
+    """Boxes (pixels of the analysis copy ``image``) of the photo's faces too small to be
+    stored, for the bib reader, found on a copy of up to SMALL_FACE_SIZE px; none when
+    face detection cannot run here (the bibs are then read under the stored faces only)."""
     try:
         detector = loaded.face_detector().ensure_loaded()
     except ModelUnavailable:
         return []
-    return detector.small_faces(image, scale, known)
+    try:
+        finder = decoded.detail(SMALL_FACE_SIZE)
+    except imaging.InvalidImage as exc:
+        raise PermanentStepError(exc.reason) from exc
+    if max(finder.size) >= max(decoded.size):
+        # No decode between the analysis copy and the original (a 6 MP photo): the
+        # analysis copy itself, a full decode would cost more than it finds.
+        finder = image
+    elif max(finder.size) > SMALL_FACE_SIZE:  # the half-scale decode of a 45 MP photo
+        finder = imaging.shrink(finder, imaging.fit(finder.size, SMALL_FACE_SIZE),
+                                Image.Resampling.BILINEAR)
+    factor = finder.width / image.width
+    found = detector.small_faces(finder, decoded.size[0] / finder.width, _scaled_all(known, factor))
+    return [_scaled(face.box, 1 / factor) for face in found]
+
+
+def _scaled_all(boxes, factor: float) -> list[list[float]]:
+    return [_scaled(box, factor) for box in boxes]
 
 
 # --- Outfit colours ---------------------------------------------------------------------

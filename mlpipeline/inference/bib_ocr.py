@@ -6,16 +6,21 @@ at a size proportional to the face: with the faces found earlier in the
 pipeline, only the torso region under each face is read, rescaled so every
 face is ``FACE_HEIGHT`` pixels high. That puts the digits at a size CRAFT and
 the recogniser read well (small far-away runners are enlarged, close-ups are
-shrunk) and keeps the work per face constant. The torso crops are laid side by
-side on one canvas, so the detector and the recogniser each run once per photo.
+shrunk) and keeps the work per face constant. The torso crops are laid in rows
+on one canvas, so the detector and the recogniser each run once per look; what a
+look costs is bounded by the canvas's pixels (``LOOK_PIXELS``), not by a count of
+faces, so a crowd is read as far as that budget goes, largest runners first.
 On a large photo the faces are found on a reduced copy, where a runner in the
 background is a few pixels high; given the original's ``detail``, the reader cuts
 such torsos (and reads their text boxes) from the original's own pixels rather
 than enlarging the copy's, which is what reads them on crowd shots (bench/crowd.py).
 
 Without faces (none found, or none given) the whole photo is read, shrunk to
-``FALLBACK_SIDE``: slower and only good for bibs that fill a fair part of the
-frame, but a photo of a back or a cropped head still gets a chance.
+``WHOLE_PIXELS`` (the cost of a look at torsos): only good for bibs that fill a
+fair part of the frame, but a photo of a back or a cropped head still gets a chance.
+
+Where the processor multiplies bfloat16 in hardware (AMX, AVX-512 BF16), the
+convolutions of both networks run in bfloat16 (``native_bf16``): CRAFT 4x faster.
 
 Measured on the RBNR dev set (bench/bibs.py), the recogniser reads 86 % of the
 labelled bibs exactly when given a tight box around the digits, but only 15 %
@@ -49,11 +54,17 @@ TORSO_TOP, TORSO_BOTTOM = 0.7, 4.9  # × h below the chin
 #: faces smaller than this (in pixels of the original, when the reader is given its
 #: detail) are too far away for their bib to be readable
 MIN_FACE = 12
-#: crowd shots hold dozens of faces; the largest are the runners in front, and
-#: the cost grows with each face read, so the rest are skipped
-MAX_FACES = 8
-#: long side of the photo when it is read whole (no faces)
-FALLBACK_SIDE = 640
+#: CRAFT's cost is its pixels (1.45 µs each in bfloat16, 6 in float32): the pixels of
+#: one look at a photo's torsos. Every torso is scaled to FACE_HEIGHT, about 30,000 px,
+#: so this reads the largest ~16 runners of a crowd (the runners in front first) and a
+#: photo of many small runners costs what one of a few large ones does.
+LOOK_PIXELS = 800_000
+#: a photo without a usable face is read whole, shrunk to this many pixels: the same
+#: cost as a look at its torsos
+WHOLE_PIXELS = LOOK_PIXELS
+#: the canvas's widest row: torsos are laid in rows, so many of them never make a
+#: canvas EasyOCR would shrink (it caps its input at 2560 px) or CRAFT's memory balloon
+CANVAS_WIDTH = 1536
 #: space between crops on the canvas, so text is never joined across two runners
 GAP = 16
 DIGITS = "0123456789"
@@ -100,7 +111,8 @@ class BibReading:
 @dataclass(frozen=True)
 class _Tile:
     """Where a crop sits on the canvas and how it maps back to the photo."""
-    left: int  # x of the tile on the canvas
+    left: int  # where the tile is on the canvas
+    top: int
     width: int
     height: int
     x0: float  # photo coordinates of the crop's top-left corner
@@ -117,6 +129,13 @@ class BibReader(ModelWrapper):
     off_detail = _("Bib reading is off: EasyOCR weights are missing.")
     weights_package = "easyocr_en_models"
     package_files = ("models/craft_mlt_25k.pth", "models/english_g2.pth")
+    #: run the convolutions in bfloat16: None decides by the processor (``native_bf16``)
+    bf16: bool | None = None
+
+    def __init__(self, *, bf16: bool | None = None):
+        super().__init__()
+        if bf16 is not None:
+            self.bf16 = bf16
 
     def load(self) -> None:
         directory = self.packaged_weights() / "models"
@@ -125,6 +144,14 @@ class BibReader(ModelWrapper):
         # download_enabled=False: a missing file must fail here, never reach the network.
         self._reader = easyocr.Reader(["en"], gpu=False, model_storage_directory=str(directory),
                                       download_enabled=False, verbose=False)
+        if self.bf16 is None:
+            self.bf16 = native_bf16()
+        if self.bf16:
+            # The convolutions are nearly all of the cost; the recogniser's LSTM and its
+            # last layer are int8 already (EasyOCR quantises them) and stay as they are.
+            self._reader.detector = _in_bf16(self._reader.detector)
+            recognizer = self._reader.recognizer
+            recognizer.FeatureExtraction = _in_bf16(recognizer.FeatureExtraction)
         characters = self._reader.converter.character  # index 0 is the CTC blank
         #: the recogniser's output columns kept: the blank, then the ten digits
         self._columns = [0] + [characters.index(digit) for digit in DIGITS]
@@ -177,7 +204,7 @@ class BibReader(ModelWrapper):
         """Read the torsos under ``usable`` faces (pixels of ``rgb``), then look again,
         closer, at the largest ones where nothing kept was read."""
         readings, boxes = [], []
-        tiles = _torso_tiles(rgb, usable, FACE_HEIGHT)
+        tiles = _torso_tiles(rgb, usable, FACE_HEIGHT, LOOK_PIXELS)
         if tiles:
             boxes = self._detect(_canvas(tiles, fill), tiles)
             readings = self._read(rgb, boxes)
@@ -187,14 +214,15 @@ class BibReader(ModelWrapper):
             found = [_centre(reading.box) for reading in readings if keeps(reading)]
         retry = [face for face in usable[:RETRY_MAX_FACES]
                  if not any(_inside(point, _torso(face, rgb.shape)) for point in found)]
-        tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT)
+        tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT, LOOK_PIXELS)
         if tiles:
             readings += self._read(rgb, self._detect(_canvas(tiles, fill), tiles))
         return readings
 
     def _detect(self, canvas: np.ndarray, tiles) -> list[list[int]]:
         """Text boxes [x1, x2, y1, y2] in photo pixels (slanted ones as their bounding box)."""
-        horizontal, free = self._reader.detect(canvas, **DETECTION)
+        # canvas_size: the canvas is read as it is, never shrunk to EasyOCR's default cap.
+        horizontal, free = self._reader.detect(canvas, canvas_size=max(canvas.shape[:2]), **DETECTION)
         boxes = [_to_photo(box, tiles) for box in horizontal[0]]
         for polygon in free[0]:
             points = _polygon_to_photo(polygon, tiles)
@@ -246,6 +274,40 @@ class BibReader(ModelWrapper):
             for i, frames in zip(chunk, probabilities):
                 result[i] = ctc_greedy(frames, DIGITS)
         return result
+
+
+def native_bf16() -> bool:
+    """Whether this processor multiplies bfloat16 in hardware (AMX or AVX-512 BF16).
+
+    There CRAFT runs 4x faster in bfloat16 than in float32 (1.45 against 6.1 µs of
+    CPU per pixel, one thread) and the recogniser's convolutions 1.8x, reading the
+    same bibs (bench/bibs.py); elsewhere bfloat16 is emulated and slower than float32.
+    """
+    import torch
+
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
+def _in_bf16(module):
+    """``module`` run under bfloat16 autocast, its outputs given back in float32 (EasyOCR
+    turns them into numpy arrays, which have no bfloat16). A module itself, so it can
+    stand in for a child of the recogniser."""
+    import torch
+
+    class InBf16(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module.to(memory_format=torch.channels_last)
+
+        def forward(self, tensor):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                output = self.inner(tensor.contiguous(memory_format=torch.channels_last))
+            if isinstance(output, tuple):
+                return tuple(part.float() for part in output)
+            return output.float()
+
+    return InBf16().eval()
 
 
 def ctc_greedy(frames: np.ndarray, alphabet: str) -> tuple[str, float]:
@@ -316,7 +378,7 @@ def _usable(face, min_face: float) -> bool:
 def _largest_usable(faces, min_face: float = MIN_FACE) -> list[tuple[float, float, float, float]]:
     usable = sorted((tuple(float(v) for v in face[:4]) for face in faces if _usable(face, min_face)),
                     key=lambda f: -(f[2] - f[0]) * (f[3] - f[1]))
-    return usable[:MAX_FACES]
+    return usable
 
 
 def _torso(face, shape) -> tuple[int, int, int, int]:
@@ -339,55 +401,70 @@ def _inside(point: tuple[float, float], region: tuple[int, int, int, int]) -> bo
     return region[0] <= point[0] <= region[2] and region[1] <= point[1] <= region[3]
 
 
-def _torso_tiles(rgb: np.ndarray, faces, face_height: int) -> list[tuple[_Tile, np.ndarray]]:
-    tiles, left = [], 0
+def _torso_tiles(rgb: np.ndarray, faces, face_height: int,
+                 budget: int) -> list[tuple[_Tile, np.ndarray]]:
+    """The torsos under ``faces`` (in order, largest first) scaled so each face is
+    ``face_height`` px, laid in rows of at most CANVAS_WIDTH px, until the canvas would
+    hold more than ``budget`` pixels."""
+    tiles, left, top, row_height = [], 0, 0, 0
     for face in faces:
         cx1, cy1, cx2, cy2 = _torso(face, rgb.shape)
         scale = face_height / (face[3] - face[1])
         size = (round((cx2 - cx1) * scale), round((cy2 - cy1) * scale))
         if min(size) < face_height / 4:  # the torso is off the frame
             continue
+        if tiles and left + size[0] > CANVAS_WIDTH:
+            left, top, row_height = 0, top + row_height + GAP, 0
+        # What CRAFT would read: the rows so far and this one as high as its highest tile.
+        area = max(left + size[0], max((t.left + t.width for t, _c in tiles), default=0)) \
+            * (top + max(row_height, size[1]))
+        if tiles and area > budget:
+            break
         crop = np.asarray(Image.fromarray(rgb[cy1:cy2, cx1:cx2]).resize(size, Image.BICUBIC))
-        tiles.append((_Tile(left, size[0], size[1], cx1, cy1, scale), crop))
+        tiles.append((_Tile(left, top, size[0], size[1], cx1, cy1, scale), crop))
         left += size[0] + GAP
+        row_height = max(row_height, size[1])
     return tiles
 
 
 def _canvas(tiles: list[tuple[_Tile, np.ndarray]], fill: int) -> np.ndarray:
-    last = tiles[-1][0]
-    canvas = np.full((max(tile.height for tile, _crop in tiles), last.left + last.width, 3),
-                     fill, dtype=np.uint8)
+    height = max(tile.top + tile.height for tile, _crop in tiles)
+    width = max(tile.left + tile.width for tile, _crop in tiles)
+    canvas = np.full((height, width, 3), fill, dtype=np.uint8)
     for tile, crop in tiles:
-        canvas[:tile.height, tile.left:tile.left + tile.width] = crop
+        canvas[tile.top:tile.top + tile.height, tile.left:tile.left + tile.width] = crop
     return canvas
 
 
 def _whole(rgb: np.ndarray) -> tuple[list[tuple[_Tile, np.ndarray]], np.ndarray]:
     height, width = rgb.shape[:2]
-    scale = min(1.0, FALLBACK_SIDE / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    scale = min(1.0, math.sqrt(WHOLE_PIXELS / (height * width)))
+    size = (max(1, int(width * scale)), max(1, int(height * scale)))  # within WHOLE_PIXELS
     canvas = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR)) if scale < 1 else rgb
-    return [(_Tile(0, size[0], size[1], 0, 0, scale), canvas)], canvas
+    return [(_Tile(0, 0, size[0], size[1], 0, 0, scale), canvas)], canvas
 
 
-def _tile_at(x: float, tiles: list[tuple[_Tile, np.ndarray]]) -> _Tile:
-    for tile, _crop in tiles:
-        if x < tile.left + tile.width + GAP / 2:
-            return tile
-    return tiles[-1][0]
+def _tile_at(x: float, y: float, tiles: list[tuple[_Tile, np.ndarray]]) -> _Tile:
+    """The tile a point of the canvas belongs to: the nearest (gaps are between tiles)."""
+    def distance(tile: _Tile) -> float:
+        return math.hypot(max(tile.left - x, 0.0, x - tile.left - tile.width),
+                          max(tile.top - y, 0.0, y - tile.top - tile.height))
+
+    return min((tile for tile, _crop in tiles), key=distance)
 
 
 def _to_photo(box, tiles) -> list[int]:
     """A canvas box [x1, x2, y1, y2] as the same box in the photo, cut to its own crop."""
     x1, x2, y1, y2 = box
-    tile = _tile_at((x1 + x2) / 2, tiles)
+    tile = _tile_at((x1 + x2) / 2, (y1 + y2) / 2, tiles)
     x1, x2 = max(x1, tile.left), min(x2, tile.left + tile.width)
-    y1, y2 = max(y1, 0), min(y2, tile.height)
+    y1, y2 = max(y1, tile.top), min(y2, tile.top + tile.height)
     return [int(tile.x0 + (x1 - tile.left) / tile.scale), int(tile.x0 + (x2 - tile.left) / tile.scale),
-            int(tile.y0 + y1 / tile.scale), int(tile.y0 + y2 / tile.scale)]
+            int(tile.y0 + (y1 - tile.top) / tile.scale), int(tile.y0 + (y2 - tile.top) / tile.scale)]
 
 
 def _polygon_to_photo(polygon, tiles) -> list[list[int]]:
-    tile = _tile_at(sum(point[0] for point in polygon) / len(polygon), tiles)
-    return [[int(tile.x0 + (x - tile.left) / tile.scale), int(tile.y0 + y / tile.scale)]
+    tile = _tile_at(sum(point[0] for point in polygon) / len(polygon),
+                    sum(point[1] for point in polygon) / len(polygon), tiles)
+    return [[int(tile.x0 + (x - tile.left) / tile.scale), int(tile.y0 + (y - tile.top) / tile.scale)]
             for x, y in polygon]

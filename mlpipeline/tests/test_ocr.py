@@ -166,15 +166,16 @@ def test_it_ignores_malformed_faces(reader):
 
 def test_it_caps_the_work_on_a_crowd(reader, monkeypatch, detected_canvases):
     # What a crowd costs is a benchmark figure (bench/bibs.py prints it); tested here is the
-    # cap itself: the largest MAX_FACES torsos, then RETRY_MAX_FACES, MAX_BOXES boxes a look.
+    # cap itself: CRAFT's pixels a look (LOOK_PIXELS), RETRY_MAX_FACES, MAX_BOXES boxes a look.
     faces = [(x, y, x + 20, y + 24) for x in range(0, 380, 20) for y in range(0, 300, 20)]
     assert len(faces) > 200
     tiles, recognised = [], []
     real_tiles, real_recognise = bib_ocr._torso_tiles, reader._recognise
 
-    def recording_tiles(rgb, chosen, face_height):
-        tiles.append(len(chosen))
-        return real_tiles(rgb, chosen, face_height)
+    def recording_tiles(rgb, chosen, face_height, budget):
+        made = real_tiles(rgb, chosen, face_height, budget)
+        tiles.append(len(made))
+        return made
 
     def recording_recognise(crops):
         recognised.append(len(crops))
@@ -185,9 +186,65 @@ def test_it_caps_the_work_on_a_crowd(reader, monkeypatch, detected_canvases):
 
     reader.predict(runner_photo(), faces)
 
-    assert tiles[0] == bib_ocr.MAX_FACES and tiles[1] <= bib_ocr.RETRY_MAX_FACES
+    assert tiles[0] > 8 and tiles[1] <= bib_ocr.RETRY_MAX_FACES
     assert len(detected_canvases) == len(tiles) <= 2
+    for height, width in detected_canvases:
+        assert height * width <= bib_ocr.LOOK_PIXELS and width <= bib_ocr.CANVAS_WIDTH
     assert all(count <= bib_ocr.MAX_BOXES * len(bib_ocr.VARIANTS) for count in recognised)
+
+
+def crowd_photo(faces: int, bib_under: int, number: str = "4721") -> tuple[Image.Image, list]:
+    """``faces`` runners side by side, each a little smaller than the one before; only
+    the runner at index ``bib_under`` wears a bib (the others' torsos are blank)."""
+    runners, boxes, left = [], [], 0
+    for index in range(faces):
+        runner = runner_photo(number)
+        if index != bib_under:
+            ImageDraw.Draw(runner).rectangle(BIB, fill=(110, 100, 90))
+        scale = 1 - 0.02 * index
+        runner = runner.resize((round(400 * scale), round(520 * scale)), Image.BICUBIC)
+        runners.append((left, runner))
+        boxes.append(tuple([FACE[0] * scale + left, FACE[1] * scale, FACE[2] * scale + left,
+                            FACE[3] * scale]))
+        left += runner.width
+    photo = Image.new("RGB", (left, 520), (100, 100, 100))
+    for x, runner in runners:
+        photo.paste(runner, (x, 0))
+    return photo, boxes
+
+
+def test_a_crowd_is_read_beyond_its_eight_largest_runners(reader, detected_canvases):
+    """Twelve runners are read in one look: their torsos fill rows of the canvas (the
+    reader used to stop at the eight largest faces)."""
+    photo, faces = crowd_photo(12, bib_under=11)
+
+    readings = reader.predict(photo, faces)
+
+    best = next(reading for reading in readings if reading.text == "4721")
+    x1, y1, x2, y2 = best.box
+    offset, scale = faces[11][0] - FACE[0] * 0.78, 0.78
+    assert BIB[0] * scale + offset - 10 <= x1 < x2 <= BIB[2] * scale + offset + 10
+    assert BIB[1] * scale - 10 <= y1 < y2 <= BIB[3] * scale + 10
+    # One CRAFT pass for the twelve torsos (each about 134 x 252 px at FACE_HEIGHT), then
+    # the second look at the two largest, where nothing was read.
+    assert len(detected_canvases) == 2
+    height, width = detected_canvases[0]
+    assert height * width >= 12 * 130 * 250 and width <= bib_ocr.CANVAS_WIDTH
+
+
+def test_torsos_laid_in_several_rows_map_back_to_the_photo(reader, monkeypatch, detected_canvases):
+    monkeypatch.setattr(bib_ocr, "CANVAS_WIDTH", 300)  # two torsos a row: three rows
+    photo, faces = crowd_photo(6, bib_under=4, number="3587")
+
+    readings = reader.predict(photo, faces)
+
+    height, width = detected_canvases[0]
+    assert width <= 300 and height > 2 * bib_ocr.FACE_HEIGHT * (bib_ocr.TORSO_BOTTOM - bib_ocr.TORSO_TOP)
+    best = next(reading for reading in readings if reading.text == "3587")
+    offset, scale = faces[4][0] - FACE[0] * 0.92, 0.92
+    x1, y1, x2, y2 = best.box
+    assert BIB[0] * scale + offset - 10 <= x1 < x2 <= BIB[2] * scale + offset + 10
+    assert BIB[1] * scale - 10 <= y1 < y2 <= BIB[3] * scale + 10
 
 
 def test_it_shrinks_a_large_photo_read_whole(reader, detected_canvases):
@@ -196,12 +253,31 @@ def test_it_shrinks_a_large_photo_read_whole(reader, detected_canvases):
 
     readings = reader.predict(photo)  # no faces: the whole photo is read
 
-    assert len(detected_canvases) == 1 and max(detected_canvases[0]) == bib_ocr.FALLBACK_SIDE
+    assert len(detected_canvases) == 1
+    height, width = detected_canvases[0]
+    assert 0.95 * bib_ocr.WHOLE_PIXELS <= height * width <= bib_ocr.WHOLE_PIXELS
     best = next(reading for reading in readings if reading.text == "4721")
     x1, y1, x2, y2 = best.box  # in the photo's own pixels, not the shrunk canvas's
     margin = 10 * scale
     assert BIB[0] * scale - margin <= x1 < x2 <= BIB[2] * scale + margin
     assert BIB[1] * scale - margin <= y1 < y2 <= BIB[3] * scale + margin
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_it_reads_in_float32_and_in_bfloat16(bf16):
+    """bfloat16 is chosen by the processor (native_bf16); either way the bib is read."""
+    reader = BibReader(bf16=bf16).ensure_loaded()
+    assert "4721" in texts(reader.predict(runner_photo(), [FACE]))
+
+
+def test_bfloat16_is_used_where_the_processor_has_it(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    assert bib_ocr.native_bf16() is False
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert bib_ocr.native_bf16() is True
 
 
 def test_it_says_when_the_weights_package_is_missing(monkeypatch):

