@@ -223,15 +223,24 @@ def bin_of(height: float) -> int:
 def setup_django() -> None:
     """Django's apps, for the product's modules; no database is ever opened here (a
     throwaway var dir, so nothing is written in the developer's)."""
+    import atexit
+    import shutil
     import tempfile
 
     import django
 
     for key in ("DATABASE_URL", "REDIS_URL"):
         os.environ.pop(key, None)
+    var_dir = Path(tempfile.mkdtemp(prefix="racephoto-bench-"))
     os.environ.update(DEBUG="1", DJANGO_SETTINGS_MODULE="racephoto.settings",
-                      RACEPHOTO_VAR_DIR=tempfile.mkdtemp(prefix="racephoto-bench-"))
+                      RACEPHOTO_VAR_DIR=str(var_dir))
     django.setup()
+    # Django's start-up may still start the embedded servers on that dir (a check, a
+    # cache): stopped at exit, so runs never leave PostgreSQL and Valkey behind.
+    from bench.ingest import _stop_servers
+
+    atexit.register(shutil.rmtree, var_dir, ignore_errors=True)
+    atexit.register(_stop_servers, var_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
