@@ -1,3 +1,5 @@
+import os
+import secrets
 import zoneinfo
 
 from django.conf import settings
@@ -21,6 +23,22 @@ def private_storage():
     from django.core.files.storage import storages
 
     return storages["private"]
+
+
+def _unique_name(folder: str, filename: str) -> str:
+    # A replaced logo's file is deleted, so the storage could hand its name to the next
+    # upload; the logo's URL (?v=) and the watermark's cache are keyed by the name, so
+    # every upload gets a name of its own.
+    stem, extension = os.path.splitext(os.path.basename(filename))
+    return f"{folder}/{stem[:60]}-{secrets.token_hex(6)}{extension.lower()}"
+
+
+def logo_upload_to(instance, filename: str) -> str:
+    return _unique_name("logos", filename)
+
+
+def watermark_logo_upload_to(instance, filename: str) -> str:
+    return _unique_name("watermarks", filename)
 
 
 def validate_logo_size(file) -> None:
@@ -132,13 +150,13 @@ class Event(models.Model):
     # In the private storage, like the originals: the logo is only ever seen printed over
     # a preview, and the raw file would help anyone scrubbing the watermark off.
     watermark_logo = models.ImageField(
-        _("watermark logo"), upload_to="watermarks/", blank=True, storage=private_storage,
+        _("watermark logo"), upload_to=watermark_logo_upload_to, blank=True, storage=private_storage,
         validators=[validate_logo_size],
         help_text=_("Optional PNG with transparency, tiled over public previews."),
     )
     # Branding of the event's public pages.
     logo = models.ImageField(
-        _("logo"), upload_to="logos/", blank=True, storage=private_storage,
+        _("logo"), upload_to=logo_upload_to, blank=True, storage=private_storage,
         validators=[validate_logo_size],
         help_text=_("Shown at the top of the event page (PNG, JPEG or WebP, at most 2 MB)."),
     )

@@ -76,23 +76,59 @@ def signed_download_url(stored, filename: str) -> str | None:
     })
 
 
-def delete_files_on_delete(sender, instance, **kwargs) -> None:
-    """post_delete receiver: remove a deleted row's stored files once the deletion is
-    committed (a rolled-back deletion keeps them). A file that cannot be removed is
-    logged, never a failure of the deletion that already happened."""
-    stored = [(field.name, getattr(instance, field.attname)) for field in instance._meta.fields
-              if isinstance(field, FileField)]
-    stored = [(field, value.storage, value.name) for field, value in stored if value]
-    if not stored:
+def _file_fields(model) -> list[FileField]:
+    return [field for field in model._meta.fields if isinstance(field, FileField)]
+
+
+def _delete_when_committed(files: list[tuple[str, object, str]], what: str, label: str, pk) -> None:
+    """Remove ``files`` (field name, storage, stored name) once the current transaction
+    commits; none if it rolls back. A file that cannot be removed is logged, never a
+    failure of the change that already happened."""
+    if not files:
         return
-    label, pk = sender._meta.label, instance.pk  # Django clears the pk after the signals
 
     def delete():
-        for field, storage, name in stored:
+        for field, storage, name in files:
             try:
                 storage.delete(name)
             except Exception:
-                logger.warning("could not delete the %s file of deleted %s %s", field, label, pk,
+                logger.warning("could not delete the %s file of %s %s %s", field, what, label, pk,
                                exc_info=True)
 
     transaction.on_commit(delete)
+
+
+def delete_files_on_delete(sender, instance, **kwargs) -> None:
+    """post_delete receiver: remove a deleted row's stored files once the deletion is
+    committed (a rolled-back deletion keeps them)."""
+    stored = [(field.name, getattr(instance, field.attname)) for field in _file_fields(sender)]
+    stored = [(field, value.storage, value.name) for field, value in stored if value]
+    # The pk is read now: Django clears it after the signals.
+    _delete_when_committed(stored, "deleted", sender._meta.label, instance.pk)
+
+
+def remember_stored_files(sender, instance, raw=False, update_fields=None, **kwargs) -> None:
+    """pre_save receiver: note the files the row points at in the database before this
+    save, for :func:`delete_replaced_files`. One query per save of a row that has files,
+    so it is meant for models saved by people (an event), not by the pipeline."""
+    if raw or instance._state.adding or instance.pk is None:
+        return
+    names = [field.attname for field in _file_fields(sender)
+             if update_fields is None or field.name in update_fields]
+    if names:
+        instance._files_before_save = (
+            sender._base_manager.filter(pk=instance.pk).values(*names).first() or {})
+
+
+def delete_replaced_files(sender, instance, raw=False, **kwargs) -> None:
+    """post_save receiver: remove the files a saved row no longer points at (replaced by
+    a new upload, or cleared) once the save is committed; a rolled-back save keeps them."""
+    before = instance.__dict__.pop("_files_before_save", None)
+    if not before:
+        return
+    replaced = []
+    for field in _file_fields(sender):
+        old_name = before.get(field.attname)
+        if old_name and old_name != (getattr(instance, field.attname).name or ""):
+            replaced.append((field.name, field.storage, old_name))
+    _delete_when_committed(replaced, "saved", sender._meta.label, instance.pk)
