@@ -12,6 +12,7 @@ decodes as it can (:func:`decoded` shares it between the steps of one photo).
 import io
 import logging
 import math
+import struct
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -51,6 +52,78 @@ class InvalidImage(ValueError):
     def __init__(self, reason):
         super().__init__(str(reason))
         self.reason = str(reason)
+
+
+# JPEG markers that start a frame header (SOFn: baseline, progressive, lossless,
+# arithmetic...); C4, C8 and CC are other segments.
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# A JPEG's header is a few segments (tables, EXIF, ICC in a few parts): past this many
+# before the frame header, the file is not one a camera wrote; Pillow judges it.
+_JPEG_MAX_SEGMENTS = 256
+
+
+def declared_size(stream) -> tuple[int, int] | None:
+    """Width and height as a JPEG, PNG or WebP file's header declares them, read from the
+    seekable binary ``stream`` without decoding anything; None for another format or a
+    header this cannot follow (Pillow then says what is wrong).
+
+    Our pixel limit is checked on this before Pillow opens the file: Pillow's own check
+    warns (a logged ``DecompressionBombWarning``) about anything over its limit before
+    we could refuse it with a reason, and it stays in force for whatever gets past here.
+    """
+    stream.seek(0)
+    head = stream.read(30)
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24]) if len(head) >= 24 else None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) == 30:
+        return _webp_size(head)
+    if head[:3] == b"\xff\xd8\xff":
+        return _jpeg_frame_size(stream)
+    return None
+
+
+def _webp_size(head: bytes) -> tuple[int, int] | None:
+    chunk = head[12:16]
+    if chunk == b"VP8X":  # extended: the canvas, 24-bit sizes less one
+        return (int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1)
+    if chunk == b"VP8L" and head[20] == 0x2F:  # lossless: two 14-bit sizes less one
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":  # lossy key frame
+        return (int.from_bytes(head[26:28], "little") & 0x3FFF,
+                int.from_bytes(head[28:30], "little") & 0x3FFF)
+    return None
+
+
+def _jpeg_frame_size(stream) -> tuple[int, int] | None:
+    stream.seek(2)
+    for _segment in range(_JPEG_MAX_SEGMENTS):
+        marker = stream.read(2)
+        while marker == b"\xff\xff":  # fill bytes before a marker
+            marker = b"\xff" + stream.read(1)
+        if len(marker) < 2 or marker[0] != 0xFF or marker[1] in (0xD9, 0xDA):
+            return None  # damaged, or the image data begins with no frame header before it
+        if 0xD0 <= marker[1] <= 0xD7 or marker[1] == 0x01:
+            continue  # markers without a length
+        length = stream.read(2)
+        if len(length) < 2 or struct.unpack(">H", length)[0] < 2:
+            return None
+        if marker[1] in _JPEG_FRAMES:
+            frame = stream.read(5)  # precision, then height and width
+            if len(frame) < 5:
+                return None
+            height, width = struct.unpack(">HH", frame[1:])
+            return width, height
+        stream.seek(struct.unpack(">H", length)[0] - 2, io.SEEK_CUR)
+    return None
+
+
+def _check_pixels(width: int, height: int) -> None:
+    max_pixels = getattr(settings, "PHOTO_MAX_PIXELS", 80_000_000)
+    if width * height > max_pixels:
+        raise InvalidImage(
+            _("The photo is too large (%(pixels).1f megapixels, at most %(max).1f).")
+            % {"pixels": width * height / 1_000_000, "max": max_pixels / 1_000_000})
 
 
 def fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
@@ -177,6 +250,9 @@ class DecodedPhoto:
         self._detail: Image.Image | None = None
 
     def _open(self) -> Image.Image:
+        declared = declared_size(io.BytesIO(self._data))
+        if declared:
+            _check_pixels(*declared)  # before Pillow warns about what is refused anyway
         try:
             image = Image.open(io.BytesIO(self._data), formats=ACCEPTED_FORMATS)
         except Image.UnidentifiedImageError:
@@ -185,12 +261,7 @@ class DecodedPhoto:
         except Exception as exc:
             raise InvalidImage(_("The file could not be read as an image: %(error)s")
                                % {"error": exc}) from exc
-        width, height = image.size
-        max_pixels = getattr(settings, "PHOTO_MAX_PIXELS", 80_000_000)
-        if width * height > max_pixels:
-            raise InvalidImage(
-                _("The photo is too large (%(pixels).1f megapixels, at most %(max).1f).")
-                % {"pixels": width * height / 1_000_000, "max": max_pixels / 1_000_000})
+        _check_pixels(*image.size)
         return image
 
     def _decoded(self, target: tuple[int, int]) -> Image.Image:

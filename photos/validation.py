@@ -30,6 +30,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
+from photos.imaging import declared_size
+
 logger = logging.getLogger(__name__)
 
 # Pillow's format name -> extension of the stored original. Nothing else is accepted.
@@ -159,13 +161,18 @@ def _spool(fileobj):
 
 def _inspect(content, name, sha256, size) -> ImageInfo:
     head = content.read(32)
+    declared = declared_size(content)
+    if declared:
+        # Refused from the header before Pillow opens it: Pillow would first log a
+        # DecompressionBombWarning about what we refuse anyway.
+        _check_pixels(*declared)
     content.seek(0)
     try:
         with Image.open(content, formats=tuple(EXTENSIONS)) as img:
             # Multi-picture JPEGs (some cameras' default) are JPEGs with extra frames.
             image_format = "JPEG" if img.format == "MPO" else img.format
             width, height = img.size
-            _check_pixels(width, height)  # from the header, before any pixel is decoded
+            _check_pixels(width, height)  # as Pillow read the header, before any pixel is decoded
             # A JPEG is decoded at 1/8 scale: libjpeg still reads and entropy-decodes every
             # coefficient of every block (a truncated or broken stream fails exactly as at
             # full size) but skips the inverse DCT and the colour conversion of all but one

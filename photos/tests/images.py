@@ -96,6 +96,25 @@ def png_claiming_size(width, height) -> bytes:
             + png_chunk(b"IEND", b""))
 
 
+def jpeg_claiming_size(width, height) -> bytes:
+    """A small JPEG (EXIF first, as cameras write it) whose frame header (SOF0) says
+    width × height: Pillow reads the size and nothing beyond it until asked to decode."""
+    data = jpeg(size=(64, 48), exif=exif(make="Canon", model="Canon EOS R5"))
+    frame = data.index(b"\xff\xc0")  # FFC0, length (2), precision (1), height, width
+    return data[:frame + 5] + struct.pack(">HH", height, width) + data[frame + 9:]
+
+
+def webp_claiming_size(width, height) -> bytes:
+    """A small WebP with transparency (an extended, VP8X file) whose canvas says
+    width × height."""
+    buffer = io.BytesIO()
+    Image.new("RGBA", (64, 48), (20, 90, 170, 128)).save(buffer, "WEBP")
+    data = buffer.getvalue()
+    assert data[12:16] == b"VP8X"
+    canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return data[:24] + canvas + data[30:]
+
+
 def heic_header() -> bytes:
     """The start of an iPhone HEIC file (ISO box "ftyp", brand heic)."""
     return struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00" + b"mif1heic" + bytes(64)

@@ -14,6 +14,7 @@ from photos import derivatives
 from photos.derivatives import InvalidImage, make_derivatives, render
 from photos.models import Photo
 from photos.tests.factories import derivative_files
+from photos.tests.images import png_claiming_size
 
 # --- Helpers: real images, made in memory ---------------------------------------------
 
@@ -292,6 +293,14 @@ def test_it_refuses_an_image_with_too_many_pixels(settings):
 
     with translation.override("en"), pytest.raises(InvalidImage, match="too large"):
         render(jpeg((1600, 1200)), "Course")
+
+
+def test_a_header_over_the_limit_is_refused_before_pillow_warns(recwarn):
+    # 120 MP, between Pillow's warning (89 MP) and error (179 MP) thresholds.
+    with translation.override("en"), pytest.raises(InvalidImage, match="too large"):
+        render(png_claiming_size(12_000, 10_000), "Course")
+
+    assert [warning.category for warning in recwarn] == []
 
 
 # --- Storage -----------------------------------------------------------------------------

@@ -27,9 +27,11 @@ from photos.tests.images import (
     heic_header,
     image_bytes,
     jpeg,
+    jpeg_claiming_size,
     picture,
     png_claiming_size,
     png_rgb16,
+    webp_claiming_size,
 )
 from photos.validation import RejectedFile, inspect_image
 
@@ -290,7 +292,34 @@ def test_it_checks_the_pixel_limit_before_decoding_anything(settings):
     assert_nothing_stored(settings)
 
 
-def test_it_refuses_what_pillow_only_warns_about(settings, monkeypatch):
+@pytest.mark.parametrize("claiming_size", [png_claiming_size, jpeg_claiming_size, webp_claiming_size],
+                         ids=["png", "jpeg", "webp"])
+def test_a_header_over_our_limit_is_refused_before_pillow_warns(settings, caplog, claiming_size):
+    # 120 MP: over Pillow's warning threshold (89 MP), under its error (179 MP). Our limit
+    # is checked on the header first, so nothing is logged for a file we refuse anyway.
+    assert Image.MAX_IMAGE_PIXELS < 120_000_000 < 2 * Image.MAX_IMAGE_PIXELS
+    data = claiming_size(12_000, 10_000)
+
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        result = ingest(EventFactory(), data, name="big.img")
+
+    assert [warning.category for warning in caught] == []
+    assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
+    assert (result.status, result.code) == ("rejected", "too_many_pixels")
+    assert result.reason == (
+        "The image is too large: 12000 × 10000 pixels, the limit is 80 megapixels.")
+    assert_nothing_stored(settings)
+
+
+@pytest.fixture
+def unreadable_header(monkeypatch):
+    """As if the file's header were one our own reader cannot follow: Pillow's guard is
+    then the first to see the size, and must still end in a refusal."""
+    monkeypatch.setattr("photos.validation.declared_size", lambda content: None)
+
+
+def test_it_refuses_what_pillow_only_warns_about(settings, monkeypatch, unreadable_header):
     settings.PHOTO_MAX_PIXELS = 10**9
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
 
@@ -301,7 +330,20 @@ def test_it_refuses_what_pillow_only_warns_about(settings, monkeypatch):
     assert_nothing_stored(settings)
 
 
-def test_it_turns_pillows_decompression_bomb_error_into_a_rejection(settings, monkeypatch):
+def test_the_header_check_refuses_what_pillow_would_warn_about_at_its_own_limit(settings, monkeypatch):
+    settings.PHOTO_MAX_PIXELS = 10**9
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        result = ingest(EventFactory(), image_bytes("PNG", size=(40, 30)))  # 1200 pixels
+
+    assert (result.status, result.code) == ("rejected", "too_many_pixels")
+    assert result.reason == "The image is too large: 40 × 30 pixels, the limit is 0.001 megapixels."
+
+
+def test_it_turns_pillows_decompression_bomb_error_into_a_rejection(settings, monkeypatch,
+                                                                      unreadable_header):
     settings.PHOTO_MAX_PIXELS = 10**9
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
 
@@ -312,7 +354,7 @@ def test_it_turns_pillows_decompression_bomb_error_into_a_rejection(settings, mo
     assert_nothing_stored(settings)
 
 
-def test_it_rejects_a_pillow_warning_raised_as_an_error(settings, monkeypatch):
+def test_it_rejects_a_pillow_warning_raised_as_an_error(settings, monkeypatch, unreadable_header):
     settings.PHOTO_MAX_PIXELS = 10**9
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
 
@@ -321,6 +363,12 @@ def test_it_rejects_a_pillow_warning_raised_as_an_error(settings, monkeypatch):
         result = ingest(EventFactory(), image_bytes("PNG", size=(40, 30)))
 
     assert (result.status, result.code) == ("rejected", "too_many_pixels")
+
+
+def test_pillows_own_guard_stays_on_for_every_other_reader():
+    # We never switch Pillow's guard off: whoever opens such a file gets Pillow's error.
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(png_claiming_size(15_000, 15_000)))
 
 
 def test_it_rejects_an_image_over_the_configured_pixel_limit(settings):
