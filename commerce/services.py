@@ -13,7 +13,7 @@ from commerce.models import Cart, CartItem, Order, OrderItem, Payment, PaymentSt
 from mlpipeline.bibrules import canonical
 from photos.models import BibTag
 from search.gallery import public_photos
-from search.services import SearchError, photos_by_bib
+from search.services import SearchError, photo_ids_by_bib, photos_by_bib
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ def photos_of_bib(event, bib: str) -> list[int]:
     except SearchError:
         return []
     return list(public_photos(event).filter(pk__in=matched).values_list("pk", flat=True))
+
+
+def photos_of_bibs(event, bibs) -> dict[str, set[int]]:
+    """:func:`photos_of_bib` for many bibs at once, in a fixed number of queries."""
+    matched = photo_ids_by_bib(event, bibs)
+    public = set(public_photos(event).filter(pk__in=set().union(*matched.values()))
+                 .values_list("pk", flat=True))
+    return {bib: ids & public for bib, ids in matched.items()}
 
 
 def bibs_of_photos(photo_ids) -> dict[int, list[str]]:

@@ -158,51 +158,123 @@ def photos_by_bib(event, bib: str) -> list[Match]:
     from such readings) says it is probable.
     """
     bib = valid_bib(bib)
-    tags = event_linking.shown_tags(event.pk).filter(bib=bib).order_by("-confidence")
-    # An opted-out runner is not found through their face: not by the tags face linking
-    # carried over, not through their clusters (whose faces the database made unsearchable).
-    opted_out = BibClaim.objects.filter(event=event, bib=bib,
-                                        face_search=BibClaim.FaceSearch.OPTED_OUT).exists()
-    if opted_out:
-        tags = tags.exclude(source=BibTag.Source.FACE_LINK)
+    found = _bib_evidence(event, {bib})[bib]
     best: dict[int, float] = {}
     reasons: dict[int, list[str]] = {}
     sure: set[int] = set()  # photos with a confirmed tag of the bib: not only probable
-    tag_faces = set()
-    for photo_id, confidence, source, face_id, confirmed in tags.values_list(
-            "photo_id", "confidence", "source", "face_id", "confirmed"):
+    for photo_id, confidence, source, _face_id, confirmed in found.tags:
         best.setdefault(photo_id, confidence)
         reasons.setdefault(photo_id, []).append(source)
         if confirmed or source == BibTag.Source.MANUAL:
             sure.add(photo_id)
-        if face_id is not None:
-            tag_faces.add(face_id)
-    clusters = set() if opted_out else _bib_clusters(event, bib, tag_faces, set(best))
-    cluster_photos = {photo_id: score for photo_id, score in _cluster_photos(event, clusters).items()
-                      if photo_id not in best}
     matches = []
     for photo_id, score in best.items():
         # Probable: read with nothing to confirm it (no start list), or carried from such readings.
         probable = () if photo_id in sure else (REASON_PROBABLE,)
         matches.append(Match(photo_id, score, (*reasons[photo_id], *probable)))
     probable = () if sure else (REASON_PROBABLE,)
-    matches += [Match(photo_id, score, (REASON_CLUSTER, *probable))
-                for photo_id, score in cluster_photos.items()]
+    # The cluster's photos score 0: no bib was read there.
+    matches += [Match(photo_id, 0.0, (REASON_CLUSTER, *probable))
+                for photo_id in sorted(found.cluster_photos - best.keys())]
     return ranked(matches)
 
 
-def _bib_clusters(event, bib, tag_faces, tagged_photos) -> set[int]:
-    """Clusters of the bib's runner: those of the searchable faces its shown tags point at,
+def photo_ids_by_bib(event, bibs) -> dict[str, set[int]]:
+    """The photos :func:`photos_by_bib` finds for each of ``bibs`` (ids only, unranked), in
+    the same few queries however many bibs: for a report over hundreds of bundles. A bib
+    that is no bib number finds nothing."""
+    valid = {}
+    for bib in bibs:
+        try:
+            valid[bib] = valid_bib(bib)
+        except SearchError:
+            continue
+    evidence = _bib_evidence(event, set(valid.values()))
+    found = {}
+    for bib in bibs:
+        bib_evidence = evidence.get(valid.get(bib))
+        found[bib] = (set() if bib_evidence is None else
+                      {tag[0] for tag in bib_evidence.tags} | bib_evidence.cluster_photos)
+    return found
+
+
+@dataclass
+class _BibEvidence:
+    # The bib's shown tags, most confident first: (photo, confidence, source, face, confirmed).
+    tags: list[tuple[int, float, str, int | None, bool]]
+    # The photos of the bib's runner's face clusters (some may be tagged too).
+    cluster_photos: set[int]
+
+
+def _bib_evidence(event, bibs: set[str]) -> dict[str, _BibEvidence]:
+    """What finds the photos of each of ``bibs`` (valid bib numbers), in a fixed number of
+    queries: the shown tags, and the photos of the runner's face clusters."""
+    evidence = {bib: _BibEvidence([], set()) for bib in bibs}
+    if not bibs:
+        return evidence
+    # An opted-out runner is not found through their face: not by the tags face linking
+    # carried over, not through their clusters (whose faces the database made unsearchable).
+    opted_out = set(BibClaim.objects.filter(event=event, bib__in=bibs,
+                                            face_search=BibClaim.FaceSearch.OPTED_OUT)
+                    .values_list("bib", flat=True))
+    tags = event_linking.shown_tags(event.pk).filter(bib__in=bibs).order_by("-confidence", "pk")
+    for bib, *tag in tags.values_list("bib", "photo_id", "confidence", "source", "face_id",
+                                      "confirmed"):
+        if bib in opted_out and tag[2] == BibTag.Source.FACE_LINK:
+            continue
+        evidence[bib].tags.append(tuple(tag))
+    clusters = _bib_clusters(event, {bib: found.tags for bib, found in evidence.items()
+                                     if bib not in opted_out})
+    photos_of_cluster = _photos_of_clusters(event, set().union(*clusters.values()))
+    for bib, runner_clusters in clusters.items():
+        for cluster in runner_clusters:
+            evidence[bib].cluster_photos |= photos_of_cluster.get(cluster, set())
+    return evidence
+
+
+def _bib_clusters(event, tags_of_bib: dict[str, list[tuple]]) -> dict[str, set[int]]:
+    """Each bib's runner's clusters: those of the searchable faces its shown tags point at,
     or linked to the bib on a photo that shows it. A cluster that also holds a face linked
     to another bib is two runners alike (event_linking leaves those alone too): skipped."""
-    seeds = set(Face.objects.filter(event=event, searchable=True, cluster__isnull=False)
-                .filter(Q(pk__in=tag_faces) | Q(bib=bib, photo_id__in=tagged_photos))
-                .values_list("cluster", flat=True))
+    bibs_of_face: dict[int, set[str]] = {}
+    tagged_photos: dict[str, set[int]] = {}
+    for bib, tags in tags_of_bib.items():
+        for photo_id, _confidence, _source, face_id, _confirmed in tags:
+            tagged_photos.setdefault(bib, set()).add(photo_id)
+            if face_id is not None:
+                bibs_of_face.setdefault(face_id, set()).add(bib)
+    if not tagged_photos:
+        return {}
+    seeds: dict[str, set[int]] = {}
+    candidates = (Face.objects.filter(event=event, searchable=True, cluster__isnull=False)
+                  .filter(Q(pk__in=set(bibs_of_face))
+                          | Q(bib__in=set(tagged_photos),
+                              photo_id__in=set().union(*tagged_photos.values())))
+                  .values_list("pk", "bib", "photo_id", "cluster"))
+    for face_id, face_bib, photo_id, cluster in candidates:
+        for bib in bibs_of_face.get(face_id, ()):
+            seeds.setdefault(bib, set()).add(cluster)
+        if photo_id in tagged_photos.get(face_bib, ()):
+            seeds.setdefault(face_bib, set()).add(cluster)
     if not seeds:
-        return set()
-    mixed = set(Face.objects.filter(event=event, cluster__in=seeds).exclude(bib="")
-                .exclude(bib=bib).values_list("cluster", flat=True))
-    return seeds - mixed
+        return {}
+    bibs_in_cluster: dict[int, set[str]] = {}
+    for cluster, face_bib in (Face.objects.filter(event=event, cluster__in=set().union(*seeds.values()))
+                              .exclude(bib="").values_list("cluster", "bib").distinct()):
+        bibs_in_cluster.setdefault(cluster, set()).add(face_bib)
+    return {bib: {cluster for cluster in found if not bibs_in_cluster.get(cluster, set()) - {bib}}
+            for bib, found in seeds.items()}
+
+
+def _photos_of_clusters(event, clusters) -> dict[int, set[int]]:
+    """The photos of each cluster's searchable faces."""
+    if not clusters:
+        return {}
+    photos: dict[int, set[int]] = {}
+    for cluster, photo_id in (Face.objects.filter(event=event, searchable=True, cluster__in=clusters)
+                              .values_list("cluster", "photo_id").distinct()):
+        photos.setdefault(cluster, set()).add(photo_id)
+    return photos
 
 
 def _cluster_photos(event, clusters) -> dict[int, float]:

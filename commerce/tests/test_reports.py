@@ -6,12 +6,14 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.tests.factories import UserFactory
-from commerce import reports
+from commerce import reports, services
 from commerce.models import DiscountCode, Order, OrderItem, Payment, Refund
 from commerce.pricing import vat_of
 from commerce.tests.conftest import add, deliver, pay_with_card, signed_event, start_checkout
@@ -117,6 +119,37 @@ def test_a_photo_its_bundle_already_covered_is_not_sold_twice(shop, sales):
     report = reports.sales_report(shop)
     assert report.photos_sold == 1 and report.photo_downloads == 2
     assert report.of(sales["ana"]).revenue == Decimal("17.33")
+
+
+def _sell_bundles(shop, make_public_photo, photographers, count, first_bib):
+    """``count`` paid bundles of bibs from ``first_bib`` on, each bib on one to three public
+    photos taken by the photographers in turn."""
+    for n in range(count):
+        bib = str(first_bib + n)
+        for k in range(1 + n % 3):
+            photo = make_public_photo(shop.event, bib=bib)
+            photo.photographer = photographers[(n + k) % len(photographers)]
+            photo.save(update_fields=["photographer"])
+        _order(shop, [(bib, "25.00")])
+
+
+def test_the_report_finds_the_bundles_photos_in_the_same_queries_however_many_were_sold(
+        shop, sales, make_public_photo, monkeypatch):
+    with CaptureQueriesContext(connection) as two_bundles:
+        reports.sales_report(shop)
+    _sell_bundles(shop, make_public_photo, [sales["paula"], sales["ana"], sales["bob"]], 30,
+                  first_bib=100)
+
+    with CaptureQueriesContext(connection) as thirty_two_bundles:
+        report = reports.sales_report(shop)
+    # The same figures as searching each bundle's bib on its own.
+    monkeypatch.setattr(services, "photos_of_bibs", lambda event, bibs: {
+        bib: set(services.photos_of_bib(event, bib)) for bib in bibs})
+    one_by_one = reports.sales_report(shop)
+
+    assert len(thirty_two_bundles) == len(two_bundles)
+    assert (report.bundles_sold, report.bundle_photos) == (32, 3 + 10 * (1 + 2 + 3))
+    assert report == one_by_one
 
 
 def test_discounts_are_reported_per_code(shop, sales):

@@ -3,6 +3,8 @@ combine, and an event without a start list shows its confident readings as proba
 
 import numpy as np
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
 from accounts import privacy
@@ -22,6 +24,7 @@ from search.services import (
     Match,
     SearchError,
     SelfieResult,
+    photo_ids_by_bib,
     photos_by_bib,
 )
 
@@ -115,6 +118,52 @@ def test_a_cluster_holding_another_runners_bib_is_not_followed(listed_event):
     tag(other_read, "77", face_row=face(event, other_read, cluster=1, bib="77"))
     face(event, hidden, cluster=1)
     assert set(by_photo(photos_by_bib(event, "512"))) == {read.pk}
+
+
+def test_many_bibs_are_searched_at_once_with_the_same_results_and_queries_as_one(listed_event):
+    event = listed_event
+    for bib in ("900", "33", "4"):
+        StartListEntryFactory(event=event, bib=bib)
+    photos = [PhotoFactory(event=event) for _ in range(12)]
+    # 512: read, carried over by face, by hand, and its runner's cluster 1.
+    tag(photos[0], "512", face_row=face(event, photos[0], cluster=1, bib="512"))
+    tag(photos[1], "512", FACE_LINK, confidence=0.97, face_row=face(event, photos[1], cluster=1))
+    tag(photos[2], "512", MANUAL, confidence=1.0)
+    face(event, photos[3], cluster=1)
+    # 77 and 33: their faces fell in one cluster (two runners alike), followed by neither.
+    tag(photos[4], "77")
+    tag(photos[5], "33", face_row=face(event, photos[5], cluster=2, bib="33"))
+    tag(photos[6], "77", face_row=face(event, photos[6], cluster=2, bib="77"))
+    # 900: seeded by a face linked to the bib on a photo that shows it, then opted out.
+    tag(photos[7], "900")
+    face(event, photos[7], cluster=3, bib="900")
+    face(event, photos[8], cluster=3)
+    privacy.claim_bib(UserFactory(), event, "900", BibClaim.FaceSearch.OPTED_OUT)
+    tag(photos[9], "900", FACE_LINK, face_row=face(event, photos[9], cluster=3))
+    # 4: a cluster of its own, seeded by the tag's face.
+    tag(photos[10], "4", face_row=face(event, photos[10], cluster=4))
+    face(event, photos[11], cluster=4)
+    bibs = ["512", "0512", "77", "33", "900", "4", "5", "12a", ""]
+
+    def one_by_one(bib):
+        try:
+            return set(by_photo(photos_by_bib(event, bib)))
+        except SearchError:
+            return set()
+
+    expected = {bib: one_by_one(bib) for bib in bibs}
+    with CaptureQueriesContext(connection) as one:
+        photo_ids_by_bib(event, ["512"])
+    with CaptureQueriesContext(connection) as many:
+        found = photo_ids_by_bib(event, bibs)
+
+    assert found == expected
+    assert expected["512"] == {photos[0].pk, photos[1].pk, photos[2].pk, photos[3].pk}
+    assert expected["900"] == {photos[7].pk}
+    assert expected["4"] == {photos[10].pk, photos[11].pk}
+    assert (expected["77"], expected["33"]) == ({photos[4].pk, photos[6].pk}, {photos[5].pk})
+    assert expected["12a"] == expected["5"] == set()
+    assert len(many) == len(one)
 
 
 @pytest.mark.parametrize("bib, message", [("", "Type your bib number"),
