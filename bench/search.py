@@ -6,12 +6,13 @@
     python bench/search.py selfie [--photos 20000] [--runs 40]
     python bench/search.py ann [--data SHARED_DATA] [--faces 1000000] [--views 8] [--queries 200]
                                [--pgvector [--pgvector-faces 200000]] [--isotropic]
+                               [--structure product|graph|inverted] [--ef N...] [--probed SHARE...]
 
 ``recall``: every photo of rbnr-dev goes through the product's steps as the pipeline runs
 them (MTCNN faces, SFace vectors, the bib reader steered by the event's rules: computed
 once, see bench/search_cache.py), then into a throwaway database, one event per set, with
 the set's labelled bibs as start list and again without one: bib rules and face geometry
-(as ``steps.read_bibs``), event linking (``event_linking.link_event``), the hnswlib index
+(as ``steps.read_bibs``), event linking (``event_linking.link_event``), the event's index
 (``indexes.sync``), and the search services themselves. For every labelled runner:
 recall of the photos labelled with their bib, and precision, for bib alone; for the
 faces-dev runners also selfie alone (their first faces-dev crop as the selfie, that
@@ -31,9 +32,11 @@ pipeline's models; a 12 MP JPEG selfie of the astronaut is posted to the event p
 selfie form (Django's test client) and timed end to end: upload, decoding, detection,
 embedding, ANN, database re-check and the rendered page.
 
-``ann``: hnswlib with the product's parameters on generated faces modelled on real SFace
-vectors (see FaceModel: runners with several photos each, spread as real faces are),
-query time and recall@10 against exact search, index size, and the product's own selfie
+``ann``: the index the product builds for that many faces (``mlpipeline.ann``: an hnswlib
+graph, or from ``ann.INVERTED_FROM`` faiss's inverted file; ``--structure`` forces one), with
+the product's parameters, on generated faces modelled on real SFace vectors (see FaceModel:
+runners with several photos each, spread as real faces are): query time (one thread) and
+recall@10 against exact search, index size (pickled, as in the file), and the product's own selfie
 query (recall of every face above the match threshold); with ``--pgvector`` the same
 through PostgreSQL's HNSW (the product's index parameters) on the first
 ``--pgvector-faces`` vectors.
@@ -650,9 +653,10 @@ def bench_ann(args) -> int:
 
 
 def _bench_ann(args) -> int:
-    import hnswlib
+    import pickle
 
-    from mlpipeline.indexes import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, candidates
+    from mlpipeline import ann
+    from mlpipeline.indexes import candidates
     from mlpipeline.inference.sface import SFaceEmbedder
     from search.services import FACE_CANDIDATES
 
@@ -676,29 +680,50 @@ def _bench_ann(args) -> int:
     print(f"generated in {time.monotonic() - started:.0f} s; per selfie: {statistics.mean(same):.1f} "
           f"photos of the runner, {statistics.mean(map(len, wanted)):.1f} faces at or above the "
           f"match threshold {threshold} (exact search)")
-    index = hnswlib.Index(space="cosine", dim=dimension)
-    links = args.m or HNSW_M
-    construction = args.ef_construction or HNSW_EF_CONSTRUCTION
+
+    # The product's structure for this many faces (ann.build), or the one asked for, with the
+    # product's parameters unless told otherwise.
+    if args.m:
+        ann.HNSW_M = args.m
+    if args.ef_construction:
+        ann.HNSW_EF_CONSTRUCTION = args.ef_construction
+    if args.structure == "graph":
+        ann.INVERTED_FROM = len(vectors) + 1
+    elif args.structure == "inverted":
+        ann.INVERTED_FROM = min(ann.INVERTED_FROM, len(vectors))
+    product = ann.Inverted if len(vectors) >= ann.INVERTED_FROM else ann.Graph
+    parameters = (f"M={ann.HNSW_M}, ef_construction={ann.HNSW_EF_CONSTRUCTION}, "
+                  f"ef={ann.HNSW_EF_SEARCH}" if product is ann.Graph else
+                  f"4 x sqrt(n) lists, scanning {ann.PROBED_SHARE:g} of them, "
+                  f"k + {ann.RERANK_EXTRA} re-ranked")
     # The generated vectors are the same for the same arguments (seeded): a built index can
     # be kept and queried again later, e.g. on a quiet machine, without hours of building.
     kept = None
     if args.keep_index:
+        name = f"graph-M{ann.HNSW_M}-efc{ann.HNSW_EF_CONSTRUCTION}" \
+            if product is ann.Graph else "inverted"
         kept = args.keep_index / (f"ann-{'iso' if args.isotropic else 'real'}-{args.faces}-"
-                                  f"{args.views:g}-M{links}-efc{construction}.bin")
+                                  f"{args.views:g}-{name}.pickle")
+    built = None
     if kept and kept.is_file():
-        index.load_index(str(kept), max_elements=len(vectors))
-        built = None
+        structure = pickle.loads(kept.read_bytes())
         print(f"index loaded from {kept} (built earlier with the same arguments)")
     else:
-        index.init_index(max_elements=len(vectors), ef_construction=construction, M=links)
-        index.set_num_threads(args.threads)
-        started = time.monotonic()
-        index.add_items(vectors, np.arange(len(vectors)))
+        if product is ann.Graph:
+            # Built on every core here, as a worker builds on one: the graph is the same.
+            structure = ann.Graph(dimension, len(vectors))
+            structure.index.set_num_threads(args.threads)
+            started = time.monotonic()
+            structure.add(np.arange(len(vectors)), vectors)
+            structure.index.set_num_threads(1)  # one query at a time, as a search request asks
+        else:
+            started = time.monotonic()
+            structure = ann.build(np.arange(len(vectors)), vectors)
         built = time.monotonic() - started
-        if kept:
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            index.save_index(str(kept))
-    index.set_num_threads(1)  # one query at a time, as a search request asks
+    saved = pickle.dumps(structure, protocol=pickle.HIGHEST_PROTOCOL)
+    if kept and built is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(saved)
 
     def recall_at_10(found_lists):
         return statistics.mean(len(set(top.tolist()) & set(found[:10])) / 10
@@ -708,39 +733,47 @@ def _bench_ann(args) -> int:
         scored = [(len(want & set(found)), len(want)) for want, found in zip(wanted, found_lists)]
         return sum(hit for hit, _n in scored) / max(1, sum(n for _hit, n in scored))
 
-    def measure(ef, k=10):
-        index.set_ef(ef)
+    def measure(k=10):
         timings, found = [], []
         for query in queries:
             clock = time.perf_counter()
-            labels, _distances = index.knn_query(query, k=k)
+            hits = structure.search(query, k)
             timings.append(time.perf_counter() - clock)
-            found.append(labels[0].tolist())
+            found.append([label for label, _similarity in hits])
         return timings, found
 
-    for ef in args.ef:
-        timings, found = measure(ef)
-        print(f"hnswlib k=10 ef={ef}: query {_ms(timings)}; recall@10 {recall_at_10(found):.3f}")
-    timings, found = measure(HNSW_EF_SEARCH)
+    if product is ann.Graph:
+        for ef in args.ef:
+            structure.index.set_ef(ef)
+            timings, found = measure()
+            print(f"hnswlib k=10 ef={ef}: query {_ms(timings)}; recall@10 {recall_at_10(found):.3f}")
+        structure.index.set_ef(ann.HNSW_EF_SEARCH)
+    else:
+        print(f"faiss inverted file: {structure.lists} lists")
+        product_share = ann.PROBED_SHARE
+        for share in args.probed:
+            ann.PROBED_SHARE = share
+            timings, found = measure()
+            print(f"inverted file k=10 scanning {share:g} of the lists: query {_ms(timings)}; "
+                  f"recall@10 {recall_at_10(found):.3f}")
+        ann.PROBED_SHARE = product_share
+    timings, found = measure()
     p50 = _percentile(timings, 0.5) * 1000
     recall = recall_at_10(found)
     # The product's own query (mlpipeline.indexes.nearest as services._face_matches calls it).
-    index.set_ef(HNSW_EF_SEARCH)
     product_timings, product_found = [], []
     for query in queries:
         clock = time.perf_counter()
-        hits = candidates(lambda k, query=query: _knn(index, query, k), threshold, FACE_CANDIDATES)
+        hits = candidates(lambda k, query=query: structure.search(query, k), threshold,
+                          FACE_CANDIDATES)
         product_timings.append(time.perf_counter() - clock)
         product_found.append([label for label, _similarity in hits])
-    with tempfile.TemporaryDirectory() as folder:
-        index.save_index(str(Path(folder) / "faces.bin"))
-        size = (Path(folder) / "faces.bin").stat().st_size
-    made = "loaded" if built is None else f"built in {built:.0f} s with {args.threads} threads"
-    print(f"hnswlib, {len(vectors)} vectors of {dimension} (M={links}, ef_construction="
-          f"{construction}, ef={HNSW_EF_SEARCH}): "
-          f"{made}; index {size / 2**20:.0f} MiB; k=10 query {_ms(timings)}; "
-          f"recall@10 {recall:.3f} (targets p50 <= {TARGET_ANN_P50_MS} ms: "
-          f"{'met' if p50 <= TARGET_ANN_P50_MS else 'MISSED'}, recall >= {TARGET_ANN_RECALL}: "
+    made = "loaded" if built is None else (
+        f"built in {built:.0f} s" + (f" with {args.threads} threads" if product is ann.Graph else ""))
+    print(f"{'hnswlib graph' if product is ann.Graph else 'faiss inverted file'}, {len(vectors)} "
+          f"vectors of {dimension} ({parameters}): {made}; index {len(saved) / 2**20:.0f} MiB; "
+          f"k=10 query {_ms(timings)}; recall@10 {recall:.3f} (targets p50 <= {TARGET_ANN_P50_MS} "
+          f"ms: {'met' if p50 <= TARGET_ANN_P50_MS else 'MISSED'}, recall >= {TARGET_ANN_RECALL}: "
           f"{'met' if recall >= TARGET_ANN_RECALL else 'MISSED'})")
     print(f"the product's selfie query (indexes.candidates: widened while the last hit is a "
           f"match, up to {FACE_CANDIDATES}): {_ms(product_timings)}; recall of the faces at or "
@@ -751,11 +784,6 @@ def _bench_ann(args) -> int:
         subset_wanted = [set(np.flatnonzero(s >= threshold).tolist()) for s in subset_scores]
         _bench_pgvector(vectors[:count], queries, subset_tops, subset_wanted, threshold)
     return 0
-
-
-def _knn(index, query, k):
-    labels, distances = index.knn_query(query, k=k)
-    return [(int(label), float(1.0 - distance)) for label, distance in zip(labels[0], distances[0])]
 
 
 def _bench_pgvector(vectors, queries, tops, wanted, threshold) -> int:
@@ -860,7 +888,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="keep the built index in DIR and load it on a later run with the same "
                           "arguments (queries measured again without building)")
     ann.add_argument("--ef", type=int, nargs="*", default=[],
-                     help="also query with these ef values (the product's is HNSW_EF_SEARCH)")
+                     help="graph: also query with these ef values (the product's is "
+                          "ann.HNSW_EF_SEARCH)")
+    ann.add_argument("--structure", choices=("product", "graph", "inverted"), default="product",
+                     help="the index the product builds for this many faces (a graph under "
+                          "ann.INVERTED_FROM, an inverted file from there), or this one")
+    ann.add_argument("--probed", type=float, nargs="*", default=[],
+                     help="inverted file: also query scanning these shares of the lists (the "
+                          "product's is ann.PROBED_SHARE)")
     args = parser.parse_args(argv)
     if args.command == "ann" and not args.isotropic and not (args.data / "faces-dev").is_dir():
         parser.error(f"{args.data} has no faces-dev/ (give --data, or --isotropic)")

@@ -1,8 +1,10 @@
 """Approximate nearest-neighbour indexes over the embeddings in PostgreSQL.
 
 The database is the source of truth. With ``SEARCH_BACKEND=hnswlib`` (one
-machine, the default) each event has one hnswlib index per embedding kind and
-model, in a file under ``INDEX_DIR``; with ``SEARCH_BACKEND=pgvector`` the
+machine, the default) each event has one index per embedding kind and model, in a
+file under ``INDEX_DIR``: an hnswlib graph, or past a hundred thousand vectors an
+inverted file of quantised vectors (``mlpipeline.ann`` says why); with
+``SEARCH_BACKEND=pgvector`` the
 partial HNSW indexes PostgreSQL keeps itself answer the same queries, for
 deployments where several machines serve search.
 
@@ -29,7 +31,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hnswlib
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
@@ -37,6 +38,7 @@ from django.db.models import F, Func
 from pgvector.django import CosineDistance, VectorField
 
 from events.models import Event
+from mlpipeline import ann
 from mlpipeline.inference import registry
 from mlpipeline.vectors import normalised
 from photos.models import Face, Photo
@@ -50,26 +52,18 @@ KINDS = (FACES, CLIP)
 # Marked-deleted entries still cost memory and search time; past this share the
 # index is rebuilt from the database instead of patched.
 REBUILD_WHEN_DELETED_SHARE = 0.25
-#: links per vector: on faces modelled on real SFace vectors (bench/search.py ann), 32 finds
-#: more of the exact ten nearest than 16 in the same query time (1,000,000 faces: 0.890 at
-#: ef 150 in 1.0 ms against 0.851 at ef 300 in 1.0 ms; 200,000: 0.969 against 0.957), for
-#: a fifth more memory (752 MiB against 630 MiB at 1,000,000) and twice the build time
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 200
-#: the candidate list of a query (hnswlib searches with max(ef, k)); a selfie asks for
-#: FIRST_CANDIDATES neighbours, which cost the same
-HNSW_EF_SEARCH = 150
-#: the same for PostgreSQL's HNSW indexes (m = 16, photos/migrations/_hnsw.py), whose graph
-#: needs the longer list that hnswlib's needed at M = 16
+#: the candidate list of PostgreSQL's HNSW indexes (m = 16, photos/migrations/_hnsw.py): the
+#: length hnswlib's graphs needed at M = 16 (``ann.HNSW_EF_SEARCH`` is for M = 32)
 PGVECTOR_EF_SEARCH = 300
 #: a selfie search first asks for this many neighbours, then twice as many while the last
 #: one is still a match (:func:`candidates`): most runners have fewer photos than this, and
-#: a query's cost grows with what it asks (hnswlib searches with max(ef, k))
+#: a query's cost grows with what it asks
 FIRST_CANDIDATES = 64
 #: pgvector's HNSW returns at most ``hnsw.ef_search`` rows (and its limit is 1000), before
 #: the event's filter: iterative scans go on until the query's LIMIT is met
 PGVECTOR_MAX_EF_SEARCH = 1000
-FILE_FORMAT = 1
+#: 2: ``index`` is an ``ann`` structure; 1 (read still): a bare hnswlib index
+FILE_FORMAT = 2
 #: vectors drawn at random from an index (once per file loaded) to tell a query's ordinary
 #: scores from those that stand out (search/outfit.py): enough for a median and its spread
 SAMPLE_SIZE = 1000
@@ -187,7 +181,9 @@ def _read(path: Path) -> dict:
     # Only files this module wrote, under INDEX_DIR, are ever unpickled.
     with open(path, "rb") as handle:
         data = pickle.load(handle)
-    if data.get("format") != FILE_FORMAT:
+    if data.get("format") == 1:
+        data.update(format=FILE_FORMAT, index=ann.Graph.wrapping(data["index"]))
+    elif data.get("format") != FILE_FORMAT:
         raise ValueError(f"{path}: unknown index format {data.get('format')!r}")
     return data
 
@@ -211,17 +207,9 @@ def _write(path: Path, data: dict) -> None:
         os.close(directory)
 
 
-def _new_index(dimension: int, capacity: int) -> hnswlib.Index:
-    index = hnswlib.Index(space="cosine", dim=dimension)
-    index.init_index(max_elements=max(capacity, 16), ef_construction=HNSW_EF_CONSTRUCTION,
-                     M=HNSW_M)
-    return index
-
-
 def _build(kind: str, event_id: int, model: str) -> dict:
     ids, vectors = _vectors(kind, event_id, model)
-    index = _new_index(vectors.shape[1], len(ids) * 2)
-    index.add_items(vectors, ids)
+    index = ann.build(ids, vectors)
     return {"format": FILE_FORMAT, "event_id": event_id, "kind": kind, "model": model,
             "dimension": int(vectors.shape[1]), "ids": ids, "index": index}
 
@@ -273,21 +261,16 @@ def _patch(data: dict, kind: str, event_id: int, model: str) -> tuple[int, int, 
     to_remove = in_index - in_database
     if not to_add and not to_remove:
         return 0, 0, False
-    index: hnswlib.Index = data["index"]
-    deleted_after = index.get_current_count() - len(in_index) + len(to_remove)
-    if deleted_after > REBUILD_WHEN_DELETED_SHARE * max(index.get_current_count(), 1):
+    index = data["index"]
+    deleted_after = index.stored - len(in_index) + len(to_remove)
+    if (deleted_after > REBUILD_WHEN_DELETED_SHARE * max(index.stored, 1)
+            or not ann.suits(index, len(in_database))):
         data.update(_build(kind, event_id, model))
         return len(to_add), len(to_remove), True
-    for label in to_remove:
-        index.mark_deleted(label)
+    index.remove(to_remove)
     if to_add:
         ids, vectors = _vectors(kind, event_id, model, to_add)
-        needed = index.get_current_count() + len(ids)
-        if needed > index.get_max_elements():
-            index.resize_index(max(needed, index.get_max_elements() * 2))
-        for label in set(ids.tolist()) & set(index.get_ids_list()):
-            index.unmark_deleted(label)  # a row that left and came back (opt-out undone)
-        index.add_items(vectors, ids)
+        index.add(ids, vectors)
         to_add = set(ids.tolist())
     data["ids"] = np.array(sorted((in_index - to_remove) | to_add), dtype=np.int64)
     return len(to_add), len(to_remove), False
@@ -325,8 +308,8 @@ def check(event_id: int, kinds=KINDS, vectors: bool = True) -> list[Mismatch]:
                 common = sorted(expected & actual)
                 if common:
                     ids, stored = _vectors(kind, event_id, model, common)
-                    indexed = np.asarray(data["index"].get_items(ids.tolist()), dtype=np.float32)
-                    # hnswlib keeps cosine vectors normalised; compare directions.
+                    indexed = data["index"].vectors(ids.tolist())
+                    # The index keeps vectors normalised; compare directions.
                     stored = normalised(stored)
                     wrong = int((np.abs(indexed - stored).max(axis=1) > 1e-4).sum())
             missing, extra = len(expected - actual), len(actual - expected)
@@ -353,7 +336,6 @@ def _loaded(path: Path) -> dict | None:
         if cached and cached[0] == stamp:
             return cached[1]
         data = _read(path)
-        data["index"].set_ef(HNSW_EF_SEARCH)
         _cache[path] = (stamp, data)
         return data
 
@@ -369,9 +351,7 @@ def nearest(event_id: int, kind: str, model: str, vector, k: int) -> list[tuple[
     if data["dimension"] != query.shape[1]:
         raise ValueError(f"A {query.shape[1]}-d query cannot search a {data['dimension']}-d "
                          f"index of {model}.")
-    count = min(k, len(data["ids"]))
-    labels, distances = data["index"].knn_query(query, k=count)
-    return [(int(label), float(1.0 - distance)) for label, distance in zip(labels[0], distances[0])]
+    return data["index"].search(query[0], min(k, len(data["ids"])))
 
 
 def candidates(search, threshold: float, limit: int) -> list[tuple[int, float]]:
@@ -415,7 +395,7 @@ def sample(event_id: int, kind: str, model: str, size: int = SAMPLE_SIZE) -> np.
     if drawn is None or len(drawn) < min(size, len(data["ids"])):
         chosen = np.random.default_rng(0).choice(data["ids"], min(size, len(data["ids"])),
                                                  replace=False)
-        drawn = np.asarray(data["index"].get_items(chosen.tolist()), dtype=np.float32)
+        drawn = data["index"].vectors(chosen.tolist())
         data["sample"] = drawn  # the cached file's: dropped with it when the file changes
     return drawn[:size]
 

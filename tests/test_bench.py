@@ -250,22 +250,29 @@ def test_bench_timing_scores_timing_and_bursts_on_a_generated_race(capsys):
     assert len(figures["after"]["recovered"]) > len(figures["before"]["recovered"])
 
 
-def test_bench_search_ann_builds_keeps_and_reloads_an_index(tmp_path):
+@pytest.mark.parametrize("structure, options, sweep, made", [
+    ("graph", ["--m", "8", "--ef", "20"], "hnswlib k=10 ef=20: query p50",
+     r"hnswlib graph, 3000 vectors of 128 \(M=8, ef_construction=200, ef=\d+\): "),
+    ("inverted", ["--probed", "0.3"], "inverted file k=10 scanning 0.3 of the lists: query p50",
+     r"faiss inverted file, 3000 vectors of 128 \(4 x sqrt\(n\) lists, scanning [\d.]+ of them, "
+     r"k \+ \d+ re-ranked\): "),
+])
+def test_bench_search_ann_builds_keeps_and_reloads_an_index(tmp_path, structure, options, sweep, made):
     env = {key: value for key, value in os.environ.items()
            if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
     command = [sys.executable, str(ROOT / "bench" / "search.py"), "ann", "--isotropic",
-               "--faces", "3000", "--queries", "20", "--m", "8", "--keep-index", str(tmp_path),
-               "--ef", "20"]
+               "--faces", "3000", "--queries", "20", "--structure", structure,
+               "--keep-index", str(tmp_path), *options]
 
     built = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
     assert built.returncode == 0, built.stderr
-    assert "hnswlib k=10 ef=20: query p50" in built.stdout
-    assert re.search(r"\(M=8, ef_construction=200, ef=\d+\): built in", built.stdout)
+    assert sweep in built.stdout
+    assert re.search(made + "built in", built.stdout)
     assert again.returncode == 0, again.stderr
     assert "index loaded from" in again.stdout
-    assert re.search(r"\(M=8, ef_construction=200, ef=\d+\): loaded; index", again.stdout)
-    # The same vectors and the same graph: the same recall both times.
+    assert re.search(made + "loaded; index", again.stdout)
+    # The same vectors and the same index: the same recall both times.
     recall = [line.split("recall@10 ")[1][:5] for line in (built.stdout, again.stdout)]
     assert recall[0] == recall[1]

@@ -1,10 +1,12 @@
+import pickle
+
 import numpy as np
 import pytest
 from django.core.management import call_command
 from django.utils import translation
 
 from events.tests.factories import EventFactory
-from mlpipeline import indexes
+from mlpipeline import ann, indexes
 from photos.models import Face
 from photos.tests.factories import PhotoFactory
 
@@ -30,7 +32,21 @@ def ids_in_index(event, model=MODEL) -> set[int]:
     return set(indexes._read(path)["ids"].tolist()) if path.exists() else set()
 
 
-def test_it_builds_an_index_that_finds_each_face_as_its_own_nearest():
+@pytest.fixture(params=["graph", "inverted"])
+def structure(request, monkeypatch):
+    """Runs a test with each of ``ann``'s structures: the inverted file from 16 vectors (the
+    fewest its 16-code quantisers can be trained on) instead of a hundred thousand."""
+    if request.param == "inverted":
+        monkeypatch.setattr(ann, "INVERTED_FROM", 16)
+        return ann.Inverted
+    return ann.Graph
+
+
+def structure_of(event, model=MODEL):
+    return type(indexes._read(indexes.index_path(event.pk, indexes.FACES, model))["index"])
+
+
+def test_it_builds_an_index_that_finds_each_face_as_its_own_nearest(structure):
     event = EventFactory()
     faces = [add_face(event, seed) for seed in range(30)]
 
@@ -41,11 +57,12 @@ def test_it_builds_an_index_that_finds_each_face_as_its_own_nearest():
         assert best == face.pk
         assert similarity == pytest.approx(1.0, abs=1e-5)
     assert indexes.check(event.pk) == []
+    assert structure_of(event) is structure
 
 
-def test_it_applies_additions_and_removals_incrementally():
+def test_it_applies_additions_and_removals_incrementally(structure):
     event = EventFactory()
-    faces = [add_face(event, seed) for seed in range(10)]
+    faces = [add_face(event, seed) for seed in range(20)]
     indexes.sync(event.pk, indexes.FACES)
 
     faces[0].delete()
@@ -57,12 +74,78 @@ def test_it_applies_additions_and_removals_incrementally():
     assert (result.added, result.removed) == (1, 2)
     assert ids_in_index(event) == {face.pk for face in faces[2:]} | {newcomer.pk}
     hits = [face_id for face_id, _s in indexes.nearest(event.pk, indexes.FACES, MODEL,
-                                                       faces[1].embedding, 20)]
-    assert faces[1].pk not in hits
+                                                       faces[1].embedding, 30)]
+    assert faces[1].pk not in hits and faces[0].pk not in hits
+    assert newcomer.pk in hits and len(hits) == 19
+    assert indexes.check(event.pk) == []
+    assert structure_of(event) is structure
+
+
+def test_a_face_that_leaves_and_comes_back_is_found_again(structure):
+    event = EventFactory()
+    faces = [add_face(event, seed) for seed in range(20)]
+    indexes.sync(event.pk, indexes.FACES)
+    faces[3].searchable = False  # opted out...
+    faces[3].save()
+    indexes.sync(event.pk, indexes.FACES)
+    faces[3].searchable = True  # ...and back
+    faces[3].save()
+
+    assert indexes.sync(event.pk, indexes.FACES).added == 1
+
+    (best, similarity), *_ = indexes.nearest(event.pk, indexes.FACES, MODEL, faces[3].embedding, 3)
+    assert (best, similarity) == (faces[3].pk, pytest.approx(1.0, abs=1e-5))
     assert indexes.check(event.pk) == []
 
 
-def test_it_gives_the_same_answers_incrementally_as_after_a_rebuild():
+def test_an_event_index_becomes_an_inverted_file_as_it_grows_and_a_graph_again_as_it_shrinks(
+        monkeypatch):
+    monkeypatch.setattr(ann, "INVERTED_FROM", 40)
+    event = EventFactory()
+    faces = [add_face(event, seed) for seed in range(30)]
+    indexes.sync(event.pk, indexes.FACES)
+    assert structure_of(event) is ann.Graph
+
+    faces += [add_face(event, seed) for seed in range(30, 45)]
+    assert indexes.sync(event.pk, indexes.FACES).rebuilt == [MODEL]
+    assert structure_of(event) is ann.Inverted
+    for face in faces[:4]:  # under 40 but not under half of it: no flapping
+        face.delete()
+    assert indexes.sync(event.pk, indexes.FACES).rebuilt == []
+    assert structure_of(event) is ann.Inverted
+
+    for face in faces[4:30]:
+        face.delete()
+    assert indexes.sync(event.pk, indexes.FACES).rebuilt == [MODEL]
+    assert structure_of(event) is ann.Graph
+    assert ids_in_index(event) == {face.pk for face in faces[30:]}
+    assert indexes.check(event.pk) == []
+
+
+def test_it_reads_a_file_of_the_first_format_a_bare_hnswlib_index():
+    import hnswlib
+
+    event = EventFactory()
+    faces = [add_face(event, seed) for seed in range(5)]
+    ids, vectors = indexes._vectors(indexes.FACES, event.pk, MODEL)
+    old = hnswlib.Index(space="cosine", dim=DIMENSION)
+    old.init_index(max_elements=16, ef_construction=200, M=16)
+    old.add_items(vectors, ids)
+    path = indexes.index_path(event.pk, indexes.FACES, MODEL)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps({"format": 1, "event_id": event.pk, "kind": indexes.FACES,
+                                   "model": MODEL, "dimension": DIMENSION, "ids": ids,
+                                   "index": old}))
+
+    (best, _similarity), *_ = indexes.nearest(event.pk, indexes.FACES, MODEL, faces[2].embedding, 2)
+    assert best == faces[2].pk
+    assert indexes.check(event.pk) == []
+    add_face(event, 9)
+    assert indexes.sync(event.pk, indexes.FACES).added == 1
+    assert indexes._read(path)["format"] == indexes.FILE_FORMAT
+
+
+def test_it_gives_the_same_answers_incrementally_as_after_a_rebuild(structure):
     event = EventFactory()
     faces = [add_face(event, seed) for seed in range(40)]
     indexes.sync(event.pk, indexes.FACES)
@@ -127,11 +210,11 @@ def test_it_reports_and_repairs_an_index_out_of_step(capsys):
     assert "agree" in capsys.readouterr().out
 
 
-def test_it_notices_a_vector_that_differs_from_the_database():
+def test_it_notices_a_vector_that_differs_from_the_database(structure):
     event = EventFactory()
-    face = add_face(event, 1)
+    face, *_others = [add_face(event, seed) for seed in range(1, 20)]
     indexes.sync(event.pk, indexes.FACES)
-    Face.objects.filter(pk=face.pk).update(embedding=unit(2))
+    Face.objects.filter(pk=face.pk).update(embedding=unit(99))
 
     [problem] = indexes.check(event.pk)
 
@@ -188,7 +271,7 @@ def test_it_updates_the_index_from_signals_after_commit(settings,
     assert indexes.check(event.pk) == []
 
 
-def test_it_answers_the_same_query_with_pgvector(settings):
+def test_it_answers_the_same_query_with_pgvector(settings, structure):
     event = EventFactory()
     for seed in range(20):
         add_face(event, seed, model="dlib-resnet-v1@1", dimension=128)
