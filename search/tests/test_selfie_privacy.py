@@ -154,6 +154,37 @@ def test_it_stops_matching_an_erased_runner_and_keeps_index_and_database_in_step
     assert indexes.check(event.pk) == []
 
 
+def test_a_big_events_inverted_file_finds_a_runner_and_forgets_them_once_erased(
+        embedder, django_capture_on_commit_callbacks, monkeypatch):
+    from mlpipeline import ann
+
+    # The inverted file serves events from 100,000 faces; here from 16, with strangers.
+    monkeypatch.setattr(ann, "INVERTED_FROM", 16)
+    event = EventFactory(slug="marathon", face_search=Event.FaceSearch.ON)
+    rng = np.random.default_rng(3)
+    with django_capture_on_commit_callbacks(execute=True):
+        camille = photo_of(event, "camille", embedder, bib="42")
+        for _stranger in range(20):
+            vector = rng.normal(size=embedder.dimension)
+            Face.objects.create(photo=PhotoFactory(event=event, state=Photo.State.READY),
+                                event=event, box=[0, 0, 10, 10], score=0.99,
+                                embedding=(vector / np.linalg.norm(vector)).tolist(),
+                                model=embedder.signature)
+    runner = UserFactory(username="camille")
+    privacy.claim_bib(runner, event, "42")
+    path = indexes.index_path(event.pk, indexes.FACES, embedder.signature)
+    assert isinstance(indexes._read(path)["index"], ann.Inverted)
+    assert found(event, "camille") == [camille.pk]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        (request,) = privacy.request_erasure(runner)
+        privacy.erase(request)
+
+    assert found(event, "camille") == []
+    assert len(ids_in_index(event, embedder)) == 20
+    assert indexes.check(event.pk) == []
+
+
 def test_it_finds_an_opted_in_runner_only_after_they_agree(embedder,
                                                            django_capture_on_commit_callbacks):
     event = EventFactory(slug="semi", face_search=Event.FaceSearch.OPT_IN)
