@@ -233,7 +233,7 @@ class Inverted:
                 self._live -= 1
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        query = _normalised(np.reshape(query, (1, -1)))  # cosine, as hnswlib's space is
         live = self._live
         k = min(k, live)
         if k <= 0:

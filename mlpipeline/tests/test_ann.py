@@ -102,3 +102,17 @@ def test_the_structure_follows_the_size_of_the_event(monkeypatch):
     # An inverted file stays down to half the threshold, and up to twice what it was trained on.
     assert ann.suits(big, 500) and not ann.suits(big, 499)
     assert ann.suits(big, 2_000) and not ann.suits(big, 2_001)
+
+
+@pytest.mark.parametrize("count", [300, 2_000])  # a graph, an inverted file
+def test_similarities_are_cosines_whatever_the_length_of_the_query(monkeypatch, count):
+    monkeypatch.setattr(ann, "INVERTED_FROM", 1_000)
+    vectors = runners(count)
+    structure = ann.build(np.arange(count), 3.0 * vectors)  # stored vectors need not be unit
+
+    unit = structure.search(vectors[7], 5)
+    long = structure.search(25.0 * vectors[7], 5)
+
+    assert [label for label, _s in long] == [label for label, _s in unit]
+    assert [s for _label, s in long] == pytest.approx([s for _label, s in unit], abs=1e-5)
+    assert unit[0] == (7, pytest.approx(1.0, abs=1e-5))
