@@ -130,3 +130,25 @@ def test_free_heap_memory_is_handed_back_after_a_task():
     assert allocator.release_free_memory() is True
     assert _rss_kib() < before - 1_000_000  # most of the 1.6 GB is back with the system
     assert keep.sum() == 8_000
+
+
+def test_a_task_done_lets_its_photos_pixels_go(monkeypatch):
+    # The photo's steps share one decode (a 24 MP photo's is 40 MB); the next task is another
+    # photo or event-wide work, so once the task is over the decode must not stay behind.
+    from celery.signals import task_postrun
+
+    from photos import imaging
+    from photos.tests.images import image_bytes
+
+    data = image_bytes(size=(64, 48))
+    decoded = imaging.decoded(("originals/a.jpg", "a"), lambda: data)
+    decoded.image(32)
+    trims = []
+    monkeypatch.setattr(allocator, "release_free_memory", lambda: trims.append(True))
+
+    task_postrun.send(sender=None, task_id="t", task=None, args=(1,), kwargs={},
+                      retval=None, state="SUCCESS")
+
+    assert imaging.decoded(("originals/a.jpg", "a"), lambda: data) is not decoded  # read again
+    assert trims == [True]  # and the heap's free pages handed back after it
+    imaging.forget_decoded()
