@@ -152,3 +152,14 @@ def test_a_task_done_lets_its_photos_pixels_go(monkeypatch):
     assert imaging.decoded(("originals/a.jpg", "a"), lambda: data) is not decoded  # read again
     assert trims == [True]  # and the heap's free pages handed back after it
     imaging.forget_decoded()
+
+
+def test_torch_keeps_no_compiled_kernel_per_input_shape():
+    # Set when the models' module is imported, before torch runs its first kernel.
+    done = subprocess.run([sys.executable, "-c", "import os, django; django.setup(); "
+                "import mlpipeline.loaded; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"],
+                          cwd=ROOT, env={key: value for key, value in os.environ.items()
+                                         if key != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"},
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.stdout.strip().splitlines()[-1] == "0", done.stderr[-2000:]
