@@ -16,7 +16,8 @@ and take their share of the cores (``worker.preload``); the clock starts once al
 are ready, so the figure is the throughput of the product's worker on this
 machine. Memory: each process's peak RSS, and the whole worker's peak PSS (the sum
 over the main process and its workers of /proc/PID/smaps_rollup's Pss, sampled twice a
-second), with each process's private and shared pages at that peak. Model weights come
+second), with each process's private and shared pages at that peak, and each worker's
+private pages after each of its photos (what it keeps from one photo to the next). Model weights come
 from ``--models-dir`` (default MODELS_DIR, else var/models).
 
 The embedded PostgreSQL and Valkey run in a fresh temp dir (or --var-dir), never
@@ -241,14 +242,14 @@ def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, di
     # Before the first photo: the models and the processes, what the worker costs idle.
     idle = [_memory_kib(pid) for pid in [os.getpid()] + [process.pid for process in workers]]
     started = time.perf_counter()
-    peaks = [results.get() for _ in workers]
+    peaks, after_each = zip(*(results.get() for _ in workers), strict=True)
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
     for process in workers:
         process.join()
     return seconds, {"rss": peaks, "pss": peak["pss"] / 1024**2, "at_peak": peak["processes"],
-                     "idle": idle}
+                     "idle": idle, "after_each": after_each}
 
 
 MEMORY_FIELDS = ("Pss", "Private_Clean", "Private_Dirty", "Shared_Clean", "Shared_Dirty")
@@ -272,16 +273,18 @@ def _memory_kib(pid: int) -> dict[str, int]:
 def _worker(queue, results, ready) -> None:
     import resource
 
-    from mlpipeline import allocator, worker
+    from mlpipeline import worker
     from photos import pipeline
 
     worker.preload()  # as worker_process_init: this thread's model threads; models are loaded
     ready.wait()
+    after_each = []
     while (photo_id := queue.get()) is not None:
         pipeline.process_photo(photo_id)
-        allocator.release_free_memory()  # as the worker does after each task (task_postrun)
+        worker.release_memory()  # what the worker does after each task (task_postrun)
+        after_each.append(_memory_kib(os.getpid()))
     # ru_maxrss is in KiB on Linux: the whole process, the shared weights included.
-    results.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
+    results.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, after_each))
 
 
 def _full_pipeline_figures(event, memory: dict) -> None:
@@ -316,7 +319,8 @@ def _full_pipeline_figures(event, memory: dict) -> None:
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(f"worker memory: main process (models loaded) peak RSS {parent:.2f} GiB, worker "
           f"processes peak RSS {', '.join(f'{peak:.2f}' for peak in memory['rss'])} GiB; "
-          f"whole worker's peak PSS (shared pages counted once) {memory['pss']:.2f} GiB")
+          f"whole worker's peak PSS (shared pages counted once) {memory['pss']:.2f} GiB "
+          f"({memory['pss'] * 1024**3 / 1e9:.2f} GB)")
     # What makes the peak: each process's own pages (a photo's buffers, torch's and the
     # allocator's arenas; the main process's model weights until a child shares them) and
     # its share of the pages the worker processes share with the main one (the weights).
@@ -332,6 +336,12 @@ def _full_pipeline_figures(event, memory: dict) -> None:
             print(f"  {'idle' if moment == 'idle' else 'at the peak'}, {role}: PSS "
                   f"{process['Pss'] / 1024**2:.2f} GiB, private {private:.2f} GiB, shared with "
                   f"others {shared:.2f} GiB (counted in full)")
+    # What a process keeps from one photo to the next: flat unless something accumulates.
+    print("  private memory of each worker process after each of its photos (GiB):")
+    for number, samples in enumerate(memory["after_each"], start=1):
+        print(f"    worker process {number}: " + " ".join(
+            f"{(sample['Private_Clean'] + sample['Private_Dirty']) / 1024**2:.2f}"
+            for sample in samples))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,6 +13,14 @@ from django.conf import settings
 
 from mlpipeline.inference import registry
 
+# oneDNN, torch's CPU kernels, keeps up to 1,024 compiled kernels, one per layer and input
+# shape it has seen. The bib reader's canvases and line batches take a new shape nearly every
+# photo, so the cache only grows (6.5 MB a 24 MP photo, every worker process, until full) and
+# hardly ever hits; without it a conv costs no measurable CPU more (CRAFT and MTCNN on fixed
+# shapes, where every call would hit). Read once, when torch first runs a kernel: an
+# operator's own value wins.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "0")
+
 
 def model_threads() -> int:
     """CPU threads each worker process gives its models: ``ML_TORCH_THREADS``, or the

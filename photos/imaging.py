@@ -316,7 +316,13 @@ class DecodedPhoto:
         target = (min(self.stored_size[0], math.ceil(self.stored_size[0] * scale)),
                   min(self.stored_size[1], math.ceil(self.stored_size[1] * scale)))
         if self._detail is None or max(self._detail.size) < min(longest, stored_longest):
-            self._detail = to_rgb(self._upright(self._decoded(target)))
+            decodes = len(self._decodes)
+            decode = self._decoded(target)
+            self._detail = to_rgb(self._upright(decode))
+            if self._detail is not decode and len(self._decodes) > decodes:
+                # Decoded for the detail alone, then turned or converted: keeping both would
+                # hold a 24 MP photo twice (72 MB more) while the bib reader works.
+                self._decodes = [kept for kept in self._decodes if kept is not decode]
         return self._detail
 
     def forget_detail(self) -> None:

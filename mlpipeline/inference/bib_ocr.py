@@ -123,6 +123,27 @@ class _Tile:
     scale: float  # canvas pixels per photo pixel
 
 
+class _Regions:
+    """An image read as an array one region at a time (``pixels[y1:y2, x1:x2]``, as numpy
+    slices them): the reader cuts a few torsos and text boxes out of the original's
+    detail, which copied whole into numpy would be another 72 MB of a 24 MP photo at the
+    worker's peak."""
+
+    def __init__(self, image: Image.Image):
+        self._image = image if image.mode == "RGB" else image.convert("RGB")
+        self.shape = (image.height, image.width, 3)
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        rows, columns = key
+        top, bottom, _step = rows.indices(self.shape[0])
+        left, right, _step = columns.indices(self.shape[1])
+        return np.asarray(self._image.crop((left, top, max(left, right), max(top, bottom))))
+
+
+#: what the reader reads pixels from: the analysis copy, or regions of the original's detail
+Pixels = np.ndarray | _Regions
+
+
 class BibReader(ModelWrapper):
     job = "bib_ocr"
     name = "easyocr-craft-english_g2-torso"
@@ -177,7 +198,7 @@ class BibReader(ModelWrapper):
         too small to read (``MIN_FACE``) by its size in the original. Boxes are always
         in ``image`` pixels.
         """
-        rgb = np.asarray(image.convert("RGB"))
+        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         if rgb.shape[0] < 8 or rgb.shape[1] < 8:
             return []
         min_face = MIN_FACE / max(1.0, original_scale) if detail is not None else MIN_FACE
@@ -192,7 +213,7 @@ class BibReader(ModelWrapper):
             source = detail(math.ceil(max(image.size) * FACE_HEIGHT / smallest))
             if source.width > image.width:
                 factor = source.width / image.width
-                rgb = np.asarray(source if source.mode == "RGB" else source.convert("RGB"))
+                rgb = _Regions(source)
                 usable = [tuple(value * factor for value in face) for face in usable]
         readings = self._look(rgb, usable, keeps, fill)
         if factor == 1.0:
@@ -201,7 +222,7 @@ class BibReader(ModelWrapper):
                            tuple(value / factor for value in reading.box), reading.alternatives)
                 for reading in readings]
 
-    def _look(self, rgb: np.ndarray, usable, keeps, fill: int) -> list[BibReading]:
+    def _look(self, rgb: Pixels, usable, keeps, fill: int) -> list[BibReading]:
         """Read the torsos under ``usable`` faces (pixels of ``rgb``), then look again,
         closer, at the largest ones where nothing kept was read."""
         readings, boxes = [], []
@@ -231,7 +252,7 @@ class BibReader(ModelWrapper):
             boxes.append([min(xs), max(xs), min(ys), max(ys)])
         return [box for box in boxes if box[1] - box[0] >= 4 and box[3] - box[2] >= 4]
 
-    def _read(self, rgb: np.ndarray, boxes: list[list[int]]) -> list[BibReading]:
+    def _read(self, rgb: Pixels, boxes: list[list[int]]) -> list[BibReading]:
         boxes = sorted(boxes, key=lambda b: -(b[1] - b[0]) * (b[3] - b[2]))[:MAX_BOXES]
         if not boxes:
             return []
@@ -330,7 +351,7 @@ def ctc_greedy(frames: np.ndarray, alphabet: str) -> tuple[str, float]:
     return "".join(text), float(np.prod(kept) ** (2.0 / math.sqrt(len(kept))))
 
 
-def _variants(rgb: np.ndarray, box: list[int]) -> Iterable[np.ndarray]:
+def _variants(rgb: Pixels, box: list[int]) -> Iterable[np.ndarray]:
     """The box cut a little tighter, looser and turned, contrast stretched, in grey."""
     import cv2
 
@@ -401,7 +422,7 @@ def _inside(point: tuple[float, float], region: tuple[int, int, int, int]) -> bo
     return region[0] <= point[0] <= region[2] and region[1] <= point[1] <= region[3]
 
 
-def _torso_tiles(rgb: np.ndarray, faces, face_height: int,
+def _torso_tiles(rgb: Pixels, faces, face_height: int,
                  budget: int) -> list[tuple[_Tile, np.ndarray]]:
     """The torsos under ``faces`` (in order, largest first) scaled so each face is
     ``face_height`` px, laid in rows of at most CANVAS_WIDTH px, until the canvas would

@@ -67,7 +67,7 @@ class FaceDetector(ModelWrapper):
         if max_faces is not None:
             self.max_faces = max_faces
         self._mtcnn = None
-        self._yunet = None  # loaded on first use of small_faces: only large photos need it
+        self._yunet_path = None  # found on first use of small_faces: only large photos need it
         self._yunet_failed = False
 
     def load(self) -> None:
@@ -122,13 +122,17 @@ class FaceDetector(ModelWrapper):
         pixel. Only a reduced copy of a larger original has them (a face too small here
         may still be 20 px or more in the original). Faces overlapping ``known`` are left
         out. Nothing when YuNet's weights are not installed."""
-        if original_scale <= 1.0 or not self._load_yunet():
+        if original_scale <= 1.0 or (yunet := self._new_yunet()) is None:
             return []
         import cv2
 
         bgr = cv2.cvtColor(np.asarray(to_rgb(image)), cv2.COLOR_RGB2BGR)
-        self._yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _count, rows = self._yunet.detect(bgr)
+        yunet.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _count, rows = yunet.detect(bgr)
+        # OpenCV's net keeps every layer's output for the size it last ran at: 0.4 GB after
+        # the 3000 px decode of a 24 MP photo, held by the worker process until the next
+        # large photo. Made for each call (6 ms) and dropped here, it is freed at once.
+        del yunet
         if rows is None:
             return []
         smallest = self.small_face_min_original / original_scale
@@ -146,21 +150,22 @@ class FaceDetector(ModelWrapper):
         found.sort(key=lambda face: face.area, reverse=True)
         return found
 
-    def _load_yunet(self) -> bool:
-        if self._yunet is not None or self._yunet_failed:
-            return self._yunet is not None
-        found, where = find_package_files(self.small_face_package, (self.small_face_file,))
-        if not found:
-            logger.warning("small faces are not looked for (%s): bibs of small runners on "
-                           "large photos are missed", where)
-            self._yunet_failed = True
-            return False
+    def _new_yunet(self):
+        """A YuNet detector of its own for one call; None without its weights."""
+        if self._yunet_path is None and not self._yunet_failed:
+            found, where = find_package_files(self.small_face_package, (self.small_face_file,))
+            if found:
+                self._yunet_path = package_dir(self.small_face_package) / self.small_face_file
+            else:
+                logger.warning("small faces are not looked for (%s): bibs of small runners on "
+                               "large photos are missed", where)
+                self._yunet_failed = True
+        if self._yunet_path is None:
+            return None
         import cv2
 
-        path = package_dir(self.small_face_package) / self.small_face_file
-        self._yunet = cv2.FaceDetectorYN.create(str(path), "", (320, 320), self.small_face_score,
-                                                0.3, 5000)
-        return True
+        return cv2.FaceDetectorYN.create(str(self._yunet_path), "", (320, 320),
+                                         self.small_face_score, 0.3, 5000)
 
 
 def _overlaps(box, other) -> bool:

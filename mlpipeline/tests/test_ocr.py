@@ -327,3 +327,16 @@ def test_a_large_face_never_asks_for_the_detail(reader):
         raise AssertionError("a face this size is read from the copy itself")
 
     assert "4721" in texts(reader.predict(runner_photo(), [FACE], detail=detail, original_scale=3.0))
+
+
+def test_the_originals_detail_is_cut_region_by_region_as_numpy_slices_it():
+    # The reader cuts torsos and text boxes from the detail without copying a 24 MP image
+    # into numpy whole: each region must be exactly the pixels the array slice would give.
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (23, 37, 3), dtype=np.uint8))
+    pixels = np.asarray(image)
+    regions = bib_ocr._Regions(image)
+
+    assert regions.shape == pixels.shape
+    for rows, columns in [(slice(0, 23), slice(0, 37)), (slice(5, 12), slice(30, 99)),
+                          (slice(-4, None), slice(None, 3)), (slice(10, 10), slice(2, 8))]:
+        np.testing.assert_array_equal(regions[rows, columns], pixels[rows, columns])

@@ -130,3 +130,36 @@ def test_free_heap_memory_is_handed_back_after_a_task():
     assert allocator.release_free_memory() is True
     assert _rss_kib() < before - 1_000_000  # most of the 1.6 GB is back with the system
     assert keep.sum() == 8_000
+
+
+def test_a_task_done_lets_its_photos_pixels_go(monkeypatch):
+    # The photo's steps share one decode (a 24 MP photo's is 40 MB); the next task is another
+    # photo or event-wide work, so once the task is over the decode must not stay behind.
+    from celery.signals import task_postrun
+
+    from photos import imaging
+    from photos.tests.images import image_bytes
+
+    data = image_bytes(size=(64, 48))
+    decoded = imaging.decoded(("originals/a.jpg", "a"), lambda: data)
+    decoded.image(32)
+    trims = []
+    monkeypatch.setattr(allocator, "release_free_memory", lambda: trims.append(True))
+
+    task_postrun.send(sender=None, task_id="t", task=None, args=(1,), kwargs={},
+                      retval=None, state="SUCCESS")
+
+    assert imaging.decoded(("originals/a.jpg", "a"), lambda: data) is not decoded  # read again
+    assert trims == [True]  # and the heap's free pages handed back after it
+    imaging.forget_decoded()
+
+
+def test_torch_keeps_no_compiled_kernel_per_input_shape():
+    # Set when the models' module is imported, before torch runs its first kernel.
+    done = subprocess.run([sys.executable, "-c", "import os, django; django.setup(); "
+                "import mlpipeline.loaded; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"],
+                          cwd=ROOT, env={key: value for key, value in os.environ.items()
+                                         if key != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"},
+                          capture_output=True, text=True, timeout=120)
+
+    assert done.stdout.strip().splitlines()[-1] == "0", done.stderr[-2000:]

@@ -119,3 +119,17 @@ def test_decode_upright_keeps_its_answer():
     image, size = imaging.decode_upright(data, 100)
 
     assert (image.size, size, image.mode) == ((100, 67), (300, 200), "RGB")
+
+
+def test_a_turned_photos_full_resolution_detail_is_held_once(decoded_sizes):
+    # The detail of a photo shot upright is the decode turned: a new image. Keeping the decode
+    # too would hold a 24 MP photo twice (72 MB more) while the bib reader works.
+    photo = DecodedPhoto(image_bytes("JPEG", size=(4800, 3600), exif=exif(orientation=6)))
+    photo.image(2048)
+
+    detail = photo.detail(3600)
+
+    assert detail.size == (3600, 4800)
+    assert decoded_sizes == [(2400, 1800), (4800, 3600)]
+    assert [decode.size for decode in photo._decodes] == [(2400, 1800)]  # the full one went
+    assert photo.detail(3600) is detail  # and the detail is kept for the reader's next look
