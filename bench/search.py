@@ -897,6 +897,14 @@ def main(argv: list[str] | None = None) -> int:
                      help="inverted file: also query scanning these shares of the lists (the "
                           "product's is ann.PROBED_SHARE)")
     args = parser.parse_args(argv)
+    if args.command == "ann" and argv is None:
+        from racephoto.hugepages import VARIABLE, with_huge_pages
+
+        environment = with_huge_pages(os.environ)
+        if os.environ.get(VARIABLE) != environment[VARIABLE]:
+            # Queried as the web server queries: glibc reads its tunables only at start-up.
+            os.execve(sys.executable, [sys.executable, *sys.argv], environment)
+        print(f"{VARIABLE}={os.environ[VARIABLE]} (as the web server's processes)")
     if args.command == "ann" and not args.isotropic and not (args.data / "faces-dev").is_dir():
         parser.error(f"{args.data} has no faces-dev/ (give --data, or --isotropic)")
     if args.command in ("recall", "probable"):

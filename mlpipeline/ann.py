@@ -160,6 +160,7 @@ class Inverted:
         training = np.random.default_rng(0).choice(count, min(count, TRAINING_PER_LIST * lists),
                                                    replace=False)
         self.codes.train(vectors[np.sort(training)])
+        self._centroids = self.codes.quantizer.reconstruct_n(0, lists)
         self.trained_on = count
         self._exact = np.empty((0, self.dimension), dtype=np.float32)
         self._labels = np.empty(0, dtype=np.int64)
@@ -187,7 +188,7 @@ class Inverted:
 
     def __getstate__(self):
         state = {name: value for name, value in self.__dict__.items()
-                 if name not in ("codes", "_rows")}
+                 if name not in ("codes", "_rows", "_centroids")}
         for name in ("_exact", "_labels", "_alive"):
             state[name] = state[name][: self._size]  # not the spare capacity
         state["codes"] = faiss.serialize_index(self.codes)
@@ -198,6 +199,7 @@ class Inverted:
         state["codes"].implem = SINGLE_QUERY_SCAN  # a search setting, not kept in the file
         self.__dict__.update(state)
         self._rows = None
+        self._centroids = self.codes.quantizer.reconstruct_n(0, self.codes.nlist)
 
     def _reserve(self, count: int) -> None:
         """Room for ``count`` more rows, doubling so that bursts of additions copy little."""
@@ -242,9 +244,14 @@ class Inverted:
         asked = min(self._size, math.ceil((k + RERANK_EXTRA) * self._size / live))
         lists = self.codes.nlist
         probes = max(1, min(lists, round(PROBED_SHARE * lists)))
+        # The lists nearest the query, found here: numpy's product over the centroids and a
+        # partial sort take 0.03 ms where faiss's own coarse search (a heap of the probes)
+        # took 0.15 ms, a seventh of the query at 1,000,000 faces.
+        closeness = self._centroids @ query[0]
         while True:
-            _scores, rows = self.codes.search(query, asked, params=_scanning(probes))
-            rows = rows[0]
+            nearest = (np.argpartition(-closeness, probes - 1)[:probes] if probes < lists
+                       else np.arange(lists)).astype(np.int64)
+            rows = self._scan(query, asked, nearest, closeness[nearest])
             if rows[-1] < 0:  # fewer than asked: faiss pads with -1
                 rows = rows[rows >= 0]
             if self._live < self._size:
@@ -258,6 +265,18 @@ class Inverted:
         best = np.argpartition(-exact, k - 1)[:k] if k < len(rows) else np.arange(len(rows))
         best = best[np.argsort(-exact[best])]
         return list(zip(self._labels[rows[best]].tolist(), exact[best].tolist()))
+
+    def _scan(self, query, asked: int, lists: np.ndarray, closeness: np.ndarray) -> np.ndarray:
+        """The rows of the ``asked`` best codes in ``lists`` (faiss pads a short answer with -1)."""
+        scores = np.empty((1, asked), dtype=np.float32)
+        rows = np.empty((1, asked), dtype=np.int64)
+        closeness = np.ascontiguousarray(closeness, dtype=np.float32)
+        # The C++ call itself: faiss's Python wrapper takes the number of lists from the index
+        # (shared by concurrent searches), this one from the search's own parameters.
+        self.codes.search_preassigned_c(1, faiss.swig_ptr(query), asked, faiss.swig_ptr(lists),
+                                        faiss.swig_ptr(closeness), faiss.swig_ptr(scores),
+                                        faiss.swig_ptr(rows), False, _scanning(len(lists)))
+        return rows[0]
 
     def vectors(self, labels) -> np.ndarray:
         rows = [self._row_of[int(label)] for label in labels]

@@ -657,6 +657,8 @@ def test_it_sets_data_directories_and_unbuffered_output_in_the_image():
 def test_it_serves_gunicorn_and_probes_healthz():
     stage = final_stage()
     cmd = exec_form([args for keyword, args in stage if keyword == "CMD"][-1])
+    if cmd[0] == "env":  # environment for the web server only (racephoto/hugepages.py)
+        cmd = cmd[next(i for i, word in enumerate(cmd[1:], 1) if "=" not in word):]
     assert cmd[0] == "gunicorn", cmd
     module, attribute = settings.WSGI_APPLICATION.rsplit(".", 1)
     assert cmd[1] == f"{module}:{attribute}", cmd
@@ -725,3 +727,10 @@ def test_it_keeps_local_state_and_secrets_out_of_the_build_context():
                  "racephoto/settings.py", "static/css/site.css", "templates/base.html",
                  "locale/fr/LC_MESSAGES/django.po"):
         assert not dockerignored(path), f"{path} is needed by the build but ignored"
+
+
+def test_the_images_web_command_runs_gunicorn_with_huge_pages():
+    from racephoto.hugepages import TUNABLE, VARIABLE
+
+    command = exec_form([args for keyword, args in final_stage() if keyword == "CMD"][-1])
+    assert command[:3] == ["env", f"{VARIABLE}={TUNABLE}", "gunicorn"], command

@@ -25,6 +25,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import BaseCommand, CommandError, call_command
 
 from racephoto.embedded import EmbeddedPostgres, EmbeddedValkey, _pid_runs, start_localstripe
+from racephoto.hugepages import with_huge_pages
 
 ADMIN_USERNAME = "admin"
 # A child's exit status after Ctrl-C or SIGTERM: gunicorn and Celery exit 0; a
@@ -154,7 +155,7 @@ class Command(BaseCommand):
         web = subprocess.Popen(
             [str(bin_dir / "gunicorn"), "racephoto.wsgi:application", "--bind", f"{host}:{port}",
              "--workers", str(web_workers), "--access-logfile", "-", "--graceful-timeout", "5"],
-            env=env, preexec_fn=_set_parent_death_signal,
+            env=with_huge_pages(env), preexec_fn=_set_parent_death_signal,
         )
         worker = subprocess.Popen(
             [str(bin_dir / "celery"), "-A", "racephoto", "worker", "--loglevel=info",
