@@ -15,6 +15,7 @@ import importlib.util
 import io
 import logging
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -299,7 +300,10 @@ def derivative_name(photo, kind: str, data: bytes) -> str:
     return f"{folder}/{photo.event_id}/{photo.pk}-{token}-{digest}.jpg"
 
 
-_logo_cache: dict[str, bytes] = {}
+#: watermark logos a process keeps read, by storage name; the least recently used goes first
+#: (a worker lives through many events: the cache grew with every logo it had ever used)
+LOGOS_KEPT = 16
+_logo_cache: OrderedDict[str, bytes] = OrderedDict()
 
 
 def _logo_data(event) -> bytes | None:
@@ -307,15 +311,21 @@ def _logo_data(event) -> bytes | None:
     if not logo:
         return None
     # Keyed by storage name: a replaced logo gets a new name, so no stale logo is used.
-    if logo.name not in _logo_cache:
-        try:
-            with logo.storage.open(logo.name, "rb") as handle:
-                _logo_cache[logo.name] = handle.read()
-        except OSError:
-            logger.warning("watermark logo %s missing; text watermark only", logo.name,
-                           exc_info=True)
-            return None
-    return _logo_cache[logo.name]
+    data = _logo_cache.get(logo.name)
+    if data is not None:
+        _logo_cache.move_to_end(logo.name)
+        return data
+    try:
+        with logo.storage.open(logo.name, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        logger.warning("watermark logo %s missing; text watermark only", logo.name,
+                       exc_info=True)
+        return None
+    _logo_cache[logo.name] = data
+    while len(_logo_cache) > LOGOS_KEPT:
+        _logo_cache.popitem(last=False)
+    return data
 
 
 def _replace(storage, name: str, data: bytes) -> str:

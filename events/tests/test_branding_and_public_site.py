@@ -146,6 +146,28 @@ def test_the_watermark_logo_is_printed_on_previews_from_the_private_storage(sett
     assert _logo_data(Event.objects.get(pk=event.pk)) == png()
 
 
+def test_a_process_keeps_only_the_most_recently_used_watermark_logos(monkeypatch):
+    from photos import derivatives
+
+    monkeypatch.setattr(derivatives, "LOGOS_KEPT", 3)
+    monkeypatch.setattr(derivatives, "_logo_cache", derivatives.OrderedDict())
+    events = []
+    for number in range(5):
+        event = EventFactory(slug=f"marked-{number}")
+        event.watermark_logo.save(f"mark-{number}.png", ContentFile(png()))
+        events.append(event)
+    for event in events[:3]:
+        derivatives._logo_data(event)
+    derivatives._logo_data(events[0])  # used again: kept over the second one
+
+    for event in events[3:]:
+        assert derivatives._logo_data(event) == png()
+
+    assert list(derivatives._logo_cache) == [events[0].watermark_logo.name,
+                                             events[3].watermark_logo.name,
+                                             events[4].watermark_logo.name]
+
+
 def test_a_watermark_logo_is_never_served_as_public_media(client, settings):
     settings.SERVE_MEDIA = True
     storages["default"].save("watermarks/old.png", ContentFile(png()))
