@@ -25,6 +25,8 @@ import faiss  # noqa: E402
 import hnswlib  # noqa: E402
 import numpy as np  # noqa: E402
 
+from mlpipeline.vectors import normalised  # noqa: E402
+
 #: an event's index changes from a graph to an inverted file when it reaches this many
 #: vectors, and back when it falls under half of it (no flapping around one size)
 INVERTED_FROM = 100_000
@@ -63,10 +65,9 @@ faiss.omp_set_num_threads(1)
 def build(labels: np.ndarray, vectors: np.ndarray):
     """The structure that suits this many vectors, holding them."""
     labels = np.asarray(labels, dtype=np.int64)
-    vectors = _normalised(vectors)
     if len(labels) >= INVERTED_FROM:
         return Inverted(labels, vectors)
-    structure = Graph(vectors.shape[1], len(labels) * 2)
+    structure = Graph(np.shape(vectors)[1], len(labels) * 2)
     structure.add(labels, vectors)
     return structure
 
@@ -76,14 +77,6 @@ def suits(structure, count: int) -> bool:
     if isinstance(structure, Inverted):
         return INVERTED_FROM / 2 <= count <= REGROW_FACTOR * structure.trained_on
     return count < INVERTED_FROM
-
-
-def _normalised(vectors) -> np.ndarray:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if not len(vectors):
-        return vectors
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 class Graph:
@@ -120,7 +113,7 @@ class Graph:
             self.index.resize_index(max(needed, self.index.get_max_elements() * 2))
         for label in set(labels.tolist()) & set(self.index.get_ids_list()):
             self.index.unmark_deleted(label)  # a row that left and came back (opt-out undone)
-        self.index.add_items(_normalised(vectors), labels)
+        self.index.add_items(vectors, labels)  # the cosine space normalises them itself
 
     def remove(self, labels) -> None:
         for label in labels:
@@ -156,7 +149,7 @@ class Inverted:
         self.codes = faiss.index_factory(self.dimension, f"IVF{lists},PQ{subquantisers}x4fs",
                                          faiss.METRIC_INNER_PRODUCT)
         self.codes.implem = SINGLE_QUERY_SCAN
-        vectors = _normalised(vectors)
+        vectors = normalised(vectors)
         training = np.random.default_rng(0).choice(count, min(count, TRAINING_PER_LIST * lists),
                                                    replace=False)
         self.codes.train(vectors[np.sort(training)])
@@ -167,7 +160,7 @@ class Inverted:
         self._alive = np.empty(0, dtype=bool)
         self._size = self._live = 0
         self._rows: dict[int, int] | None = {}
-        self.add(labels, vectors)
+        self._append(np.asarray(labels, dtype=np.int64), vectors)
 
     @property
     def lists(self) -> int:
@@ -215,10 +208,12 @@ class Inverted:
 
     def add(self, labels, vectors) -> None:
         labels = np.asarray(labels, dtype=np.int64)
-        if not len(labels):
-            return
-        vectors = _normalised(vectors)
-        self.remove([label for label in labels.tolist() if label in self._row_of])
+        if len(labels):
+            self._append(labels, normalised(vectors))
+
+    def _append(self, labels: np.ndarray, vectors: np.ndarray) -> None:
+        """New rows for ``labels`` and their unit ``vectors``; a label's old row dies."""
+        self.remove(labels.tolist())
         self._reserve(len(labels))
         rows = np.arange(self._size, self._size + len(labels))
         self._exact[rows], self._labels[rows], self._alive[rows] = vectors, labels, True
@@ -235,7 +230,7 @@ class Inverted:
                 self._live -= 1
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-        query = _normalised(np.reshape(query, (1, -1)))  # cosine, as hnswlib's space is
+        query = normalised(np.reshape(query, (1, -1)))  # cosine, as hnswlib's space is
         live = self._live
         k = min(k, live)
         if k <= 0:
