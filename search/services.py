@@ -277,15 +277,6 @@ def _photos_of_clusters(event, clusters) -> dict[int, set[int]]:
     return photos
 
 
-def _cluster_photos(event, clusters) -> dict[int, float]:
-    """The photos of the clusters' searchable faces (score 0: no bib was read there)."""
-    if not clusters:
-        return {}
-    return {photo_id: 0.0 for photo_id in
-            Face.objects.filter(event=event, searchable=True, cluster__in=clusters)
-            .values_list("photo_id", flat=True).distinct()}
-
-
 def ranked(matches) -> list[Match]:
     """Most certain reason first (bib read, then carried over by face or cluster, then face
     similarity), then by score."""
@@ -306,9 +297,9 @@ def combine(event, bib_matches: list[Match], selfie: SelfieResult) -> list[Match
         add(match.photo_id, match.score, match.reasons)
     for match in selfie.matches:
         add(match.photo_id, match.score, match.reasons)
-    for photo_id, score in _cluster_photos(event, selfie.clusters).items():
-        if photo_id not in merged:
-            add(photo_id, score, [REASON_SELFIE_CLUSTER])
+    for photos in _photos_of_clusters(event, selfie.clusters).values():
+        for photo_id in photos - merged.keys():
+            add(photo_id, 0.0, [REASON_SELFIE_CLUSTER])  # no bib or face of theirs read there
     # The score of a photo found by the bib is the bib's; reasons keep the most certain first.
     result = [Match(photo_id, score, tuple(sorted(
         reasons, key=lambda r: _REASON_RANK.get(r, len(_REASON_RANK)))))
