@@ -103,9 +103,9 @@ def link_and_suggest(event_id: int, full: bool = False) -> "event_linking.LinkRe
 
 
 def _suggesters():
-    # photos.sequences and photos.timing read the tags through mlpipeline.event_linking,
-    # which (through corrections and start_list) imports this module: imported when a
-    # task runs, so neither module's import needs the other finished.
+    # Imported when a task runs: photos' modules import parts of mlpipeline (bib rules, the
+    # model registry) and mlpipeline imports photos', so neither app's import order has to
+    # wait for the other's modules to be finished.
     from photos import sequences, timing
 
     return sequences, timing
