@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -7,12 +8,24 @@ from accounts import privacy
 from accounts.models import BibClaim, ErasureRecord, User
 from events.models import StartListEntry
 
+# A person's role decides what they may open (accounts/roles.py): platform admins may do
+# everything, organisers and photographers see their events' rows, runners nothing. Django's
+# groups and per-user permissions play no part in it, and granting one to an organiser
+# would open the pages kept to platform admins by Django's permission checks (bib claims,
+# erasures) around the role. So neither is offered: no "Groups" page, no such fields.
+admin.site.unregister(Group)
+
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "role", "is_staff", "is_active")
     list_filter = ("role", "is_staff", "is_superuser", "is_active")
-    fieldsets = BaseUserAdmin.fieldsets + ((_("Role"), {"fields": ("role",)}),)
+    fieldsets = tuple(
+        (title, {**options, "fields": tuple(field for field in options["fields"]
+                                            if field not in ("groups", "user_permissions"))})
+        for title, options in BaseUserAdmin.fieldsets
+    ) + ((_("Role"), {"fields": ("role",)}),)
+    filter_horizontal = ()
     add_fieldsets = BaseUserAdmin.add_fieldsets + ((_("Role"), {"fields": ("role",)}),)
     # Admin access follows the role (see User.save), so the flag is shown, not edited.
     readonly_fields = ("is_staff",)

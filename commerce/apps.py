@@ -10,6 +10,7 @@ class CommerceConfig(AppConfig):
         from allauth.account.signals import user_logged_in
 
         from accounts.privacy import runner_erased
+        from commerce import checks  # noqa: F401  (registers the Stripe set-up checks)
         from commerce.erasure import anonymise_orders
         from commerce.payments import point_sdk_at_provider
         from commerce.webhooks import quiet_deprecation_warning

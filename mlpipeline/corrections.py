@@ -21,7 +21,9 @@ from datetime import timedelta
 
 from django.db.models import DurationField, Exists, OuterRef, Q, Value
 
-from mlpipeline.start_list import link_to_faces
+# The module, not the name: start_list imports tasks, which imports event_linking, which
+# imports this module, so start_list may not be finished when this one is imported.
+from mlpipeline import start_list
 from photos.models import BibTag, Face
 
 #: two frames of one photographer this close in capture time show the same runners
@@ -85,5 +87,5 @@ def confirm_corrected_readings(event_id: int, links) -> tuple[list, int]:
     burst = list(corroborated_by_burst(event_id).exclude(pk__in=by_face).order_by("pk"))
     if burst:
         BibTag.objects.filter(pk__in=[tag.pk for tag in burst]).update(confirmed=True)
-        link_to_faces(burst)
+        start_list.link_to_faces(burst)
     return remaining, len(by_face) + len(burst)

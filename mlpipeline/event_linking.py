@@ -12,11 +12,10 @@ import numpy as np
 from django.db import transaction
 from django.db.models import Count, Max, Q
 
-from events.models import StartListEntry
 from mlpipeline import corrections, linking
-from mlpipeline.bibrules import PROBABLE_MIN_CONFIDENCE
 from mlpipeline.inference import registry
 from photos.models import BibTag, Face, RejectedReading
+from photos.tags import shown_tags
 
 logger = logging.getLogger(__name__)
 
@@ -30,29 +29,6 @@ class LinkResult:
     faces_moved: int = 0
     #: face-link tags created, changed or deleted
     tags_written: int = 0
-
-
-def has_start_list(event_id: int) -> bool:
-    return StartListEntry.objects.filter(event_id=event_id).exists()
-
-
-def shown_tags(event_id: int, start_list: bool | None = None):
-    """The event's tags a runner may see, and linking may trust: by hand, carried over by
-    face, read on the start list, or, where the event has no start list, read at least
-    ``PROBABLE_MIN_CONFIDENCE``. A shown tag with ``confirmed=False`` is *probable*: such a
-    reading, or a face-link tag carried from such readings only.
-
-    Readings off the start list are left out: they are for staff to review. A reading the
-    bib rules corrected onto a listed bib is shown as probable until it is confirmed
-    (:mod:`mlpipeline.corrections`).
-    """
-    if start_list is None:
-        start_list = has_start_list(event_id)
-    tags = BibTag.objects.filter(photo__event_id=event_id)
-    if start_list:
-        return tags.exclude(source=BibTag.Source.OCR, confirmed=False, read_as="")
-    return tags.exclude(source=BibTag.Source.OCR, confirmed=False,
-                        confidence__lt=PROBABLE_MIN_CONFIDENCE)
 
 
 def link_event(event_id: int, full: bool = False) -> LinkResult:

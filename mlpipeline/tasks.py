@@ -87,19 +87,25 @@ def sync_index(self, event_id: int, kind: str) -> dict:
 def link_event(self, event_id: int) -> dict:
     get_redis().delete(_pending_key(link_event, (event_id,)))
     with _timed(link_event, (event_id,)):
-        result = event_linking.link_event(event_id)
-        # Bursts and the timing read the tags linking just wrote.
-        sequences, timing = _suggesters()
-        sequences.recompute(event_id)
-        timing.recompute(event_id)
+        result = link_and_suggest(event_id)
     return {"faces": result.faces, "clusters": result.clusters,
             "face_link_tags": result.face_link_tags}
 
 
+def link_and_suggest(event_id: int, full: bool = False) -> "event_linking.LinkResult":
+    """Link the event's faces (every one of them again if ``full``), then recompute its
+    burst and timing suggestions, which read the tags linking just wrote."""
+    result = event_linking.link_event(event_id, full=full)
+    sequences, timing = _suggesters()
+    sequences.recompute(event_id)
+    timing.recompute(event_id)
+    return result
+
+
 def _suggesters():
-    # photos.sequences and photos.timing read the tags through mlpipeline.event_linking,
-    # which (through corrections and start_list) imports this module: imported when a
-    # task runs, so neither module's import needs the other finished.
+    # Imported when a task runs: photos' modules import parts of mlpipeline (bib rules, the
+    # model registry) and mlpipeline imports photos', so neither app's import order has to
+    # wait for the other's modules to be finished.
     from photos import sequences, timing
 
     return sequences, timing

@@ -118,12 +118,20 @@ def _jpeg_frame_size(stream) -> tuple[int, int] | None:
     return None
 
 
+def pixel_limit() -> int:
+    """The most pixels a photo may have: ``PHOTO_MAX_PIXELS``, never above Pillow's own bomb
+    threshold, so what Pillow would only warn about (or refuse) is refused with our reason,
+    at upload (photos/validation.py) and whenever a stored photo is decoded."""
+    limit = getattr(settings, "PHOTO_MAX_PIXELS", 80_000_000)
+    return min(limit, Image.MAX_IMAGE_PIXELS) if Image.MAX_IMAGE_PIXELS else limit
+
+
 def _check_pixels(width: int, height: int) -> None:
-    max_pixels = getattr(settings, "PHOTO_MAX_PIXELS", 80_000_000)
-    if width * height > max_pixels:
+    limit = pixel_limit()
+    if width * height > limit:
         raise InvalidImage(
             _("The photo is too large (%(pixels).1f megapixels, at most %(max).1f).")
-            % {"pixels": width * height / 1_000_000, "max": max_pixels / 1_000_000})
+            % {"pixels": width * height / 1_000_000, "max": limit / 1_000_000})
 
 
 def fit(size: tuple[int, int], longest: int) -> tuple[int, int]:
@@ -258,6 +266,11 @@ class DecodedPhoto:
         except Image.UnidentifiedImageError:
             raise InvalidImage(_("The file is not a photo in a supported format "
                                  "(JPEG, PNG, TIFF or WebP).")) from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            # Pillow's own guard, on a header ours cannot read (a TIFF, an unusual JPEG): the
+            # same permanent refusal (the warning is an exception only when warnings are errors).
+            raise InvalidImage(_("The photo is too large (more than %(max).1f megapixels).")
+                               % {"max": pixel_limit() / 1_000_000}) from None
         except Exception as exc:
             raise InvalidImage(_("The file could not be read as an image: %(error)s")
                                % {"error": exc}) from exc

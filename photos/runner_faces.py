@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db.models import Q
 
-from mlpipeline.event_linking import shown_tags
 from mlpipeline.inference import registry
 from photos.models import BibTag, Face
+from photos.tags import shown_tags
 
 SAME, OTHER, UNKNOWN = "same", "other", "unknown"
 

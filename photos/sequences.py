@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from mlpipeline.event_linking import shown_tags
 from photos.models import BibTag, Photo, RejectedReading, TagSuggestion
 from photos.runner_faces import OTHER, SAME, RunnerFaces, link_threshold, photo_faces
+from photos.tags import shown_tags
 
 #: frames of one burst: a camera shoots 5–12 frames a second for a second or two; wider,
 #: and at a busy finish the next runner's burst comes in (measured in bench/timing.py)

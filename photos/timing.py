@@ -30,10 +30,10 @@ from django.db.models import Count
 from django.utils.translation import gettext as _
 
 from events.models import PhotographerTiming, TimingPoint, TimingResult
-from mlpipeline.event_linking import shown_tags
 from photos import tagging
 from photos.models import BibTag, Photo, RejectedReading, TagSuggestion
 from photos.runner_faces import OTHER, SAME, RunnerFaces, photo_faces
+from photos.tags import shown_tags
 
 #: beyond this many runners in one window the photo is a pack: the closest ones only
 MAX_CANDIDATES = 5

@@ -30,7 +30,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
-from photos.imaging import declared_size
+from photos.imaging import declared_size, pixel_limit
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,6 @@ _ACCEPTED_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 def max_bytes() -> int:
     return getattr(settings, "PHOTO_MAX_BYTES", 60 * 1024 * 1024)
-
-
-def max_pixels() -> int:
-    return getattr(settings, "PHOTO_MAX_PIXELS", 80_000_000)
 
 
 def zip_max_total_bytes() -> int:
@@ -191,7 +187,7 @@ def _inspect(content, name, sha256, size) -> ImageInfo:
         # exception only when warnings are errors).
         raise RejectedFile(
             _("The image is too large: more than %(limit)s megapixels.")
-            % {"limit": _megapixels(_pixel_limit())},
+            % {"limit": _megapixels(pixel_limit())},
             code="too_many_pixels",
         ) from None
     except MemoryError:
@@ -206,19 +202,12 @@ def _inspect(content, name, sha256, size) -> ImageInfo:
                      sha256=sha256, size=size)
 
 
-def _pixel_limit() -> int:
-    # Never above Pillow's own bomb threshold: what Pillow only warns about is refused too.
-    if Image.MAX_IMAGE_PIXELS:
-        return min(max_pixels(), Image.MAX_IMAGE_PIXELS)
-    return max_pixels()
-
-
 def _megapixels(pixels: int) -> str:
     return f"{pixels / 1_000_000:g}"
 
 
 def _check_pixels(width: int, height: int) -> None:
-    limit = _pixel_limit()
+    limit = pixel_limit()  # never above Pillow's own bomb threshold
     if width * height > limit:
         raise RejectedFile(
             _("The image is too large: %(width)s × %(height)s pixels, the limit is "

@@ -31,10 +31,10 @@ from PIL import Image
 
 from events import startlist_import
 from events.models import Event
-from mlpipeline.event_linking import shown_tags
 from mlpipeline.start_list import confirm_listed_readings
 from photos import tagging
 from photos.models import BibTag, Face, Photo, TagChange, TagSuggestion
+from photos.tags import shown_tags
 
 GRID_PAGE_SIZE = 60
 QUEUE_PAGE_SIZE = 50
@@ -307,7 +307,7 @@ def _set_featured(event, photo_ids, featured: bool) -> tagging.ChangeResult:
 
 def _findable(event):
     """Tags of the outer photo a runner's bib search finds: confirmed ones (read on the
-    list, linked, manual) and probable ones (photos.event_linking.shown_tags)."""
+    list, linked, manual) and probable ones (photos.tags.shown_tags)."""
     return shown_tags(event.pk).filter(photo=OuterRef("pk"))
 
 

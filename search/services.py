@@ -23,11 +23,12 @@ from PIL import Image, ImageOps
 from accounts import privacy
 from accounts.models import BibClaim
 from events.models import StartListEntry
-from mlpipeline import event_linking, indexes, loaded
+from mlpipeline import indexes, loaded
 from mlpipeline.bibrules import canonical
 from mlpipeline.inference.base import ModelUnavailable
 from mlpipeline.inference.faces import embed_selfie
 from photos.models import BibTag, Face
+from photos.tags import shown_tags
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def _bib_evidence(event, bibs: set[str]) -> dict[str, _BibEvidence]:
     opted_out = set(BibClaim.objects.filter(event=event, bib__in=bibs,
                                             face_search=BibClaim.FaceSearch.OPTED_OUT)
                     .values_list("bib", flat=True))
-    tags = event_linking.shown_tags(event.pk).filter(bib__in=bibs).order_by("-confidence", "pk")
+    tags = shown_tags(event.pk).filter(bib__in=bibs).order_by("-confidence", "pk")
     for bib, *tag in tags.values_list("bib", "photo_id", "confidence", "source", "face_id",
                                       "confirmed"):
         if bib in opted_out and tag[2] == BibTag.Source.FACE_LINK:

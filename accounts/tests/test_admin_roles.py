@@ -283,3 +283,13 @@ def test_every_check_agrees_on_who_is_a_platform_admin(flags, active):
     assert Photo.objects.visible_to(user).exists() is active
     assert user.has_perm("events.change_event") is active
     assert not is_platform_admin(AnonymousUser())
+
+
+def test_the_role_is_the_only_access_rule_the_admin_offers(admin_client):
+    # No "Groups" page and no groups or per-user permissions on a person's page: either
+    # would give an organiser Django permissions past their role.
+    assert admin_client.get("/admin/auth/group/").status_code == 404
+    ada = UserFactory(username="ada-organiser", role=User.Role.ORGANISER)
+    form = admin_client.get(reverse("admin:accounts_user_change", args=[ada.pk])).context["adminform"].form
+    assert {"groups", "user_permissions"}.isdisjoint(form.fields)
+    assert {"role", "is_active", "is_superuser"} <= set(form.fields)

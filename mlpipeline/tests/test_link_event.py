@@ -147,11 +147,11 @@ def test_the_linking_task_runs_again_when_postgresql_breaks_a_deadlock(monkeypat
     face(event, hidden, runner=1, jitter=1)
     real, calls = event_linking.link_event, []
 
-    def deadlocked_once(event_id):
+    def deadlocked_once(event_id, full=False):
         calls.append(event_id)
         if len(calls) == 1:
             raise OperationalError("deadlock detected")
-        return real(event_id)
+        return real(event_id, full=full)
 
     monkeypatch.setattr(event_linking, "link_event", deadlocked_once)
 
@@ -227,3 +227,80 @@ def test_a_manual_tag_still_wins_when_a_burst_is_linked():
     assert list(BibTag.objects.filter(photo=tagged).values_list("source", flat=True)) == [
         BibTag.Source.MANUAL]
     assert BibTag.objects.get(photo=hidden).source == BibTag.Source.FACE_LINK
+
+
+# --- manage.py relink_event: a full re-link -----------------------------------------------
+
+
+def relink(*args) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import translation
+
+    out = StringIO()
+    with translation.override("en"):
+        call_command("relink_event", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def test_a_full_relink_joins_a_runner_that_stricter_rules_had_split(monkeypatch):
+    event = EventFactory(slug="relink-trail")
+    read, hidden = PhotoFactory(event=event), PhotoFactory(event=event)
+    ocr_tag(read, "77", face(event, read, runner=1, jitter=0, bib="77"))
+    face(event, hidden, runner=1, jitter=1)
+    with monkeypatch.context() as strict:  # as under a stricter link threshold
+        strict.setattr(registry, "link_threshold", lambda model: 0.9999)
+        assert event_linking.link_event(event.pk).clusters == 2
+
+    # Incremental linking keeps clusters that still hold together: still two runners.
+    assert event_linking.link_event(event.pk).clusters == 2
+    assert not BibTag.objects.filter(photo=hidden).exists()
+
+    output = relink("relink-trail")
+
+    assert output == ("[1/1] relink-trail: faces: 2, runners: 1, faces moved: 1, "
+                      f"face-link tags written: 1 ({output.split('(')[1]}")
+    assert BibTag.objects.get(photo=hidden).bib == "77"
+    assert len(set(Face.objects.filter(event=event).values_list("cluster", flat=True))) == 1
+
+
+def test_relink_without_an_event_goes_through_every_event_and_their_suggestions(monkeypatch):
+    recomputed = []
+    monkeypatch.setattr(tasks, "_suggesters", lambda: (
+        type("Sequences", (), {"recompute": staticmethod(lambda pk: recomputed.append(("burst", pk)))}),
+        type("Timing", (), {"recompute": staticmethod(lambda pk: recomputed.append(("timing", pk)))})))
+    first, second = EventFactory(slug="relink-a"), EventFactory(slug="relink-b")
+
+    lines = relink().splitlines()
+
+    assert [line.split(":")[0] for line in lines] == ["[1/2] relink-a", "[2/2] relink-b"]
+    assert recomputed == [("burst", first.pk), ("timing", first.pk),
+                          ("burst", second.pk), ("timing", second.pk)]
+
+
+def test_relink_names_an_unknown_event():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No event with slug or id “no-such-race”"):
+        relink("no-such-race")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_relink_runs_again_when_the_database_breaks_a_deadlock(monkeypatch):
+    event = EventFactory(slug="relink-deadlock")
+    calls = []
+    real = tasks.link_and_suggest
+
+    def deadlocked_once(event_id, full=False):
+        calls.append(full)
+        if len(calls) == 1:
+            raise OperationalError("deadlock detected")
+        return real(event_id, full=full)
+
+    monkeypatch.setattr("mlpipeline.management.commands.relink_event.link_and_suggest", deadlocked_once)
+    monkeypatch.setattr("mlpipeline.management.commands.relink_event.time.sleep", lambda seconds: None)
+
+    assert relink("relink-deadlock").startswith("[1/1] relink-deadlock: faces: 0")
+    assert calls == [True, True]
+    assert not Face.objects.filter(event=event).exists()  # an event without faces relinks too

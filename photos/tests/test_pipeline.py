@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from django.core.files.base import ContentFile
 from django.db import OperationalError, connection
+from django.utils import translation
 from PIL import Image
 
 from events.tests.factories import EventFactory
@@ -119,6 +121,71 @@ def test_it_marks_a_corrupt_photo_failed_and_leaves_the_others_alone():
     for photo in good:
         photo.refresh_from_db()
         assert photo.state == Photo.State.READY
+
+
+def png(size) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 40)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def pillow_limit(settings, monkeypatch):
+    """Pillow's bomb threshold at 1 MP (it warns above, refuses above 2 MP) under a higher
+    PHOTO_MAX_PIXELS: as a worker whose operator raised PHOTO_MAX_PIXELS past Pillow's."""
+    settings.PHOTO_MAX_PIXELS = 10**9
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+
+
+@pytest.fixture
+def unreadable_header(monkeypatch):
+    """As for a TIFF or an unusual JPEG, whose size only Pillow reads: its guard goes first."""
+    monkeypatch.setattr("photos.imaging.declared_size", lambda stream: None)
+
+
+def assert_failed_for_good(photo, reason):
+    photo.refresh_from_db()
+    assert (photo.state, photo.failure_reason) == (Photo.State.FAILED, reason)
+    step = step_of(photo)
+    assert (step.status, step.attempts) == (PhotoStep.Status.FAILED, 1)
+    assert step.error.startswith("InvalidImage: ")  # permanent: marked failed, never retried
+    assert not photo.preview
+    assert pipeline.process_photo(photo.pk) == Photo.State.FAILED and step_of(photo).attempts == 1
+
+
+@pytest.mark.django_db
+def test_a_photo_over_pillows_limit_fails_with_the_too_large_reason_and_no_warning(pillow_limit,
+                                                                                   recwarn):
+    photo = make_photo(EventFactory(), png((1300, 1000)), name="big.png")  # Pillow would warn
+
+    with translation.override("en"):
+        pipeline.process_photo(photo.pk)
+
+    assert_failed_for_good(photo, "The photo is too large (1.3 megapixels, at most 1.0).")
+    assert not [warning for warning in recwarn if warning.category is Image.DecompressionBombWarning]
+
+
+@pytest.mark.django_db
+def test_pillows_own_bomb_error_fails_the_photo_with_the_too_large_reason(pillow_limit,
+                                                                           unreadable_header):
+    photo = make_photo(EventFactory(), png((2100, 1000)), name="bomb.png")  # Pillow refuses
+
+    with translation.override("en"):
+        pipeline.process_photo(photo.pk)
+
+    assert_failed_for_good(photo, "The photo is too large (more than 1.0 megapixels).")
+
+
+@pytest.mark.django_db
+def test_pillows_bomb_warning_raised_as_an_error_fails_the_photo_the_same_way(pillow_limit,
+                                                                              unreadable_header):
+    photo = make_photo(EventFactory(), png((1300, 1000)), name="big.png")
+
+    with warnings.catch_warnings(), translation.override("en"):
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        pipeline.process_photo(photo.pk)
+
+    assert_failed_for_good(photo, "The photo is too large (more than 1.0 megapixels).")
 
 
 @pytest.mark.django_db

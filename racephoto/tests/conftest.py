@@ -20,7 +20,7 @@ def production_settings(monkeypatch):
     def load(**overrides) -> dict:
         for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL",
                      "SEARCH_BACKEND", "STORAGE_BACKEND", "S3_BUCKET", "STRIPE_SECRET_KEY",
-                     "STRIPE_WEBHOOK_SECRET", "EMAIL_PORT", "SERVE_MEDIA", "SITE_NAME",
+                     "EMAIL_PORT", "SERVE_MEDIA", "SITE_NAME",
                      "DEFAULT_FROM_EMAIL", "MEDIA_ROOT", "PRIVATE_MEDIA_ROOT", "S3_OBJECT_ACLS",
                      "S3_SIGNED_URL_MAX_AGE", "S3_CUSTOM_DOMAIN"):
             monkeypatch.delenv(name, raising=False)

@@ -35,12 +35,20 @@ def test_it_loads_production_settings_with_safe_defaults(production_settings):
     ({"SEARCH_BACKEND": "faiss"}, "SEARCH_BACKEND must be one of hnswlib, pgvector"),
     ({"STORAGE_BACKEND": "s3"}, "STORAGE_BACKEND=s3 needs S3_BUCKET"),
     ({"STRIPE_SECRET_KEY": "pk_test_123"}, "STRIPE_SECRET_KEY must start with"),
-    ({"STRIPE_SECRET_KEY": "sk_live_123"}, "STRIPE_WEBHOOK_SECRET is required"),
     ({"EMAIL_PORT": "twenty-five"}, "EMAIL_PORT must be an integer"),
 ])
 def test_it_rejects_bad_settings_with_a_clear_message(production_settings, overrides, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         production_settings(**overrides)
+
+
+@pytest.mark.parametrize(("key", "live"), [("sk_live_123", True), ("rk_live_123", True),
+                                           ("sk_test_123", False), ("rk_test_123", False)])
+def test_a_stripe_key_loads_without_a_webhook_secret_and_sets_the_mode(production_settings, key, live):
+    # Webhooks are verified with their endpoint's secret, made in the admin (commerce/checks.py).
+    settings = production_settings(STRIPE_SECRET_KEY=key)
+    assert settings["STRIPE_LIVE_MODE"] is live
+    assert "STRIPE_WEBHOOK_SECRET" not in settings
 
 
 def test_it_uses_s3_for_public_and_private_files_when_configured(production_settings):

@@ -1,0 +1,82 @@
+"""The received webhooks' list speaks the back office's language: its filters and columns
+have translated titles (dj-stripe's would be its English field names: "Par created"), and
+each row names the Stripe event it carried."""
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+from djstripe.models import WebhookEndpoint, WebhookEventTrigger
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("admin:djstripe_webhookeventtrigger_changelist")
+
+
+@pytest.fixture
+def triggers():
+    endpoint = WebhookEndpoint.objects.create(
+        id="we_admin", livemode=False, url="https://photos.example.org/stripe/webhook/1/",
+        enabled_events=["*"], status="enabled", secret="whsec_admin")
+    paid = WebhookEventTrigger.objects.create(
+        remote_ip="54.187.174.169", headers={}, webhook_endpoint=endpoint, valid=True, processed=True,
+        body=json.dumps({"id": "evt_paid", "type": "payment_intent.succeeded", "livemode": False}))
+    forged = WebhookEventTrigger.objects.create(
+        remote_ip="203.0.113.9", headers={}, webhook_endpoint=endpoint, valid=False,
+        body=json.dumps({"id": "evt_forged", "type": "charge.refunded", "livemode": False}))
+    failed = WebhookEventTrigger.objects.create(
+        remote_ip="54.187.174.169", headers={}, webhook_endpoint=endpoint, valid=True,
+        exception="PaymentsNotConfigured: webhook evt_failed",
+        body=json.dumps({"id": "evt_failed", "type": "charge.refund.updated", "livemode": False}))
+    return paid, forged, failed
+
+
+def texts(html: str, pattern: str) -> list[str]:
+    return [" ".join(re.sub(r"<[^>]+>", " ", found).split()) for found in re.findall(pattern, html, re.S)]
+
+
+def filter_titles(html: str) -> list[str]:
+    return texts(html, r"<summary>(.*?)</summary>")
+
+
+def column_titles(html: str) -> list[str]:
+    table = re.search(r'<table id="result_list">.*?</thead>', html, re.S).group(0)
+    return [title for title in texts(table, r'<th scope="col"[^>]*>(.*?)</th>') if title]
+
+
+def test_the_filters_and_columns_have_french_titles(admin_client, triggers):
+    html = admin_client.get(LIST, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert filter_titles(html) == ["Par date de réception", "Par signature valide",
+                                   "Par traitement réussi"]
+    assert column_titles(html) == ["Reçu le", "Événement Stripe", "Mode", "Résultat"]
+    assert "created" not in " ".join(filter_titles(html) + column_titles(html))
+
+
+def test_they_read_in_english_too(admin_client, triggers):
+    html = admin_client.get(LIST, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert filter_titles(html) == ["By date received", "By valid signature", "By successful processing"]
+    assert column_titles(html)[:3] == ["Received", "Stripe event", "Mode"]
+
+
+def test_each_row_names_its_stripe_event_newest_first(admin_client, triggers):
+    html = admin_client.get(LIST, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert html.index("evt_forged") < html.index("evt_paid")
+    assert "payment_intent.succeeded<br><small>evt_paid</small>" in html and "charge.refunded" in html
+    assert ">test</td>" in html  # the endpoint's mode, not its long URL
+
+
+def test_each_row_says_what_became_of_it_with_its_error(admin_client, triggers):
+    html = admin_client.get(LIST, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    outcomes = texts(html, r'<td class="field-outcome">(.*?)</td>')  # spaces collapsed
+    assert outcomes == ["échoué PaymentsNotConfigured: webhook evt_failed",
+                        "refusé : signature invalide", "traité"]
+
+
+@pytest.mark.parametrize(("query", "shown", "hidden"), [
+    ({"valid__exact": "0"}, "evt_forged", "evt_paid"),
+    ({"processed__exact": "1"}, "evt_paid", "evt_failed"),
+])
+def test_the_renamed_filters_still_filter(admin_client, triggers, query, shown, hidden):
+    html = admin_client.get(LIST, query, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert shown in html and hidden not in html
