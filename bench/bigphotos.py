@@ -1,12 +1,13 @@
 """Camera-sized photos through every step, in one process: time per step and peak memory.
 
     python bench/bigphotos.py ../shared/data/rbnr-dev [--sizes 0.4 6 24 45] [--photos 3]
-                              [--threads 1] [--write DIR]
+                              [--runners 6] [--faces 0.01 0.04] [--threads 1] [--write DIR]
 
 For each size (megapixels, 3:2), ``--photos`` JPEGs are generated (never stored in the
 repository): a crowd frame of bench/crowd.py (rbnr-dev photos placed on a noisy
 background, runner faces 1-4 % of the frame's height, so a large photo holds large and
-small runners), saved as a camera does (quality 92), in turn plain sRGB, stored turned
+small runners; ``--runners 1 --faces 0.05 0.09`` makes the more usual frame of one
+group of runners in the foreground), saved as a camera does (quality 92), in turn plain sRGB, stored turned
 a quarter with EXIF orientation 6, and in Adobe RGB (1998) with its ICC profile. Each
 then goes through what the product runs, with the product's functions and every model
 this machine has loaded (CLIP only when its weights are in MODELS_DIR):
@@ -175,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=3, help="photos per size (default 3)")
     parser.add_argument("--threads", type=int, default=1,
                         help="model threads (default 1: each of the worker's 2 processes here)")
+    parser.add_argument("--runners", type=int, default=6,
+                        help="rbnr-dev photos placed per frame (default 6: a crowd; 1: a typical frame)")
+    parser.add_argument("--faces", type=float, nargs=2, default=[0.01, 0.04], metavar=("LOW", "HIGH"),
+                        help="runner face heights, share of the frame's height (default 0.01 0.04: "
+                             "large and small runners; 0.05 0.09: one group in the foreground)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--write", type=Path, default=None, help="keep the generated photos here")
     args = parser.parse_args(argv)
@@ -189,20 +195,21 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)
-    print(f"threads {args.threads}; load average at the start "
+    print(f"{args.runners} rbnr-dev photos a frame, faces {args.faces[0]:g}-{args.faces[1]:g} of its "
+          f"height; threads {args.threads}; load average at the start "
           f"{', '.join(f'{load:.1f}' for load in os.getloadavg())}")
     print(f"{'MP':>5} {'size':>10} {'MB':>5} " + " ".join(f"{step:>17}" for step in STEPS)
           + f" {'total':>13} {'peak PSS':>9} {'load':>5}")
     print(f"{'':23}" + " ".join(f"{'wall/CPU s':>17}" for _ in STEPS) + f" {'CPU s':>13}")
     for megapixels in args.sizes:
         size = frame_size(megapixels)
-        faces = (0.01 * size[1], 0.04 * size[1])
+        faces = (args.faces[0] * size[1], args.faces[1] * size[1])
         wall: dict[str, list[float]] = {step: [] for step in STEPS}
         cpu: dict[str, list[float]] = {step: [] for step in STEPS}
         file_sizes = []
         peak.reset()
         for index in range(args.photos):
-            frame = crowd.make_frame(args.dataset, sources, start_lists, rng, size, 6, faces)
+            frame = crowd.make_frame(args.dataset, sources, start_lists, rng, size, args.runners, faces)
             data = camera_file(frame.image, VARIANTS[index % len(VARIANTS)])
             del frame
             file_sizes.append(len(data))
