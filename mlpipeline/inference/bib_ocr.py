@@ -61,7 +61,7 @@ MIN_FACE = 12
 #: one look at a photo's torsos. Every torso is scaled to FACE_HEIGHT, about 30,000 px,
 #: so this reads the largest ~16 runners of a crowd (the runners in front first) and a
 #: photo of many small runners costs what one of a few large ones does.
-LOOK_PIXELS = 800_000
+LOOK_PIXELS = 1_200_000
 #: a photo without a usable face is read whole, shrunk to this many pixels: the same
 #: cost as a look at its torsos
 WHOLE_PIXELS = LOOK_PIXELS
@@ -74,10 +74,11 @@ DIGITS = "0123456789"
 #: torsos with no text found at FACE_HEIGHT are searched again at this face height
 #: (on rbnr-dev, with the start list: recall 0.864 -> 0.887)
 RETRY_FACE_HEIGHT = 90
-#: ... for the largest faces only: in a crowd most torsos are hidden, and each one
-#: looked at again costs CRAFT time (2.25x the pixels of the first look). Two faces
-#: at 90 px found as many bibs as three at 100 px, in 56 % of the time.
-RETRY_MAX_FACES = 2
+#: ... as far as this many of CRAFT's pixels go (four torsos at RETRY_FACE_HEIGHT): in a
+#: crowd most torsos are hidden, and each one looked at again costs 2.25x the pixels of
+#: the first look. Torsos where CRAFT found no text at all come first (the failure a
+#: closer look mends), then those whose text the rules dropped; largest first in each.
+RETRY_PIXELS = 160_000
 #: CRAFT thresholds: lower than EasyOCR's defaults (0.7 / 0.4 / 0.4), which miss a
 #: quarter of the red-on-white bibs of rbnr-dev; the extra boxes are mostly read as
 #: nothing or as numbers the rules drop. No margin: see the module docstring.
@@ -121,6 +122,7 @@ class _Tile:
     x0: float  # photo coordinates of the crop's top-left corner
     y0: float
     scale: float  # canvas pixels per photo pixel
+    face: tuple[float, float, float, float] | None = None  # the face whose torso it is
 
 
 class _Regions:
@@ -224,21 +226,27 @@ class BibReader(ModelWrapper):
 
     def _look(self, rgb: Pixels, usable, keeps, fill: int) -> list[BibReading]:
         """Read the torsos under ``usable`` faces (pixels of ``rgb``), then look again,
-        closer, at the largest ones where nothing kept was read."""
+        closer, at those where nothing kept was read: first the ones where no text was
+        found at all, largest first, as far as ``RETRY_PIXELS`` goes."""
         readings, boxes = [], []
         tiles = _torso_tiles(rgb, usable, FACE_HEIGHT, LOOK_PIXELS)
         if tiles:
-            boxes = self._detect(_canvas(tiles, fill), tiles)
+            boxes = _distinct(self._detect(_canvas(tiles, fill), tiles))
             readings = self._read(rgb, boxes)
-        if keeps is None:
-            found = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, x2, y1, y2 in boxes]
-        else:
-            found = [_centre(reading.box) for reading in readings if keeps(reading)]
-        retry = [face for face in usable[:RETRY_MAX_FACES]
-                 if not any(_inside(point, _torso(face, rgb.shape)) for point in found)]
-        tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT, LOOK_PIXELS)
+        looked = [tile.face for tile, _crop in tiles]
+        texts = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, x2, y1, y2 in boxes]
+        kept = texts if keeps is None else [_centre(reading.box) for reading in readings
+                                            if keeps(reading)]
+
+        def holds(face, points) -> bool:
+            return any(_inside(point, _torso(face, rgb.shape)) for point in points)
+
+        failed = [face for face in looked if not holds(face, kept)]
+        retry = [face for face in failed if not holds(face, texts)]
+        retry += [face for face in failed if holds(face, texts)]
+        tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT, RETRY_PIXELS)
         if tiles:
-            readings += self._read(rgb, self._detect(_canvas(tiles, fill), tiles))
+            readings += self._read(rgb, _distinct(self._detect(_canvas(tiles, fill), tiles), boxes))
         return readings
 
     def _detect(self, canvas: np.ndarray, tiles) -> list[list[int]]:
@@ -412,6 +420,32 @@ def _torso(face, shape) -> tuple[int, int, int, int]:
             min(width, int(centre + TORSO_HALF_WIDTH * w)), min(height, int(y2 + TORSO_BOTTOM * h)))
 
 
+#: text boxes overlapping this much (intersection over union) are the same text
+SAME_BOX = 0.7
+
+
+def _distinct(boxes: list[list[int]], read: list[list[int]] = ()) -> list[list[int]]:
+    """``boxes`` [x1, x2, y1, y2] less the ones that repeat a box kept before them or
+    one in ``read``: the recogniser reads a box from the photo's own pixels, so the same
+    text found twice, in the overlapping torsos of runners side by side or again on a
+    closer look, would be read twice for the same answer."""
+    kept: list[list[int]] = []
+    for box in boxes:
+        if not any(_overlap(box, other) >= SAME_BOX for other in (*read, *kept)):
+            kept.append(box)
+    return kept
+
+
+def _overlap(a: list[int], b: list[int]) -> float:
+    """Intersection over union of two [x1, x2, y1, y2] boxes."""
+    width = min(a[1], b[1]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[2], b[2])
+    if width <= 0 or height <= 0:
+        return 0.0
+    union = (a[1] - a[0]) * (a[3] - a[2]) + (b[1] - b[0]) * (b[3] - b[2]) - width * height
+    return width * height / union
+
+
 def _centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
     """Centre of a reading's box (x1, y1, x2, y2)."""
     x1, y1, x2, y2 = box
@@ -425,27 +459,49 @@ def _inside(point: tuple[float, float], region: tuple[int, int, int, int]) -> bo
 def _torso_tiles(rgb: Pixels, faces, face_height: int,
                  budget: int) -> list[tuple[_Tile, np.ndarray]]:
     """The torsos under ``faces`` (in order, largest first) scaled so each face is
-    ``face_height`` px, laid in rows of at most CANVAS_WIDTH px, until the canvas would
-    hold more than ``budget`` pixels."""
-    tiles, left, top, row_height = [], 0, 0, 0
+    ``face_height`` px, laid in rows of at most CANVAS_WIDTH px (``_layout``), until the
+    canvas would hold more than ``budget`` pixels."""
+    chosen: list[tuple[tuple, tuple[int, int, int, int], float, tuple[int, int]]] = []
     for face in faces:
-        cx1, cy1, cx2, cy2 = _torso(face, rgb.shape)
+        region = _torso(face, rgb.shape)
         scale = face_height / (face[3] - face[1])
-        size = (round((cx2 - cx1) * scale), round((cy2 - cy1) * scale))
+        size = (round((region[2] - region[0]) * scale), round((region[3] - region[1]) * scale))
         if min(size) < face_height / 4:  # the torso is off the frame
             continue
-        if tiles and left + size[0] > CANVAS_WIDTH:
-            left, top, row_height = 0, top + row_height + GAP, 0
-        # What CRAFT would read: the rows so far and this one as high as its highest tile.
-        area = max(left + size[0], max((t.left + t.width for t, _c in tiles), default=0)) \
-            * (top + max(row_height, size[1]))
-        if tiles and area > budget:
+        _spots, width, height = _layout([*(kept[3] for kept in chosen), size])
+        if chosen and width * height > budget:
             break
+        chosen.append((face, region, scale, size))
+    spots, _width, _height = _layout([kept[3] for kept in chosen])
+    tiles = []
+    for (face, (cx1, cy1, cx2, cy2), scale, size), (left, top) in zip(chosen, spots):
         crop = np.asarray(Image.fromarray(rgb[cy1:cy2, cx1:cx2]).resize(size, Image.BICUBIC))
-        tiles.append((_Tile(left, top, size[0], size[1], cx1, cy1, scale), crop))
-        left += size[0] + GAP
-        row_height = max(row_height, size[1])
+        tiles.append((_Tile(left, top, size[0], size[1], cx1, cy1, scale, face), crop))
     return tiles
+
+
+def _layout(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int, int]:
+    """Where tiles of these (width, height) go on the canvas, in order, and the canvas's
+    width and height: in as few rows of at most CANVAS_WIDTH px as they need, filled
+    evenly. CRAFT reads the canvas's whole rectangle, so a half-empty last row would
+    be read for nothing (a third of the canvas of a 17-runner crowd)."""
+    if not sizes:
+        return [], 0, 0
+    total = sum(width for width, _height in sizes) + GAP * (len(sizes) - 1)
+    rows = math.ceil(total / CANVAS_WIDTH)
+    limit = max(max(width for width, _height in sizes), math.ceil(total / rows))
+    while True:  # the narrowest rows that keep to that many rows (a tile never splits)
+        spots, left, top, row_height, width, used = [], 0, 0, 0, 0, 1
+        for tile_width, tile_height in sizes:
+            if left and left + tile_width > limit:
+                left, top, row_height, used = 0, top + row_height + GAP, 0, used + 1
+            spots.append((left, top))
+            width = max(width, left + tile_width)
+            left += tile_width + GAP
+            row_height = max(row_height, tile_height)
+        if used <= rows or limit >= CANVAS_WIDTH:
+            return spots, width, top + row_height
+        limit = min(CANVAS_WIDTH, limit + GAP)
 
 
 def _canvas(tiles: list[tuple[_Tile, np.ndarray]], fill: int) -> np.ndarray:
