@@ -59,12 +59,13 @@ TORSO_TOP, TORSO_BOTTOM = 0.7, 4.9  # × h below the chin
 MIN_FACE = 12
 #: CRAFT's cost is its pixels (1.45 µs each in bfloat16, 6 in float32): the pixels of
 #: one look at a photo's torsos. Every torso is scaled to FACE_HEIGHT, about 30,000 px,
-#: so this reads the largest ~16 runners of a crowd (the runners in front first) and a
-#: photo of many small runners costs what one of a few large ones does.
+#: so this reads the largest ~35 runners of a crowd (the runners in front first) and a
+#: photo of many small runners costs what one of a few large ones does. At 0.8 MP, a
+#: 37-face crowd frame of bench/crowd.py left 6 labelled runners unread.
 LOOK_PIXELS = 1_200_000
-#: a photo without a usable face is read whole, shrunk to this many pixels: the same
-#: cost as a look at its torsos
-WHOLE_PIXELS = LOOK_PIXELS
+#: a photo without a usable face is read whole, shrunk to this many pixels: about the
+#: cost of a look at the torsos of a photo of a few runners
+WHOLE_PIXELS = 800_000
 #: the canvas's widest row: torsos are laid in rows, so many of them never make a
 #: canvas EasyOCR would shrink (it caps its input at 2560 px) or CRAFT's memory balloon
 CANVAS_WIDTH = 1536
