@@ -1,7 +1,7 @@
 """Bib recall on crowd shots: small runners on large photos, by runner size.
 
     python bench/crowd.py ../shared/data/rbnr-dev [--frames 24] [--size 6000x4000]
-                          [--runners 6] [--faces 22-120] [--seed 16] [--save DIR]
+                          [--runners 6] [--faces 22-120] [--seed 16] [--save DIR] [--explain]
 
 The dev set is generated, never stored: each frame is a large photo (``--size``, a
 24 MP camera frame by default) of a neutral, noisy background on which ``--runners``
@@ -22,6 +22,14 @@ resolution": a labelled bib the same reader finds when its rbnr-dev photo is rea
 its own at the size it is placed at (faces found and bibs read on that photo alone).
 Recall on legible bibs is what the crowd loses against reading each runner in its own
 photo, the failure this bench is about; recall on all bibs is shown beside it.
+
+``--explain`` says, for each labelled runner missed with the start list, where the chain
+broke: no face found (neither MTCNN nor YuNet), the bib outside the torso region under
+the face found, the torso left off every look's canvas (the pixel budget), no CRAFT box
+on the bib, or a box read as something else (what the recogniser read is printed), and
+whether the same bib is read from its rbnr-dev photo at that photo's own size (as
+bench/bibs.py reads it): a bib missed there too is the reader's ceiling, not the crowd's.
+The causes are then counted by face height.
 """
 
 import argparse
