@@ -248,8 +248,8 @@ class ReaderTrace:
 
         self._module, self._tiles, self._read = bib_ocr, bib_ocr._torso_tiles, self.reader._read
 
-        def torso_tiles(rgb, faces, face_height, budget):
-            tiles = self._tiles(rgb, faces, face_height, budget)
+        def torso_tiles(rgb, faces, face_height, budget, **options):
+            tiles = self._tiles(rgb, faces, face_height, budget, **options)
             factor = self._to_frame(rgb.shape)
             self.looks.append((face_height, [
                 tuple(value * factor for value in (tile.x0, tile.y0, tile.x0 + tile.width / tile.scale,

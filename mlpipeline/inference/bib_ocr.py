@@ -63,6 +63,10 @@ MIN_FACE = 12
 #: photo of many small runners costs what one of a few large ones does. At 0.8 MP, a
 #: 37-face crowd frame of bench/crowd.py left 6 labelled runners unread.
 LOOK_PIXELS = 1_200_000
+#: ... read in canvases of at most this many pixels: CRAFT's memory grows with its input
+#: (0.34 GiB more at the peak of a 0.8 MP canvas, 0.49 GiB at 1.2 MP), and the worker's
+#: processes each run it
+CANVAS_PIXELS = 800_000
 #: a photo without a usable face is read whole, shrunk to this many pixels: about the
 #: cost of a look at the torsos of a photo of a few runners
 WHOLE_PIXELS = 800_000
@@ -230,12 +234,20 @@ class BibReader(ModelWrapper):
         """Read the torsos under ``usable`` faces (pixels of ``rgb``), then look again,
         closer, at those where nothing kept was read: first the ones where no text was
         found at all, largest first, as far as ``RETRY_PIXELS`` goes."""
-        readings, boxes = [], []
-        tiles = _torso_tiles(rgb, usable, FACE_HEIGHT, LOOK_PIXELS)
-        if tiles:
-            boxes = _distinct(self._detect(_canvas(tiles, fill), tiles))
-            readings = self._read(rgb, boxes)
-        looked = [tile.face for tile, _crop in tiles]
+        readings, boxes, looked = [], [], []
+        waiting, left = list(usable), LOOK_PIXELS
+        while waiting and left > 0:  # canvases of at most CANVAS_PIXELS, until the budget
+            tiles = _torso_tiles(rgb, waiting, FACE_HEIGHT, min(left, CANVAS_PIXELS),
+                                 at_least_one=not looked)
+            if not tiles:
+                break
+            canvas = _canvas(tiles, fill)
+            found = _distinct(self._detect(canvas, tiles), boxes)
+            readings += self._read(rgb, found)
+            boxes += found
+            looked += [tile.face for tile, _crop in tiles]
+            waiting = [face for face in waiting if face not in looked]
+            left -= canvas.shape[0] * canvas.shape[1]
         texts = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, x2, y1, y2 in boxes]
         kept = texts if keeps is None else [_centre(reading.box) for reading in readings
                                             if keeps(reading)]
@@ -458,11 +470,12 @@ def _inside(point: tuple[float, float], region: tuple[int, int, int, int]) -> bo
     return region[0] <= point[0] <= region[2] and region[1] <= point[1] <= region[3]
 
 
-def _torso_tiles(rgb: Pixels, faces, face_height: int,
-                 budget: int) -> list[tuple[_Tile, np.ndarray]]:
+def _torso_tiles(rgb: Pixels, faces, face_height: int, budget: int,
+                 at_least_one: bool = True) -> list[tuple[_Tile, np.ndarray]]:
     """The torsos under ``faces`` (in order, largest first) scaled so each face is
     ``face_height`` px, laid in rows of at most CANVAS_WIDTH px (``_layout``), until the
-    canvas would hold more than ``budget`` pixels."""
+    canvas would hold more than ``budget`` pixels (``at_least_one``: the first torso
+    whatever its size, so a photo's one close-up is always read)."""
     chosen: list[tuple[tuple, tuple[int, int, int, int], float, tuple[int, int]]] = []
     for face in faces:
         region = _torso(face, rgb.shape)
@@ -471,7 +484,7 @@ def _torso_tiles(rgb: Pixels, faces, face_height: int,
         if min(size) < face_height / 4:  # the torso is off the frame
             continue
         _spots, width, height = _layout([*(kept[3] for kept in chosen), size])
-        if chosen and width * height > budget:
+        if (chosen or not at_least_one) and width * height > budget:
             break
         chosen.append((face, region, scale, size))
     spots, _width, _height = _layout([kept[3] for kept in chosen])
