@@ -6,10 +6,11 @@ at a size proportional to the face: with the faces found earlier in the
 pipeline, only the torso region under each face is read, rescaled so every
 face is ``FACE_HEIGHT`` pixels high. That puts the digits at a size CRAFT and
 the recogniser read well (small far-away runners are enlarged, close-ups are
-shrunk) and keeps the work per face constant. The torso crops are laid in rows
-on one canvas, so the detector and the recogniser each run once per look; what a
-look costs is bounded by the canvas's pixels (``LOOK_PIXELS``), not by a count of
-faces, so a crowd is read as far as that budget goes, largest runners first.
+shrunk) and keeps the work per face constant. The torso crops are laid in evenly
+filled rows on a canvas, so the detector and the recogniser run once per canvas (a
+crowd fills a few, each at most ``CANVAS_PIXELS`` for CRAFT's memory); what a look
+costs is bounded by its pixels (``LOOK_PIXELS``), not by a count of faces, so a
+crowd is read as far as that budget goes, largest runners first.
 On a large photo the faces are found on a reduced copy, where a runner in the
 background is a few pixels high; given the original's ``detail``, the reader cuts
 such torsos (and reads their text boxes) from the original's own pixels rather
