@@ -1,7 +1,7 @@
 """Bib recall on crowd shots: small runners on large photos, by runner size.
 
     python bench/crowd.py ../shared/data/rbnr-dev [--frames 24] [--size 6000x4000]
-                          [--runners 6] [--faces 22-120] [--seed 16] [--save DIR]
+                          [--runners 6] [--faces 22-120] [--seed 16] [--save DIR] [--explain]
 
 The dev set is generated, never stored: each frame is a large photo (``--size``, a
 24 MP camera frame by default) of a neutral, noisy background on which ``--runners``
@@ -22,6 +22,14 @@ resolution": a labelled bib the same reader finds when its rbnr-dev photo is rea
 its own at the size it is placed at (faces found and bibs read on that photo alone).
 Recall on legible bibs is what the crowd loses against reading each runner in its own
 photo, the failure this bench is about; recall on all bibs is shown beside it.
+
+``--explain`` says, for each labelled runner missed with the start list, where the chain
+broke: no face found (neither MTCNN nor YuNet), the bib outside the torso region under
+the face found, the torso left off every look's canvas (the pixel budget), no CRAFT box
+on the bib, or a box read as something else (what the recogniser read is printed), and
+whether the same bib is read from its rbnr-dev photo at that photo's own size (as
+bench/bibs.py reads it): a bib missed there too is the reader's ceiling, not the crowd's.
+The causes are then counted by face height.
 """
 
 import argparse
@@ -53,6 +61,7 @@ MARGIN = 24
 class Runner:
     bib: str
     face: tuple[float, float, float, float]  # in the source photo
+    bib_box: tuple[float, float, float, float]  # in the source photo
 
 
 @dataclass
@@ -74,6 +83,7 @@ class Placed:
     tile: tuple[int, int, int, int]
     source: str
     scale: float
+    bib_box: tuple[float, float, float, float]
 
     @property
     def face_height(self) -> float:
@@ -93,7 +103,8 @@ def load_sources(dataset: Path) -> tuple[list[Source], dict[str, set[str]]]:
     runners = defaultdict(list)
     for row in _rows(dataset / "boxes.csv"):
         face = tuple(float(row[f"face_{key}"]) for key in ("x1", "y1", "x2", "y2"))
-        runners[row["image"]].append(Runner(row["bib"], face))
+        bib_box = tuple(float(row[f"bib_{key}"]) for key in ("x1", "y1", "x2", "y2"))
+        runners[row["image"]].append(Runner(row["bib"], face, bib_box))
     start_lists: dict[str, set[str]] = defaultdict(set)
     for row in _rows(dataset / "labels.csv"):
         start_lists[sets[row["image"]]].update(row["bibs"].split())
@@ -135,11 +146,14 @@ def make_frame(dataset: Path, sources: list[Source], start_lists: dict[str, set[
         frame.image.paste(photo.resize(placed_size, Image.LANCZOS), (left, top))
         frame.start_list |= start_lists[source.set]
         for runner in source.runners:
-            x1, y1, x2, y2 = runner.face
-            frame.runners.append(Placed(runner.bib, (left + x1 * scale, top + y1 * scale,
-                                                     left + x2 * scale, top + y2 * scale),
-                                        tile, source.name, scale))
+            frame.runners.append(Placed(runner.bib, _placed(runner.face, left, top, scale), tile,
+                                        source.name, scale, _placed(runner.bib_box, left, top, scale)))
     return frame
+
+
+def _placed(box, left: int, top: int, scale: float) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = box
+    return left + x1 * scale, top + y1 * scale, left + x2 * scale, top + y2 * scale
 
 
 def _free_spot(rng, size, placed_size, taken, tries: int = 200):
@@ -169,8 +183,9 @@ class Product:
         self.detector = FaceDetector().ensure_loaded()
         self.reader = BibReader().ensure_loaded()
 
-    def analyse(self, data: bytes, rules) -> tuple[list, list, float]:
-        """(accepted bibs in photo pixels, face boxes in photo pixels, (wall, CPU) seconds)."""
+    def analyse(self, data: bytes, rules, trace: "ReaderTrace | None" = None) -> tuple[list, list, float]:
+        """(accepted bibs in photo pixels, face boxes in photo pixels, (wall, CPU) seconds).
+        ``trace`` is given the faces found by each detector, in photo pixels."""
         from mlpipeline import steps
         from photos import imaging
 
@@ -185,6 +200,9 @@ class Product:
         readings = self.reader.predict(image, faces=faces + small, keeps=rules.keeps,
                                        detail=decoded.detail, original_scale=scale)
         decoded.forget_detail()
+        if trace is not None:
+            trace.faces = {"MTCNN": [tuple(v * scale for v in box) for box in faces],
+                           "YuNet": [tuple(v * scale for v in box) for box in small]}
         faces += small
         accepted = rules.accept(readings)
         spent = (time.perf_counter() - started, time.process_time() - cpu)
@@ -208,6 +226,138 @@ def legible(product: Product, dataset: Path, placed: list[Placed], start_list) -
         readings = product.reader.predict(photo, faces=faces, keeps=rules.keeps)
         found |= {(source, bib.text, scale) for bib in rules.accept(readings)}
     return found
+
+
+class ReaderTrace:
+    """What the bib reader did with one frame, in frame pixels: the torso regions each look
+    laid on its canvas, the text boxes CRAFT found and what the recogniser read in them.
+    Installed around the reader's own functions while the frame is read (``with``)."""
+
+    def __init__(self, reader, frame_width: int):
+        self.reader, self.frame_width = reader, frame_width
+        self.faces: dict[str, list] = {}
+        self.looks: list[tuple[int, list]] = []  # (face height, torso regions)
+        self.boxes: list[tuple[float, float, float, float]] = []
+        self.readings: list[tuple[tuple[float, float, float, float], tuple]] = []
+
+    def _to_frame(self, shape) -> float:
+        return self.frame_width / shape[1]
+
+    def __enter__(self):
+        from mlpipeline.inference import bib_ocr
+
+        self._module, self._tiles, self._read = bib_ocr, bib_ocr._torso_tiles, self.reader._read
+
+        def torso_tiles(rgb, faces, face_height, budget, **options):
+            tiles = self._tiles(rgb, faces, face_height, budget, **options)
+            factor = self._to_frame(rgb.shape)
+            self.looks.append((face_height, [
+                tuple(value * factor for value in (tile.x0, tile.y0, tile.x0 + tile.width / tile.scale,
+                                                   tile.y0 + tile.height / tile.scale))
+                for tile, _crop in tiles]))
+            return tiles
+
+        def read(rgb, boxes):
+            readings = self._read(rgb, boxes)
+            factor = self._to_frame(rgb.shape)
+            self.boxes += [(x1 * factor, y1 * factor, x2 * factor, y2 * factor) for x1, x2, y1, y2 in boxes]
+            self.readings += [(tuple(value * factor for value in reading.box), reading.candidates())
+                              for reading in readings]
+            return readings
+
+        bib_ocr._torso_tiles, self.reader._read = torso_tiles, read
+        return self
+
+    def __exit__(self, *exc):
+        self._module._torso_tiles = self._tiles
+        del self.reader._read  # the instance attribute goes, the class's method is back
+
+    def explain(self, runner: Placed, found: bool, frame_size) -> dict:
+        """Why ``runner``'s bib was (not) read: the first link of the chain that broke."""
+        from mlpipeline.inference.bib_ocr import _torso
+
+        matched = [(name, box) for name, boxes in self.faces.items() for box in boxes
+                   if _iou(box, runner.face) >= 0.3]
+        detector, face = matched[0] if matched else ("-", None)
+        torso = _torso(face, (frame_size[1], frame_size[0])) if face else None
+        covered = _share_inside(runner.bib_box, torso) if torso else 0.0
+        looked = [height for height, regions in self.looks
+                  if any(_share_inside(runner.bib_box, region) >= 0.5 for region in regions)]
+        def on_bib(box) -> bool:  # a text box over a good part of the bib, or mostly on it
+            return _share_inside(runner.bib_box, box) >= 0.3 or _share_inside(box, runner.bib_box) >= 0.5
+
+        boxes = [box for box in self.boxes if on_bib(box)]
+        read = sorted({text for box, candidates in self.readings if on_bib(box)
+                       for text, _confidence in candidates})
+        if found:
+            cause = "read"
+        elif face is None:
+            cause = "no face found"
+        elif covered < 0.5:
+            cause = "torso misses bib"
+        elif not looked:
+            cause = "torso not looked at"
+        elif not boxes:
+            cause = "no text box"
+        elif runner.bib in read:
+            cause = "read, not kept"
+        else:
+            cause = "misread"
+        return {"cause": cause, "detector": detector, "covered": covered, "looks": looked,
+                "boxes": len(boxes), "read": read}
+
+
+def _iou(a, b) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
+    return width * height / union
+
+
+def _share_inside(box, region) -> float:
+    """The share of ``box``'s area that lies inside ``region`` (both x1, y1, x2, y2)."""
+    width = min(box[2], region[2]) - max(box[0], region[0])
+    height = min(box[3], region[3]) - max(box[1], region[1])
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return max(0.0, width) * max(0.0, height) / area if area > 0 else 0.0
+
+
+def read_alone(product: Product, dataset: Path, source: str, start_list) -> set[str]:
+    """The bibs the reader keeps from the rbnr-dev photo itself, at its own size (as
+    bench/bibs.py reads it): a bib missed there is the reader's ceiling, not the crowd's."""
+    from mlpipeline.bibrules import PRODUCT_MIN_CONFIDENCE, BibRules
+
+    rules = BibRules(min_confidence=PRODUCT_MIN_CONFIDENCE, start_list=frozenset(start_list))
+    with Image.open(dataset / "images" / source) as opened:
+        photo = opened.convert("RGB")
+    faces = [face.box for face in product.detector.predict(photo)]
+    return {bib.text for bib in rules.accept(product.reader.predict(photo, faces=faces, keeps=rules.keeps))}
+
+
+def print_explained(explained: list[tuple[int, Placed, dict, bool]]) -> None:
+    """Each missed runner's chain, then the causes counted by face height."""
+    print("\nmissed runners (start list): frame, bib, face px, face found by, share of the bib in "
+          "its torso, looks whose canvas held it, CRAFT boxes on the bib, read there, cause, "
+          "read in its own rbnr-dev photo")
+    for index, runner, why, alone in explained:
+        if why["cause"] == "read":
+            continue
+        looks = ",".join(str(height) for height in why["looks"]) or "-"
+        print(f"  {index + 1:>3} {runner.bib:>6} {runner.face_height:6.1f} {why['detector']:>6} "
+              f"{why['covered']:5.2f} {looks:>6} {why['boxes']:>3} {' '.join(why['read'])[:40]:<40} "
+              f"{why['cause']:<20} {'yes' if alone else 'NO (reader ceiling)'}")
+    causes = sorted({why["cause"] for _i, _r, why, _a in explained} - {"read"})
+    print("\ncauses of misses by face height (start list; 'ceiling' = also missed in its own photo)")
+    print("face height px".ljust(16) + "".join(f"{cause:>22}" for cause in causes) + f"{'ceiling':>10}")
+    rows = [(f"{BINS[i]}-{BINS[i + 1] if BINS[i + 1] < 10_000 else ''}", i) for i in range(len(BINS) - 1)]
+    for label, index in [*rows, ("all", None)]:
+        chosen = [(why, alone) for _i, runner, why, alone in explained
+                  if index is None or bin_of(runner.face_height) == index]
+        cells = [sum(why["cause"] == cause for why, _alone in chosen) for cause in causes]
+        ceiling = sum(why["cause"] != "read" and not alone for why, alone in chosen)
+        print(label.ljust(16) + "".join(f"{cell:>22}" for cell in cells) + f"{ceiling:>10}")
 
 
 def found_in_tile(runner: Placed, tags) -> bool:
@@ -260,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="CRAFT's pixels for a look at a photo's torsos (bib_ocr.LOOK_PIXELS, "
                              "about 30,000 a runner: a trade-off of recall on crowds against time)")
     parser.add_argument("--save", type=Path, default=None, help="write the frames here (JPEG)")
+    parser.add_argument("--explain", action="store_true",
+                        help="say why each missed bib was missed (face found? torso over the bib? "
+                             "text box? what was read? read in its own rbnr-dev photo?)")
     args = parser.parse_args(argv)
     size = tuple(int(part) for part in args.size.lower().split("x"))
     faces = tuple(float(part) for part in args.faces.split("-"))
@@ -283,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = ("start list", "no start list")
     hits = {mode: defaultdict(lambda: [0, 0]) for mode in modes}  # bin -> [found, total]
     legible_hits = defaultdict(lambda: [0, 0])
+    explained, alone = [], {}  # --explain: (frame, runner, why, read alone); source -> bibs read
     seconds, cpu_seconds, decode_sizes, face_counts = [], [], [], []
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
@@ -296,7 +450,17 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             rules = BibRules(min_confidence=PRODUCT_MIN_CONFIDENCE,
                              start_list=frozenset(frame.start_list) if mode == "start list" else None)
-            tags, found_faces, spent = product.analyse(data, rules)
+            if args.explain and mode == "start list":
+                with ReaderTrace(product.reader, size[0]) as trace:
+                    tags, found_faces, spent = product.analyse(data, rules, trace)
+                for runner in frame.runners:
+                    if runner.source not in alone:
+                        alone[runner.source] = read_alone(product, args.dataset, runner.source,
+                                                          frame.start_list)
+                    explained.append((index, runner, trace.explain(runner, found_in_tile(runner, tags), size),
+                                      runner.bib in alone[runner.source]))
+            else:
+                tags, found_faces, spent = product.analyse(data, rules)
             if mode == "start list":
                 seconds.append(spent[0])
                 cpu_seconds.append(spent[1])
@@ -340,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
           f"max {max(seconds):.2f} s; process CPU mean {statistics.mean(cpu_seconds):.2f} s, p50 "
           f"{statistics.median(cpu_seconds):.2f} s; faces found per frame: mean "
           f"{statistics.mean(face_counts):.1f}")
+    if args.explain:
+        print_explained(explained)
     print(f"load average at the end: {', '.join(f'{load:.1f}' for load in os.getloadavg())}")
     return 0
 

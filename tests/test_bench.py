@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mlpipeline.inference.mtcnn import FaceDetector
 from mlpipeline.tests.test_faces import CARTOON_FACE, cartoon_face, marked_face
@@ -71,6 +71,32 @@ def test_bench_bibs_scores_a_labelled_set_and_times_a_crowd(tmp_path, capsys,
     assert "OCR wall (start list) s/photo: mean" in out
     assert "OCR wall on a drawn crowd photo (285 faces" in out
     assert f"dumped to {tmp_path / 'dump'}" in out
+
+
+def test_bench_crowd_explains_each_missed_bib(tmp_path, capsys, torch_threads_restored):
+    """A runner whose bib is blank is missed in the crowd frame and in its own photo: the
+    explanation says so (the reader's ceiling, not the crowd's)."""
+    (tmp_path / "images").mkdir()
+    runner_photo("4721").save(tmp_path / "images" / "race_1.jpg", quality=92)
+    blank = runner_photo("4721")
+    ImageDraw.Draw(blank).rectangle(BIB, fill=(110, 100, 90))
+    blank.save(tmp_path / "images" / "race_2.jpg", quality=92)
+    photos = {"race_1.jpg": "4721", "race_2.jpg": "999"}
+    write_csv(tmp_path / "labels.csv", ["image", "bibs"], [[n, b] for n, b in photos.items()])
+    write_csv(tmp_path / "meta.csv", ["image", "set"], [[n, "race"] for n in photos])
+    write_csv(tmp_path / "boxes.csv",
+              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
+               "face_x1", "face_y1", "face_x2", "face_y2"],
+              [[name, bib, *BIB, *FACE] for name, bib in photos.items()])
+
+    assert bench("crowd").main([str(tmp_path), "--frames", "1", "--size", "1600x1200",
+                                "--runners", "3", "--faces", "60-70", "--no-legible",
+                                "--explain"]) == 0
+
+    out = capsys.readouterr().out
+    assert "causes of misses by face height" in out
+    missed = [line for line in out.splitlines() if line.split()[1:2] == ["999"]]
+    assert missed and all(line.endswith("NO (reader ceiling)") for line in missed), out
 
 
 def _faces_data(tmp_path: Path) -> tuple[Path, Path, dict]:

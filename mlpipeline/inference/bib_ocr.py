@@ -6,10 +6,11 @@ at a size proportional to the face: with the faces found earlier in the
 pipeline, only the torso region under each face is read, rescaled so every
 face is ``FACE_HEIGHT`` pixels high. That puts the digits at a size CRAFT and
 the recogniser read well (small far-away runners are enlarged, close-ups are
-shrunk) and keeps the work per face constant. The torso crops are laid in rows
-on one canvas, so the detector and the recogniser each run once per look; what a
-look costs is bounded by the canvas's pixels (``LOOK_PIXELS``), not by a count of
-faces, so a crowd is read as far as that budget goes, largest runners first.
+shrunk) and keeps the work per face constant. The torso crops are laid in evenly
+filled rows on a canvas, so the detector and the recogniser run once per canvas (a
+crowd fills a few, each at most ``CANVAS_PIXELS`` for CRAFT's memory); what a look
+costs is bounded by its pixels (``LOOK_PIXELS``), not by a count of faces, so a
+crowd is read as far as that budget goes, largest runners first.
 On a large photo the faces are found on a reduced copy, where a runner in the
 background is a few pixels high; given the original's ``detail``, the reader cuts
 such torsos (and reads their text boxes) from the original's own pixels rather
@@ -59,12 +60,17 @@ TORSO_TOP, TORSO_BOTTOM = 0.7, 4.9  # × h below the chin
 MIN_FACE = 12
 #: CRAFT's cost is its pixels (1.45 µs each in bfloat16, 6 in float32): the pixels of
 #: one look at a photo's torsos. Every torso is scaled to FACE_HEIGHT, about 30,000 px,
-#: so this reads the largest ~16 runners of a crowd (the runners in front first) and a
-#: photo of many small runners costs what one of a few large ones does.
-LOOK_PIXELS = 800_000
-#: a photo without a usable face is read whole, shrunk to this many pixels: the same
-#: cost as a look at its torsos
-WHOLE_PIXELS = LOOK_PIXELS
+#: so this reads the largest ~35 runners of a crowd (the runners in front first) and a
+#: photo of many small runners costs what one of a few large ones does. At 0.8 MP, a
+#: 37-face crowd frame of bench/crowd.py left 6 labelled runners unread.
+LOOK_PIXELS = 1_200_000
+#: ... read in canvases of at most this many pixels: CRAFT's memory grows with its input
+#: (0.34 GiB more at the peak of a 0.8 MP canvas, 0.49 GiB at 1.2 MP), and the worker's
+#: processes each run it
+CANVAS_PIXELS = 800_000
+#: a photo without a usable face is read whole, shrunk to this many pixels: about the
+#: cost of a look at the torsos of a photo of a few runners
+WHOLE_PIXELS = 800_000
 #: the canvas's widest row: torsos are laid in rows, so many of them never make a
 #: canvas EasyOCR would shrink (it caps its input at 2560 px) or CRAFT's memory balloon
 CANVAS_WIDTH = 1536
@@ -121,6 +127,7 @@ class _Tile:
     x0: float  # photo coordinates of the crop's top-left corner
     y0: float
     scale: float  # canvas pixels per photo pixel
+    face: tuple[float, float, float, float] | None = None  # the face whose torso it is
 
 
 class _Regions:
@@ -225,18 +232,27 @@ class BibReader(ModelWrapper):
     def _look(self, rgb: Pixels, usable, keeps, fill: int) -> list[BibReading]:
         """Read the torsos under ``usable`` faces (pixels of ``rgb``), then look again,
         closer, at the largest ones where nothing kept was read."""
-        readings, boxes = [], []
-        tiles = _torso_tiles(rgb, usable, FACE_HEIGHT, LOOK_PIXELS)
-        if tiles:
-            boxes = self._detect(_canvas(tiles, fill), tiles)
-            readings = self._read(rgb, boxes)
+        readings, boxes, looked = [], [], []
+        waiting, left = list(usable), LOOK_PIXELS
+        while waiting and left > 0:  # canvases of at most CANVAS_PIXELS, until the budget
+            tiles = _torso_tiles(rgb, waiting, FACE_HEIGHT, min(left, CANVAS_PIXELS),
+                                 at_least_one=not looked)
+            if not tiles:
+                break
+            canvas = _canvas(tiles, fill)
+            found = self._detect(canvas, tiles)
+            readings += self._read(rgb, found)
+            boxes += found
+            looked += [tile.face for tile, _crop in tiles]
+            waiting = [face for face in waiting if face not in looked]
+            left -= canvas.shape[0] * canvas.shape[1]
         if keeps is None:
             found = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, x2, y1, y2 in boxes]
         else:
             found = [_centre(reading.box) for reading in readings if keeps(reading)]
         retry = [face for face in usable[:RETRY_MAX_FACES]
                  if not any(_inside(point, _torso(face, rgb.shape)) for point in found)]
-        tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT, LOOK_PIXELS)
+        tiles = _torso_tiles(rgb, retry, RETRY_FACE_HEIGHT, CANVAS_PIXELS)
         if tiles:
             readings += self._read(rgb, self._detect(_canvas(tiles, fill), tiles))
         return readings
@@ -422,30 +438,53 @@ def _inside(point: tuple[float, float], region: tuple[int, int, int, int]) -> bo
     return region[0] <= point[0] <= region[2] and region[1] <= point[1] <= region[3]
 
 
-def _torso_tiles(rgb: Pixels, faces, face_height: int,
-                 budget: int) -> list[tuple[_Tile, np.ndarray]]:
+def _torso_tiles(rgb: Pixels, faces, face_height: int, budget: int,
+                 at_least_one: bool = True) -> list[tuple[_Tile, np.ndarray]]:
     """The torsos under ``faces`` (in order, largest first) scaled so each face is
-    ``face_height`` px, laid in rows of at most CANVAS_WIDTH px, until the canvas would
-    hold more than ``budget`` pixels."""
-    tiles, left, top, row_height = [], 0, 0, 0
+    ``face_height`` px, laid in rows of at most CANVAS_WIDTH px (``_layout``), until the
+    canvas would hold more than ``budget`` pixels (``at_least_one``: the first torso
+    whatever its size, so a photo's one close-up is always read)."""
+    chosen: list[tuple[tuple, tuple[int, int, int, int], float, tuple[int, int]]] = []
     for face in faces:
-        cx1, cy1, cx2, cy2 = _torso(face, rgb.shape)
+        region = _torso(face, rgb.shape)
         scale = face_height / (face[3] - face[1])
-        size = (round((cx2 - cx1) * scale), round((cy2 - cy1) * scale))
+        size = (round((region[2] - region[0]) * scale), round((region[3] - region[1]) * scale))
         if min(size) < face_height / 4:  # the torso is off the frame
             continue
-        if tiles and left + size[0] > CANVAS_WIDTH:
-            left, top, row_height = 0, top + row_height + GAP, 0
-        # What CRAFT would read: the rows so far and this one as high as its highest tile.
-        area = max(left + size[0], max((t.left + t.width for t, _c in tiles), default=0)) \
-            * (top + max(row_height, size[1]))
-        if tiles and area > budget:
+        _spots, width, height = _layout([*(kept[3] for kept in chosen), size])
+        if (chosen or not at_least_one) and width * height > budget:
             break
+        chosen.append((face, region, scale, size))
+    spots, _width, _height = _layout([kept[3] for kept in chosen])
+    tiles = []
+    for (face, (cx1, cy1, cx2, cy2), scale, size), (left, top) in zip(chosen, spots):
         crop = np.asarray(Image.fromarray(rgb[cy1:cy2, cx1:cx2]).resize(size, Image.BICUBIC))
-        tiles.append((_Tile(left, top, size[0], size[1], cx1, cy1, scale), crop))
-        left += size[0] + GAP
-        row_height = max(row_height, size[1])
+        tiles.append((_Tile(left, top, size[0], size[1], cx1, cy1, scale, face), crop))
     return tiles
+
+
+def _layout(sizes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int, int]:
+    """Where tiles of these (width, height) go on the canvas, in order, and the canvas's
+    width and height: in as few rows of at most CANVAS_WIDTH px as they need, filled
+    evenly. CRAFT reads the canvas's whole rectangle, so a half-empty last row would
+    be read for nothing (a third of the canvas of a 17-runner crowd)."""
+    if not sizes:
+        return [], 0, 0
+    total = sum(width for width, _height in sizes) + GAP * (len(sizes) - 1)
+    rows = math.ceil(total / CANVAS_WIDTH)
+    limit = max(max(width for width, _height in sizes), math.ceil(total / rows))
+    while True:  # the narrowest rows that keep to that many rows (a tile never splits)
+        spots, left, top, row_height, width, used = [], 0, 0, 0, 0, 1
+        for tile_width, tile_height in sizes:
+            if left and left + tile_width > limit:
+                left, top, row_height, used = 0, top + row_height + GAP, 0, used + 1
+            spots.append((left, top))
+            width = max(width, left + tile_width)
+            left += tile_width + GAP
+            row_height = max(row_height, tile_height)
+        if used <= rows or limit >= CANVAS_WIDTH:
+            return spots, width, top + row_height
+        limit = min(CANVAS_WIDTH, limit + GAP)
 
 
 def _canvas(tiles: list[tuple[_Tile, np.ndarray]], fill: int) -> np.ndarray:
