@@ -593,7 +593,7 @@ def _web_check(stack: Stack, event) -> None:
     """A bib search through the web server, as a runner's app asks it (the public API)."""
     from django.db.models import Count
 
-    from mlpipeline.event_linking import shown_tags
+    from photos.tags import shown_tags
 
     top = (shown_tags(event.pk).values("bib").annotate(count=Count("photo", distinct=True))
            .order_by("-count", "bib").first())
