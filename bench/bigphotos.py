@@ -7,7 +7,8 @@ For each size (megapixels, 3:2), ``--photos`` JPEGs are generated (never stored 
 repository): a crowd frame of bench/crowd.py (rbnr-dev photos placed on a noisy
 background, runner faces 1-4 % of the frame's height, so a large photo holds large and
 small runners; ``--runners 1 --faces 0.05 0.09`` makes the more usual frame of one
-group of runners in the foreground), saved as a camera does (quality 92), in turn plain sRGB, stored turned
+group of runners in the foreground; a photo that does not fit is drawn again, so no
+frame is left empty), saved as a camera does (quality 92), in turn plain sRGB, stored turned
 a quarter with EXIF orientation 6, and in Adobe RGB (1998) with its ICC profile. Each
 then goes through what the product runs, with the product's functions and every model
 this machine has loaded (CLIP only when its weights are in MODELS_DIR):
@@ -22,7 +23,7 @@ this machine has loaded (CLIP only when its weights are in MODELS_DIR):
 
 One ``DecodedPhoto`` serves the derivatives and the analysis steps, as in the worker.
 Printed per size: wall and CPU seconds of each step (mean over the photos), the file
-size, and this process's peak RSS and peak PSS (sampled every 20 ms). The machine is
+size, and this process's peak RSS and peak PSS (sampled every 50 ms). The machine is
 shared: CPU seconds are the figure to compare; the load average is printed with them.
 ``--write DIR`` keeps the generated photos, e.g. for ``bench/ingest.py DIR --full``
 (the whole worker, two processes, under load).
@@ -53,6 +54,8 @@ from photos.tests.images import adobe_rgb_profile  # noqa: E402
 
 STEPS = ("validation", "derivatives", "faces", "bibs", "outfit", "clip")
 VARIANTS = ("sRGB", "EXIF orientation 6", "Adobe RGB")
+#: photos drawn for each place in a frame: a close-up scaled to its face size may not fit
+FRAME_ATTEMPTS = 20
 
 
 def camera_file(frame: Image.Image, variant: str) -> bytes:
@@ -78,22 +81,29 @@ def frame_size(megapixels: float) -> tuple[int, int]:
 
 
 class Peak:
-    """This process's peak PSS, sampled in a thread (RSS counts shared pages whole)."""
+    """This process's peak PSS, sampled in a thread (RSS counts shared pages whole).
+
+    Reading smaps_rollup walks the process's page tables: with 2.5 GB mapped, the kernel
+    spends a few ms of CPU per sample. ``cpu`` is what this thread has spent, so the
+    steps' CPU seconds leave it out (it was 25-40 % of them).
+    """
 
     def __init__(self):
         self.pss_kib = 0
+        self.cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self):
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(0.05):
             try:
                 with open("/proc/self/smaps_rollup") as rollup:
                     pss = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
             except (OSError, StopIteration):
                 continue
             self.pss_kib = max(self.pss_kib, pss)
+            self.cpu = time.thread_time()
 
     def reset(self):
         self.pss_kib = 0
@@ -104,17 +114,18 @@ class Peak:
 
 
 class Clock:
-    """``with clock(step):`` adds the block's wall and CPU seconds to the step's lists."""
+    """``with clock(step):`` adds the block's wall and CPU seconds to the step's lists
+    (the process's CPU, less what the ``peak`` sampler spent meanwhile)."""
 
-    def __init__(self, wall: dict[str, list[float]], cpu: dict[str, list[float]]):
-        self.wall, self.cpu = wall, cpu
+    def __init__(self, wall: dict[str, list[float]], cpu: dict[str, list[float]], peak: Peak):
+        self.wall, self.cpu, self.peak = wall, cpu, peak
 
     @contextmanager
     def __call__(self, step: str):
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, sampler = time.perf_counter(), time.process_time(), self.peak.cpu
         yield
         self.wall[step].append(time.perf_counter() - started)
-        self.cpu[step].append(time.process_time() - cpu)
+        self.cpu[step].append(time.process_time() - cpu - (self.peak.cpu - sampler))
 
 
 class Pipeline:
@@ -209,14 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         file_sizes = []
         peak.reset()
         for index in range(args.photos):
-            frame = crowd.make_frame(args.dataset, sources, start_lists, rng, size, args.runners, faces)
+            frame = crowd.make_frame(args.dataset, sources, start_lists, rng, size, args.runners, faces,
+                                     attempts=FRAME_ATTEMPTS)
             data = camera_file(frame.image, VARIANTS[index % len(VARIANTS)])
             del frame
             file_sizes.append(len(data))
             if args.write:
                 (args.write / f"big_{megapixels:g}mp_{index:02d}.jpg").write_bytes(data)
 
-            pipeline.run(data, Clock(wall, cpu))
+            pipeline.run(data, Clock(wall, cpu, peak))
         cells = []
         for step in STEPS:
             cells.append(f"{statistics.mean(wall[step]):7.2f}/{statistics.mean(cpu[step]):<6.2f}"

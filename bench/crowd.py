@@ -124,23 +124,25 @@ def background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
 
 def make_frame(dataset: Path, sources: list[Source], start_lists: dict[str, set[str]],
                rng: np.random.Generator, size: tuple[int, int], count: int,
-               faces: tuple[float, float]) -> Frame:
-    """One frame with ``count`` rbnr-dev photos placed where they fit, none overlapping."""
+               faces: tuple[float, float], attempts: int = 1) -> Frame:
+    """One frame with ``count`` rbnr-dev photos placed where they fit, none overlapping.
+
+    A photo drawn that does not fit (scaled to its face size, a close-up is larger than
+    the frame) is left out; with ``attempts`` > 1 up to that many photos are drawn for
+    each place, so a frame of one group is not left empty. The default, one draw a
+    place, keeps the seeded frames of bench/crowd.py's dev set as they were measured.
+    """
     frame = Frame(background(size, rng))
     taken: list[tuple[int, int, int, int]] = []
     low, high = math.log(faces[0]), math.log(faces[1])
     for _ in range(count):
-        source = sources[int(rng.integers(len(sources)))]
-        with Image.open(dataset / "images" / source.name) as opened:
-            photo = opened.convert("RGB")
-        scale = math.exp(rng.uniform(low, high)) / source.face_height
-        placed_size = (max(8, round(photo.width * scale)), max(8, round(photo.height * scale)))
-        if placed_size[0] > size[0] - 2 * MARGIN or placed_size[1] > size[1] - 2 * MARGIN:
+        for _attempt in range(attempts):
+            placed = _draw(dataset, sources, rng, size, taken, low, high)
+            if placed is not None:
+                break
+        else:
             continue
-        spot = _free_spot(rng, size, placed_size, taken)
-        if spot is None:
-            continue
-        left, top = spot
+        source, photo, scale, (left, top), placed_size = placed
         tile = (left, top, left + placed_size[0], top + placed_size[1])
         taken.append(tile)
         frame.image.paste(photo.resize(placed_size, Image.LANCZOS), (left, top))
@@ -149,6 +151,21 @@ def make_frame(dataset: Path, sources: list[Source], start_lists: dict[str, set[
             frame.runners.append(Placed(runner.bib, _placed(runner.face, left, top, scale), tile,
                                         source.name, scale, _placed(runner.bib_box, left, top, scale)))
     return frame
+
+
+def _draw(dataset: Path, sources: list[Source], rng: np.random.Generator, size, taken, low, high):
+    """A photo drawn, its scale and a free spot for it; None when it does not fit."""
+    source = sources[int(rng.integers(len(sources)))]
+    with Image.open(dataset / "images" / source.name) as opened:
+        photo = opened.convert("RGB")
+    scale = math.exp(rng.uniform(low, high)) / source.face_height
+    placed_size = (max(8, round(photo.width * scale)), max(8, round(photo.height * scale)))
+    if placed_size[0] > size[0] - 2 * MARGIN or placed_size[1] > size[1] - 2 * MARGIN:
+        return None
+    spot = _free_spot(rng, size, placed_size, taken)
+    if spot is None:
+        return None
+    return source, photo, scale, spot, placed_size
 
 
 def _placed(box, left: int, top: int, scale: float) -> tuple[float, float, float, float]:

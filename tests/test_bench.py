@@ -99,6 +99,66 @@ def test_bench_crowd_explains_each_missed_bib(tmp_path, capsys, torch_threads_re
     assert missed and all(line.endswith("NO (reader ceiling)") for line in missed), out
 
 
+def _close_up_and_group(tmp_path: Path) -> Path:
+    """Two labelled photos of one runner: ``group.jpg`` (the face 70 px high in a 400 x 520
+    photo) and ``close-up.jpg`` (the same face in a photo four times as large): scaled to
+    one face size, the close-up is four times the group's size."""
+    (tmp_path / "images").mkdir(parents=True)
+    runner_photo("4721").save(tmp_path / "images" / "group.jpg", quality=92)
+    runner_photo("4721", size=(1600, 2080)).save(tmp_path / "images" / "close-up.jpg", quality=92)
+    names = ["close-up.jpg", "group.jpg"]
+    write_csv(tmp_path / "labels.csv", ["image", "bibs"], [[name, "4721"] for name in names])
+    write_csv(tmp_path / "meta.csv", ["image", "set"], [[name, "race"] for name in names])
+    write_csv(tmp_path / "boxes.csv",
+              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
+               "face_x1", "face_y1", "face_x2", "face_y2"],
+              [[name, "4721", *BIB, *FACE] for name in names])
+    return tmp_path
+
+
+def test_a_frame_of_one_group_draws_again_until_a_photo_fits(tmp_path):
+    """A 1600 x 1200 frame with faces of 100 px: the close-up would be 2,286 px wide, so
+    it never fits; drawn once a place, some frames are left empty (as bench/crowd.py's
+    seeded dev set was measured), drawn up to 20 times, every frame holds its runner."""
+    import numpy as np
+
+    crowd = bench("crowd")
+    dataset = _close_up_and_group(tmp_path)
+    sources, start_lists = crowd.load_sources(dataset)
+
+    def frames(attempts: int) -> list:
+        rng = np.random.default_rng(3)
+        return [crowd.make_frame(dataset, sources, start_lists, rng, (1600, 1200), 1, (100, 100),
+                                 attempts=attempts) for _ in range(8)]
+
+    once = frames(1)
+    assert any(not frame.runners for frame in once)
+    assert all(frame.runners == [] or frame.runners[0].source == "group.jpg" for frame in once)
+    again = frames(20)
+    assert all(len(frame.runners) == 1 and frame.runners[0].source == "group.jpg" for frame in again)
+    only_close_ups = [source for source in sources if source.name == "close-up.jpg"]
+    rng = np.random.default_rng(3)
+    assert crowd.make_frame(dataset, only_close_ups, start_lists, rng, (1600, 1200), 1, (100, 100),
+                            attempts=20).runners == []
+
+
+def test_bench_bigphotos_times_every_step_of_a_camera_frame(tmp_path, capsys, torch_threads_restored):
+    dataset = _close_up_and_group(tmp_path / "data")
+    written = tmp_path / "frames"
+
+    assert bench("bigphotos").main([str(dataset), "--sizes", "0.4", "--photos", "2", "--runners", "1",
+                                    "--faces", "0.15", "0.2", "--write", str(written)]) == 0
+
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.split()[:2] == ["0.4", "775x516"])
+    cells = row.split()
+    # validation, derivatives, faces, bibs and outfit each timed (wall/CPU); CLIP has no
+    # weights in the tests ("-"); then the total CPU, the peak PSS and the load
+    assert all(re.fullmatch(r"\d+\.\d\d/\d+\.\d\d", cell) for cell in cells[3:8]), row
+    assert float(cells[-4]) > 0 and cells[-2] == "G", row
+    assert sorted(path.name for path in written.iterdir()) == ["big_0.4mp_00.jpg", "big_0.4mp_01.jpg"]
+
+
 def _faces_data(tmp_path: Path) -> tuple[Path, Path, dict]:
     """Two drawn runners in two photos each (with a selfie crop per photo) and two
     drawn identities of two crops each, and where the face of each image is."""
