@@ -18,6 +18,7 @@ torch module.
 import logging
 import warnings
 
+import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,19 @@ def compile_module(module: torch.nn.Module, shape: tuple[int, ...], *, bf16: boo
     return Compiled(model, "bf16" if bf16 else "f32")
 
 
-class Compiled(torch.nn.Module):
+def load_onnx(path, shape: tuple[int, ...], *, bf16: bool) -> "Program | None":
+    """The ONNX model at ``path``, its input made ``shape`` (-1: any size along that
+    axis), as a :class:`Program`; None when OpenVINO is not installed."""
+    if not available():
+        return None
+    import openvino
+
+    model = openvino.Core().read_model(str(path))
+    model.reshape({model.inputs[0]: openvino.PartialShape(list(shape))})
+    return Program(model, "bf16" if bf16 else "f32")
+
+
+class Program:
     """An OpenVINO model, compiled for the thread count of the process running it.
 
     The worker loads its models, so compiles them, in its main process on one thread
@@ -61,7 +74,6 @@ class Compiled(torch.nn.Module):
     """
 
     def __init__(self, model, precision: str):
-        super().__init__()
         self.model, self.precision = model, precision
         self._compile(torch.get_num_threads())
 
@@ -75,11 +87,45 @@ class Compiled(torch.nn.Module):
         })
         self.threads = threads
 
-    def forward(self, tensor: torch.Tensor):
+    def __call__(self, array: np.ndarray) -> dict[str, np.ndarray]:
+        """The outputs for one input, by name (and by position as "0", "1", ...)."""
         threads = torch.get_num_threads()
         if threads != self.threads:
             logger.info("OpenVINO model recompiled for %d threads", threads)
             self._compile(threads)
-        outputs = self._compiled(tensor.detach().cpu().numpy())
-        parts = tuple(torch.from_numpy(outputs[index]) for index in range(len(outputs)))
+        # A request of its own, dropped on return: its buffers for this input's size go
+        # with it, instead of staying with the process until a larger input comes.
+        request = self._compiled.create_infer_request()
+        outputs = request.infer(array)
+        named = {}
+        for index, port in enumerate(self._compiled.outputs):
+            value = np.asarray(outputs[port])  # infer() gave a copy: the request's own goes
+            named[str(index)] = value
+            for name in port.get_names():
+                named[name] = value
+        return named
+
+
+class Compiled(torch.nn.Module):
+    """A :class:`Program` standing in for the torch module it was converted from."""
+
+    def __init__(self, model, precision: str):
+        super().__init__()
+        self.program = Program(model, precision)
+        # Code that reads a module's dtype from its parameters (facenet-pytorch's
+        # detect_face does) finds float32, the inputs' and outputs' type.
+        self.dtype_of_inputs = torch.nn.Parameter(torch.empty(0), requires_grad=False)
+
+    @property
+    def precision(self) -> str:
+        return self.program.precision
+
+    @property
+    def threads(self) -> int:
+        return self.program.threads
+
+    def forward(self, tensor: torch.Tensor):
+        outputs = self.program(tensor.detach().cpu().numpy())
+        count = len(self.program.model.outputs)
+        parts = tuple(torch.from_numpy(outputs[str(index)]) for index in range(count))
         return parts if len(parts) > 1 else parts[0]

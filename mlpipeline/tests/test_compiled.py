@@ -107,3 +107,26 @@ def test_openvino_is_installed_without_its_telemetry():
 
     assert compiled.available()
     assert importlib.util.find_spec("openvino_telemetry") is None
+
+
+def test_mtcnn_finds_the_same_faces_in_openvino_and_in_torch():
+    from PIL import Image
+
+    from mlpipeline.inference.mtcnn import FaceDetector
+    from mlpipeline.tests.test_faces import cartoon_face, marked_face
+
+    photo = Image.new("RGB", (900, 500), (90, 120, 160))
+    photo.paste(cartoon_face(), (60, 80))
+    photo.paste(marked_face().resize((90, 90)), (400, 200))
+    photo.paste(cartoon_face(240), (600, 120))
+    fast = FaceDetector().ensure_loaded()
+    plain = FaceDetector()
+    plain.openvino = False
+    plain.ensure_loaded()
+    assert isinstance(fast._mtcnn.pnet, compiled.Compiled)
+    assert not isinstance(plain._mtcnn.pnet, compiled.Compiled)
+    found, expected = fast.predict(photo), plain.predict(photo)
+    assert len(found) == len(expected) >= 2
+    for mine, theirs in zip(found, expected):
+        assert max(abs(a - b) for a, b in zip(mine.box, theirs.box)) < 0.5
+        assert abs(mine.score - theirs.score) < 1e-3
