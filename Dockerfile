@@ -107,5 +107,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; h = (os.environ.get('ALLOWED_HOSTS') or 'localhost').split(',')[0].strip().lstrip('*.') or 'localhost'; u.urlopen(u.Request('http://127.0.0.1:8000/healthz', headers={'Host': h}), timeout=4)"]
 
 # The web server's memory in transparent huge pages: big events' index files are read at
-# random by every query (racephoto/hugepages.py). Only here: the worker has its own command.
-CMD ["env", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1", "gunicorn", "racephoto.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+# random by every query (racephoto/hugepages.py). racephoto.hugepages adds
+# glibc.malloc.hugetlb=1 to the GLIBC_TUNABLES the operator gives (-e), keeping theirs, and
+# leaves it alone when it already sets hugetlb (=0: off). Not an ENV: the worker and
+# migrate run other commands, and keep exactly the operator's tunables.
+CMD ["python", "-m", "racephoto.hugepages", "gunicorn", "racephoto.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

@@ -10,9 +10,8 @@ from events.models import StartListEntry
 
 # A person's role decides what they may open (accounts/roles.py): platform admins may do
 # everything, organisers and photographers see their events' rows, runners nothing. Django's
-# groups and per-user permissions play no part in it, and granting one to an organiser
-# would open the pages kept to platform admins by Django's permission checks (bib claims,
-# erasures) around the role. So neither is offered: no "Groups" page, no such fields.
+# groups and per-user permissions play no part in it: the sign-in backends ignore their rows
+# (accounts/backends.py). So neither is offered: no "Groups" page, no such fields.
 admin.site.unregister(Group)
 
 

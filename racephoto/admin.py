@@ -9,20 +9,41 @@ modules (INSTALLED_APPS order), so what they register can be taken off here.
   empty). Kept: the webhook endpoints, where the endpoint Stripe calls and its signing
   secret are set up, and the webhooks received, each with the error that stopped it
   (what to look at when an order stays unpaid, before `manage.py reconcile_payments`).
-  The received webhooks' list gets columns and filters with translated titles
-  (dj-stripe's are its English field names) and names the Stripe event each one carried.
+  Both are dj-stripe's admins in the back office's words: dj-stripe's labels and help
+  texts are its English field names and docstrings, its notices and actions English text.
+  The received webhooks' list gets columns and filters with translated titles and names
+  the Stripe event each one carried; a webhook's own page, translated labels. The webhook
+  endpoints' pages keep what dj-stripe's do (an endpoint added, changed or deleted here is
+  so at Stripe too; syncing from Stripe) through dj-stripe's forms, subclassed here for
+  their labels, help texts and choices; their notices are templates of ours
+  (templates/admin/djstripe/).
 - django-celery-results' task rows are a developer's view (ids, raw arguments,
   tracebacks); what an operator acts on is recorded by the product itself (a photo's
   failed steps with "reprocess", a payment's state changes), and failures are logged.
 """
 
+import stripe
+from django import forms
 from django.apps import apps
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import path
 from django.utils.html import format_html
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
-from djstripe.admin.admin import WebhookEventTriggerAdmin
-from djstripe.models import WebhookEventTrigger
+from djstripe.admin.admin import WebhookEndpointAdmin, WebhookEventTriggerAdmin
+from djstripe.admin.forms import (
+    CustomActionForm,
+    WebhookEndpointAdminCreateForm,
+    WebhookEndpointAdminEditForm,
+    validate_public_url,
+)
+from djstripe.admin.views import ConfirmCustomAction
+from djstripe.enums import WebhookEndpointStatus, WebhookEndpointValidation
+from djstripe.models import WebhookEndpoint, WebhookEventTrigger
 
 STRIPE_APP = "djstripe"
 TASK_RESULTS_APP = "django_celery_results"
@@ -67,15 +88,56 @@ def _titled(filter_class, title):
     return TitledFilter
 
 
+def stripe_mode(livemode: bool | None):
+    """How the back office names a Stripe mode (None: not known)."""
+    if livemode is None:
+        return None
+    return pgettext_lazy("Stripe mode", "live") if livemode else pgettext_lazy("Stripe mode", "test")
+
+
+class ReceivedWebhookForm(forms.ModelForm):
+    """What a received webhook's page calls its fields (it shows them read-only: the admin
+    takes their labels and help texts from the form's Meta)."""
+
+    class Meta:
+        model = WebhookEventTrigger
+        fields = ()
+        labels = {
+            "created": _("received"),
+            "webhook_endpoint": _("Endpoint"),
+            "traceback": _("Traceback"),
+            "djstripe_version": _("Version of dj-stripe"),
+            "remote_ip": _("Sender's address"),
+            "headers": _("Headers"),
+            "body": _("Body"),
+        }
+        help_texts = {
+            "webhook_endpoint": _("The endpoint Stripe sent this webhook to."),
+            "traceback": _("Where processing failed, for a developer."),
+            "djstripe_version": _("The version of dj-stripe that received it."),
+            "remote_ip": _("The IP address the webhook came from."),
+            "headers": _("The request's HTTP headers, Stripe's signature among them."),
+            "body": _("The event as Stripe sent it (JSON)."),
+        }
+
+
 class ReceivedWebhookAdmin(WebhookEventTriggerAdmin):
-    """dj-stripe's read-only list of received webhooks, in the back office's words.
+    """dj-stripe's read-only list and pages of received webhooks, in the back office's words.
 
     Its ``event`` column is always empty here (that row is made by dj-stripe's object sync,
     which never runs: commerce/webhooks.py), so the Stripe event is read from the body; the
     Connect account, dj-stripe's version and the sender's address are left out of the list (no
-    Connect; details a trigger's own page shows).
+    Connect; details a trigger's own page shows). That page leaves out the two always-empty
+    fields (the synced event, the Connect account).
     """
 
+    form = ReceivedWebhookForm
+    fieldsets = (
+        (None, {"fields": ("created", "stripe_event", "webhook_endpoint", "outcome", "traceback",
+                           "djstripe_version")}),
+        (_("What Stripe sent"), {"fields": ("remote_ip", "headers", "body")}),
+    )
+    readonly_fields = ("created", "stripe_event", "outcome")
     list_display = ("received", "stripe_event", "endpoint_mode", "outcome")
     list_filter = (
         ("created", _titled(admin.DateFieldListFilter, _("date received"))),
@@ -101,11 +163,7 @@ class ReceivedWebhookAdmin(WebhookEventTriggerAdmin):
     @admin.display(description=_("mode"), ordering="webhook_endpoint__livemode")
     def endpoint_mode(self, trigger):
         endpoint = trigger.webhook_endpoint
-        if endpoint is None:
-            return None
-        if endpoint.livemode:
-            return pgettext_lazy("Stripe mode", "live")
-        return pgettext_lazy("Stripe mode", "test")
+        return None if endpoint is None else stripe_mode(endpoint.livemode)
 
     # One column for what became of it, its error under it: dj-stripe's separate "valid" and
     # "processed" ticks pushed the error out of sight on a laptop.
@@ -121,8 +179,243 @@ class ReceivedWebhookAdmin(WebhookEventTriggerAdmin):
             return said
         return format_html("{}<br><small>{}</small>", said, trigger.exception)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # The page's title and last breadcrumb (its change_form.html): dj-stripe's str() of a
+        # trigger is "id=1, valid=True, processed=True".
+        trigger = self.get_object(request, object_id)
+        if trigger is not None:
+            extra_context = {**(extra_context or {}), "subtitle": self.title_of(trigger)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def title_of(trigger) -> str:
+        event = trigger.json_body
+        if event.get("type"):
+            return f"{event['type']} {event.get('id', '')}".strip()
+        return gettext("Received webhook %(number)s") % {"number": trigger.pk}
+
+
+# --- Webhook endpoints ------------------------------------------------------------------
+
+# How an endpoint's fields read, on its pages and in its forms: {name: (label, help text)}.
+# dj-stripe's own are its English field names and help texts; dj-stripe's forms set some
+# of theirs themselves, so the forms below set these after them.
+ENDPOINT_FIELDS = {
+    "id": (_("Stripe ID"), ""),
+    "livemode": (_("Live mode"), _("Whether the endpoint receives live payments (or those of "
+                                   "Stripe's test mode).")),
+    "djstripe_owner_account": (_("Stripe account"), _("The Stripe account it belongs to.")),
+    "url": (_("URL"), _("The address Stripe sends the webhooks to.")),
+    "created": (_("Created"), _("When it was created at Stripe.")),
+    "enabled": (_("Enabled"), _("Disabled, the endpoint receives no more events.")),
+    "base_url": (_("Site address"), _("Changing it changes the address Stripe calls; it must "
+                                      "be reachable from the internet.")),
+    "enabled_events": (_("Events sent"), _("The events Stripe sends here: keep * (all of them), "
+                                           "or choose at least the payment_intent.* and "
+                                           "charge.refund* ones orders follow.")),
+    "metadata": (_("Metadata"), _("Key-value pairs kept with the endpoint at Stripe (JSON).")),
+    "api_version": (_("API version"), _("The version of Stripe's API the events are sent in.")),
+    "djstripe_uuid": (_("Endpoint UUID"), _("Identifies the endpoint in the address Stripe "
+                                             "calls.")),
+    "djstripe_tolerance": (_("Signature tolerance (seconds)"), _(
+        "How old a webhook's signature may be before the webhook is refused, against replayed "
+        "webhooks. Keep the default unless you know why.")),
+    "djstripe_validation_method": (_("Verification"), _("How a received webhook is checked to "
+                                                        "come from Stripe.")),
+}
+# What differs on the "add" form, where the endpoint is created at Stripe.
+NEW_ENDPOINT_FIELDS = ENDPOINT_FIELDS | {
+    "djstripe_owner_account": (_("Stripe account"), _(
+        "Leave empty to use the site's Stripe key (STRIPE_SECRET_KEY).")),
+    "livemode": (_("Live mode"), _(
+        "With a Stripe account chosen: create the endpoint with its live key (ticked) or its test "
+        "key. Without one, the site's key decides the mode.")),
+    "base_url": (_("Site address"), _(
+        "The site's public address, e.g. https://photos.example.org: Stripe will call it at a "
+        "path of the endpoint's own.")),
+    "connect": (_("Events of connected accounts"), _(
+        "Stripe Connect only: also receive the events of the accounts connected to this one. "
+        "RacePhoto does not use Connect.")),
+}
+VERIFICATIONS = {
+    WebhookEndpointValidation.verify_signature: _("Check its signature"),
+    WebhookEndpointValidation.retrieve_event: _("Ask Stripe for the event again"),
+    WebhookEndpointValidation.none: _("None (not recommended)"),
+}
+# dj-stripe's fieldsets, under titles of ours.
+FIELDSET_TITLES = {"Endpoint configuration": _("Endpoint configuration"),
+                   "Advanced": _("Advanced options")}
+
+
+def validate_reachable_address(value):
+    """dj-stripe's check that Stripe could call the address, with a message of ours."""
+    try:
+        validate_public_url(value)
+    except ValidationError:
+        raise ValidationError(_("Stripe cannot reach this address from the internet: give the "
+                                "site's public address."), code="not_public") from None
+
+
+class TranslatedEndpointForm:
+    """A dj-stripe endpoint form in the back office's words, sent to Stripe only when valid.
+
+    dj-stripe creates or updates the endpoint at Stripe while validating the form
+    (``_post_clean``), before knowing whether the form is valid: a form refused for another
+    field would still have made an endpoint at Stripe, which nothing here would know about.
+    """
+
+    field_texts: dict = ENDPOINT_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name in self.field_texts:
+                field.label, field.help_text = self.field_texts[name]
+        if "djstripe_validation_method" in self.fields:
+            field = self.fields["djstripe_validation_method"]
+            field.choices = [(value, VERIFICATIONS.get(value, label)) for value, label in field.choices]
+        if "base_url" in self.fields:
+            field = self.fields["base_url"]
+            field.validators = [validate_reachable_address if check is validate_public_url else check
+                                for check in field.validators]
+
+    def _post_clean(self):
+        if self._errors:
+            return forms.ModelForm._post_clean(self)  # not dj-stripe's: it calls Stripe
+        return super()._post_clean()
+
+
+def _labels(texts):
+    return {name: label for name, (label, _help) in texts.items()}
+
+
+def _help_texts(texts):
+    return {name: help_text for name, (_label, help_text) in texts.items()}
+
+
+class NewEndpointForm(TranslatedEndpointForm, WebhookEndpointAdminCreateForm):
+    field_texts = NEW_ENDPOINT_FIELDS
+
+    class Meta(WebhookEndpointAdminCreateForm.Meta):
+        labels = _labels(NEW_ENDPOINT_FIELDS)
+        help_texts = _help_texts(NEW_ENDPOINT_FIELDS)
+
+
+class EndpointForm(TranslatedEndpointForm, WebhookEndpointAdminEditForm):
+    # Its Meta also names the page's read-only fields (the admin reads their labels there).
+    class Meta(WebhookEndpointAdminEditForm.Meta):
+        labels = _labels(ENDPOINT_FIELDS)
+        help_texts = _help_texts(ENDPOINT_FIELDS)
+
+    def get_initial_for_field(self, field, field_name):
+        # dj-stripe ticks "enabled" whatever the endpoint's status: saving a disabled one
+        # unchanged would enable it again.
+        if field_name == "enabled":
+            return self.instance.status != WebhookEndpointStatus.disabled
+        return super().get_initial_for_field(field, field_name)
+
+
+class EndpointSyncConfirmation(ConfirmCustomAction):
+    """dj-stripe's "sync from Stripe" confirmation, for endpoints and platform admins only.
+
+    dj-stripe's view answers anyone who may open the admin (an organiser too) and any of its
+    models; its messages are English.
+    """
+
+    template_name = "admin/djstripe/webhookendpoint/sync_confirmation.html"
+    model_admin = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if kwargs["model_name"] != WebhookEndpoint._meta.model_name:
+            raise Http404
+        if kwargs["action_name"] not in ("_resync_instances", "_sync_all_instances"):
+            raise Http404
+        if not self.model_admin.has_change_permission(request):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def _resync_instances(self, request, queryset):
+        for endpoint in queryset:
+            api_key = endpoint.default_api_key
+            try:
+                if endpoint.djstripe_owner_account:
+                    data = endpoint.api_retrieve(stripe_account=endpoint.djstripe_owner_account.id,
+                                                 api_key=api_key)
+                else:
+                    data = endpoint.api_retrieve()
+                WebhookEndpoint.sync_from_stripe_data(data, api_key=api_key)
+                messages.success(request, gettext("Synced from Stripe: %(endpoint)s")
+                                 % {"endpoint": endpoint}, fail_silently=True)
+            except stripe.PermissionError as error:
+                messages.warning(request, gettext("Stripe refused: %(error)s") % {"error": error},
+                                 fail_silently=True)
+
+    def _sync_all_instances(self, request, queryset):
+        call_command("djstripe_sync_models", WebhookEndpoint.__name__)
+        messages.success(request, gettext("The webhook endpoints were synced from Stripe."))
+
+
+class StripeWebhookEndpointAdmin(WebhookEndpointAdmin):
+    """dj-stripe's webhook endpoints, in the back office's words (see the module's docstring).
+
+    Its templates are ours, found by Django's usual names (admin/djstripe/webhookendpoint/).
+    """
+
+    change_form_template = None
+    add_form_template = None
+    delete_confirmation_template = None
+    list_display = ("__str__", "endpoint_mode", "stripe_account", "created_at", "api_version_used")
+
+    @admin.display(description=_("mode"), ordering="livemode")
+    def endpoint_mode(self, endpoint):
+        return stripe_mode(endpoint.livemode)
+
+    @admin.display(description=_("Stripe account"), ordering="djstripe_owner_account")
+    def stripe_account(self, endpoint):
+        return endpoint.djstripe_owner_account
+
+    @admin.display(description=_("Created"), ordering="created")
+    def created_at(self, endpoint):
+        return endpoint.created
+
+    @admin.display(description=_("API version"), ordering="api_version")
+    def api_version_used(self, endpoint):
+        return endpoint.api_version or None
+
+    def get_form(self, request, obj=None, *args, **kwargs):
+        return EndpointForm if obj else NewEndpointForm
+
+    def get_fieldsets(self, request, obj=None):
+        return [(FIELDSET_TITLES.get(title, title), options)
+                for title, options in super().get_fieldsets(request, obj)]
+
+    # dj-stripe's two actions, under the names its confirmation page posts back.
+    @admin.action(description=_("Sync the selected endpoints from Stripe"))
+    def _resync_instances(self, request, queryset):
+        return self._confirm_sync(request, queryset, "_resync_instances")
+
+    @admin.action(description=_("Sync every endpoint from Stripe"))
+    def _sync_all_instances(self, request, queryset):
+        return self._confirm_sync(request, queryset, "_sync_all_instances")
+
+    def _confirm_sync(self, request, queryset, action_name):
+        context = {**self.admin_site.each_context(request), "opts": self.opts,
+                   "title": _("Sync from Stripe"),
+                   **self.get_admin_action_context(queryset, action_name, CustomActionForm)}
+        return render(request, EndpointSyncConfirmation.template_name, context)
+
+    def get_urls(self):
+        view = EndpointSyncConfirmation.as_view(model_admin=self)
+        return [path("action/<str:action_name>/<str:model_name>/", self.admin_site.admin_view(view),
+                     name="djstripe_custom_action"),
+                *super().get_urls()]
+
 
 _hide_unused_library_models(admin.site)
 _name_kept_stripe_models()
-admin.site.unregister(WebhookEventTrigger)
-admin.site.register(WebhookEventTrigger, ReceivedWebhookAdmin)
+for model, model_admin in ((WebhookEventTrigger, ReceivedWebhookAdmin),
+                           (WebhookEndpoint, StripeWebhookEndpointAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)
+
+

@@ -6,10 +6,17 @@ ask the kernel for transparent huge pages (``madvise``, the mode Debian's kernel
 on what it maps, faiss's lists included: the query at 1,000,000 faces went from 0.93-1.15 to
 0.81-0.91 ms (``bench/search.py ann``, which runs itself this way). glibc reads tunables only
 at start-up, so they are set in the environment of the web server's processes (``manage.py
-run``, the image's command), not from Python. The Celery worker is left as it is: it does not
-search these files, and its memory is counted closely (docs/scaling.md).
+run``; the image's command starts gunicorn through ``python -m racephoto.hugepages``), not
+from Python. The Celery worker is left as it is: it does not search these files, and its
+memory is counted closely (docs/scaling.md).
+
+Both add the tunable to the operator's environment rather than replacing it: their other
+tunables are kept, and their own ``glibc.malloc.hugetlb`` (``=0`` to turn huge pages off)
+wins over this default.
 """
 
+import os
+import sys
 from collections.abc import Mapping
 
 VARIABLE = "GLIBC_TUNABLES"
@@ -22,3 +29,15 @@ def with_huge_pages(environment: Mapping[str, str]) -> dict[str, str]:
     if not any(item.startswith("glibc.malloc.hugetlb=") for item in tunables):
         tunables.append(TUNABLE)  # an operator's own hugetlb choice wins
     return {**environment, VARIABLE: ":".join(tunables)}
+
+
+def main(command: list[str]) -> None:
+    """Replace this process by ``command``, with the tunable (``python -m racephoto.hugepages
+    gunicorn ...``: the image's web server)."""
+    if not command:
+        raise SystemExit("usage: python -m racephoto.hugepages COMMAND [ARGUMENT...]")
+    os.execvpe(command[0], command, with_huge_pages(os.environ))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

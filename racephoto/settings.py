@@ -93,11 +93,13 @@ WSGI_APPLICATION = "racephoto.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "accounts:profile"
+# Django's ModelBackend and allauth's, with permissions from roles only: Group and per-user
+# permission rows grant nothing (accounts/backends.py).
 AUTHENTICATION_BACKENDS = [
     # Usernames for the admin and staff created on the command line...
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.UsernameBackend",
     # ...e-mail addresses for everyone signing in through the site.
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.EmailBackend",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Every form is drawn with the site's field markup (templates/forms/, site.css .field).

@@ -286,8 +286,8 @@ def test_every_check_agrees_on_who_is_a_platform_admin(flags, active):
 
 
 def test_the_role_is_the_only_access_rule_the_admin_offers(admin_client):
-    # No "Groups" page and no groups or per-user permissions on a person's page: either
-    # would give an organiser Django permissions past their role.
+    # No "Groups" page and no groups or per-user permissions on a person's page: neither
+    # grants anything (accounts/backends.py, test_permission_rows.py).
     assert admin_client.get("/admin/auth/group/").status_code == 404
     ada = UserFactory(username="ada-organiser", role=User.Role.ORGANISER)
     form = admin_client.get(reverse("admin:accounts_user_change", args=[ada.pk])).context["adminform"].form

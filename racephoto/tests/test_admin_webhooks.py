@@ -4,6 +4,7 @@ each row names the Stripe event it carried."""
 
 import json
 import re
+from html import unescape
 
 import pytest
 from django.urls import reverse
@@ -80,3 +81,63 @@ def test_each_row_says_what_became_of_it_with_its_error(admin_client, triggers):
 def test_the_renamed_filters_still_filter(admin_client, triggers, query, shown, hidden):
     html = admin_client.get(LIST, query, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
     assert shown in html and hidden not in html
+
+
+# --- A received webhook's own page ------------------------------------------------------
+
+
+@pytest.fixture
+def platform_admin_client(client):
+    from accounts.models import User
+    from accounts.tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="ada-admin", role=User.Role.ADMIN))
+    return client
+
+
+def labels(html: str) -> list[str]:
+    """The form's labels, without their suffix (" :" in French)."""
+    return [label.rstrip(" :\u00a0") for label in texts(html, r"<label[^>]*>(.*?)</label>")]
+
+
+def page_of(trigger) -> str:
+    return reverse("admin:djstripe_webhookeventtrigger_change", args=[trigger.pk])
+
+
+def test_a_received_webhooks_page_reads_in_french(platform_admin_client, triggers):
+    _paid, _forged, failed = triggers
+
+    response = platform_admin_client.get(page_of(failed), HTTP_ACCEPT_LANGUAGE="fr")
+
+    html = unescape(response.content.decode())
+    assert labels(html) == ["Reçu le", "Événement Stripe", "Point de réception", "Résultat",
+                            "Trace de l’erreur", "Version de dj-stripe", "Adresse de l’expéditeur",
+                            "En-têtes", "Corps"]
+    assert "Ce que Stripe a envoyé" in html
+    assert "L’adresse IP d’où vient le webhook." in html
+    # Named by its event, not by dj-stripe's "id=3, valid=True, processed=False".
+    assert response.context["subtitle"] == "charge.refund.updated evt_failed"
+    assert "\u203a charge.refund.updated evt_failed" in html  # the last breadcrumb
+    for english in ("Remote ip", "Headers", "Body", "Djstripe version", "Webhook endpoint",
+                    "IP address of the request client", "Traceback if an exception",
+                    "The endpoint this webhook was received on", "The version of dj-stripe when",
+                    "valid=True"):
+        assert english not in html, english
+
+
+def test_a_received_webhooks_page_reads_in_english_too(platform_admin_client, triggers):
+    paid, _forged, _failed = triggers
+
+    html = unescape(platform_admin_client.get(page_of(paid), HTTP_ACCEPT_LANGUAGE="en").content.decode())
+
+    assert labels(html) == ["Received", "Stripe event", "Endpoint", "Outcome", "Traceback",
+                            "Version of dj-stripe", "Sender's address", "Headers", "Body"]
+    assert "The request's HTTP headers, Stripe's signature among them." in html
+
+
+def test_a_received_webhook_without_an_event_is_named_by_its_number(platform_admin_client):
+    trigger = WebhookEventTrigger.objects.create(remote_ip="203.0.113.9", headers={}, body="not json")
+
+    response = platform_admin_client.get(page_of(trigger), HTTP_ACCEPT_LANGUAGE="fr")
+
+    assert response.context["subtitle"] == f"Webhook reçu n°\u00a0{trigger.pk}"

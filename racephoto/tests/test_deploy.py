@@ -656,9 +656,7 @@ def test_it_sets_data_directories_and_unbuffered_output_in_the_image():
 
 def test_it_serves_gunicorn_and_probes_healthz():
     stage = final_stage()
-    cmd = exec_form([args for keyword, args in stage if keyword == "CMD"][-1])
-    if cmd[0] == "env":  # environment for the web server only (racephoto/hugepages.py)
-        cmd = cmd[next(i for i, word in enumerate(cmd[1:], 1) if "=" not in word):]
+    cmd = web_command()
     assert cmd[0] == "gunicorn", cmd
     module, attribute = settings.WSGI_APPLICATION.rsplit(".", 1)
     assert cmd[1] == f"{module}:{attribute}", cmd
@@ -729,8 +727,53 @@ def test_it_keeps_local_state_and_secrets_out_of_the_build_context():
         assert not dockerignored(path), f"{path} is needed by the build but ignored"
 
 
-def test_the_images_web_command_runs_gunicorn_with_huge_pages():
-    from racephoto.hugepages import TUNABLE, VARIABLE
+# The image's CMD starts gunicorn through this: its memory in transparent huge pages.
+HUGE_PAGES = ["python", "-m", "racephoto.hugepages"]
 
-    command = exec_form([args for keyword, args in final_stage() if keyword == "CMD"][-1])
-    assert command[:3] == ["env", f"{VARIABLE}={TUNABLE}", "gunicorn"], command
+
+def image_command() -> list[str]:
+    return exec_form([args for keyword, args in final_stage() if keyword == "CMD"][-1])
+
+
+def web_command() -> list[str]:
+    """The image's CMD without what starts it with huge pages (racephoto/hugepages.py)."""
+    command = image_command()
+    return command[len(HUGE_PAGES):] if command[:len(HUGE_PAGES)] == HUGE_PAGES else command
+
+
+def test_the_images_web_command_runs_gunicorn_with_huge_pages_as_a_default():
+    from racephoto.hugepages import VARIABLE
+
+    command = image_command()
+    assert command[:len(HUGE_PAGES) + 1] == [*HUGE_PAGES, "gunicorn"], command
+    # Set by neither the command nor the image's environment: an operator's -e is what the
+    # web server starts from, and the worker and migrate keep exactly the operator's value.
+    assert not [word for word in command if word.startswith(f"{VARIABLE}=")], command
+    assert VARIABLE not in dockerfile_env(final_stage())
+    for name in APP_SERVICES:
+        assert VARIABLE not in environment(compose()["services"][name]), name
+
+
+@pytest.mark.parametrize(("operator_value", "web_value"), [
+    (None, "glibc.malloc.hugetlb=1"),
+    ("glibc.malloc.hugetlb=0", "glibc.malloc.hugetlb=0"),  # the operator turned them off
+    ("glibc.malloc.arena_max=2", "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"),
+])
+def test_the_images_web_command_keeps_the_operators_glibc_tunables(operator_value, web_value):
+    from racephoto.hugepages import VARIABLE
+
+    # The image's CMD as it is, gunicorn and its arguments replaced by a process that says
+    # which tunables it was started with (python: the image's virtualenv is on PATH).
+    command = image_command()
+    start = command[:command.index("gunicorn")]
+    start = [sys.executable if word == "python" else word for word in start]
+    env = {key: value for key, value in os.environ.items() if key != VARIABLE}
+    if operator_value is not None:
+        env[VARIABLE] = operator_value
+    probe = [sys.executable, "-c", f"import os; print(os.environ.get({VARIABLE!r}))"]
+
+    result = subprocess.run([*start, *probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == web_value

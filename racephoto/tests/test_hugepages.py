@@ -22,3 +22,14 @@ def test_manage_py_run_gives_huge_pages_to_the_web_server_and_not_to_the_worker(
     (web, web_env), (worker, worker_env) = started
     assert web[0].endswith("gunicorn") and web_env[VARIABLE] == TUNABLE
     assert worker[0].endswith("celery") and VARIABLE not in worker_env
+
+
+def test_its_command_line_says_how_to_use_it_without_a_command():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "racephoto.hugepages"], capture_output=True,
+                            text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "usage: python -m racephoto.hugepages COMMAND" in result.stderr
