@@ -39,7 +39,6 @@ Torsos where CRAFT finds no text at all are looked at a second time, larger
 first scale.
 """
 
-import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -48,9 +47,7 @@ import numpy as np
 from django.utils.translation import gettext_lazy as _
 from PIL import Image
 
-from .base import ModelUnavailable, ModelWrapper
-
-logger = logging.getLogger(__name__)
+from .base import ModelWrapper
 
 #: face height, in pixels, that every torso crop is rescaled to
 FACE_HEIGHT = 60
@@ -165,18 +162,11 @@ class BibReader(ModelWrapper):
     package_files = ("models/craft_mlt_25k.pth", "models/english_g2.pth")
     #: run the text detector in bfloat16: None decides by the processor (``native_bf16``)
     bf16: bool | None = None
-    #: run the text detector compiled by OpenVINO (``mlpipeline.inference.compiled``):
-    #: None does where OpenVINO is installed; False keeps EasyOCR's torch module
-    openvino: bool | None = None
 
-    def __init__(self, *, bf16: bool | None = None, openvino: bool | None = None):
+    def __init__(self, *, bf16: bool | None = None):
         super().__init__()
         if bf16 is not None:
             self.bf16 = bf16
-        if openvino is not None:
-            self.openvino = openvino
-        #: what runs CRAFT here, for the log and the model status: "openvino bf16", "torch f32"...
-        self.detector_runtime = ""
 
     def load(self) -> None:
         directory = self.packaged_weights() / "models"
@@ -187,28 +177,10 @@ class BibReader(ModelWrapper):
                                       download_enabled=False, verbose=False)
         if self.bf16 is None:
             self.bf16 = native_bf16()
-        # CRAFT is most of the cost. The recogniser decides the digits and stays in float32:
-        # bfloat16's 8-bit mantissa there cost readings (see the module's note). Its LSTM
-        # and output layer, which EasyOCR quantises to int8, stay in torch.
-        compiled = None
-        if self.openvino is not False:
-            from . import compiled as openvino_runtime
-
-            compiled = openvino_runtime.compile_module(self._reader.detector, (1, 3, -1, -1), bf16=self.bf16)
-            if compiled is None and self.openvino:
-                raise ModelUnavailable("OpenVINO is not installed")
-        precision = "bf16" if self.bf16 else "f32"
-        if compiled is not None:
-            self._reader.detector = compiled
-            recogniser = self._reader.recognizer
-            recogniser.FeatureExtraction = openvino_runtime.compile_module(
-                recogniser.FeatureExtraction, (-1, 1, LINE_HEIGHT, -1), bf16=False)
-            self.detector_runtime = f"openvino {precision}"
-        else:
-            if self.bf16:
-                self._reader.detector = _in_bf16(self._reader.detector)
-            self.detector_runtime = f"torch {precision}"
-        logger.info("bib reader: text detector runs in %s", self.detector_runtime)
+        if self.bf16:
+            # CRAFT is most of the cost. The recogniser decides the digits: bfloat16's
+            # 8-bit mantissa there cost readings (see the module's note).
+            self._reader.detector = _in_bf16(self._reader.detector)
         characters = self._reader.converter.character  # index 0 is the CTC blank
         #: the recogniser's output columns kept: the blank, then the ten digits
         self._columns = [0] + [characters.index(digit) for digit in DIGITS]

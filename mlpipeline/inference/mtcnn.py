@@ -29,9 +29,6 @@ from .faces import DetectedFace
 
 logger = logging.getLogger(__name__)
 
-#: YuNet's non-maximum suppression: overlap above which the weaker box goes, boxes kept at most
-SMALL_FACE_NMS = (0.3, 5000)
-
 
 class FaceDetector(ModelWrapper):
     job = "face_detection"
@@ -72,7 +69,6 @@ class FaceDetector(ModelWrapper):
         self._mtcnn = None
         self._yunet_path = None  # found on first use of small_faces: only large photos need it
         self._yunet_failed = False
-        self._yunet_program = None  # compiled on first use (None), or False: no OpenVINO here
 
     def load(self) -> None:
         self.packaged_weights()  # the package's MTCNN() reads its own data/ files
@@ -80,21 +76,6 @@ class FaceDetector(ModelWrapper):
 
         self._mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=self.min_face_size,
                             thresholds=list(self.thresholds), post_process=False)
-        if self.openvino is not False:
-            self._compile_nets()
-
-    def _compile_nets(self) -> None:
-        """P-, R- and O-net compiled by OpenVINO, in float32: the same faces, found in 30 %
-        less time (P-net's pooling over the image pyramid is most of it). In bfloat16 the
-        boxes moved by pixels and faces came and went; not worth it for the embeddings."""
-        from . import compiled
-
-        nets = {"pnet": (-1, 3, -1, -1), "rnet": (-1, 3, 24, 24), "onet": (-1, 3, 48, 48)}
-        for name, shape in nets.items():
-            net = compiled.compile_module(getattr(self._mtcnn, name), shape, bf16=False)
-            if net is None:  # no OpenVINO here: torch runs them
-                return
-            setattr(self._mtcnn, name, net)
 
     def predict(self, image: Image.Image) -> list[DetectedFace]:
         image = to_rgb(image)
@@ -140,10 +121,6 @@ class FaceDetector(ModelWrapper):
     #: tiles share this many pixels, more than a face YuNet must find here: a face that
     #: MTCNN missed is below 40 px on this copy, so it lies whole in one tile at least.
     small_face_overlap = 128
-    #: run MTCNN's nets in OpenVINO where it is installed (None), or always in torch (False)
-    openvino: bool | None = None
-    #: run YuNet in OpenVINO where it is installed (None), or always in OpenCV (False)
-    small_face_openvino: bool | None = None
 
     def small_faces(self, image: Image.Image, original_scale: float,
                     known: list[tuple[float, float, float, float]] = ()) -> list[DetectedFace]:
@@ -206,24 +183,6 @@ class FaceDetector(ModelWrapper):
                 kept.append(row)
         return kept
 
-    def _openvino_yunet(self):
-        """YuNet run by OpenVINO (mlpipeline.inference.yunet), compiled once per process
-        on first use; None where OpenVINO is not installed. Unlike OpenCV's net, it frees
-        each tile's layer outputs once the tile is read, so one serves every call."""
-        if self._yunet_program is None:
-            from . import compiled
-            from .bib_ocr import native_bf16  # the processor's bfloat16, as for CRAFT
-
-            self._yunet_program = compiled.load_onnx(self._yunet_path, (1, 3, -1, -1), bf16=native_bf16())
-            if self._yunet_program is None:
-                self._yunet_program = False
-                return None
-        if self._yunet_program is False:
-            return None
-        from .yunet import YuNet
-
-        return YuNet(self._yunet_program, self.small_face_score, *SMALL_FACE_NMS)
-
     def _new_yunet(self):
         """A YuNet detector of its own for one call; None without its weights."""
         if self._yunet_path is None and not self._yunet_failed:
@@ -236,8 +195,6 @@ class FaceDetector(ModelWrapper):
                 self._yunet_failed = True
         if self._yunet_path is None:
             return None
-        if self.small_face_openvino is not False and (yunet := self._openvino_yunet()) is not None:
-            return yunet
         import cv2
 
         # OpenCV's new graph engine warns on stderr that it ignores the target the detector
@@ -246,7 +203,7 @@ class FaceDetector(ModelWrapper):
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         try:
             return cv2.FaceDetectorYN.create(str(self._yunet_path), "", (320, 320),
-                                             self.small_face_score, *SMALL_FACE_NMS)
+                                             self.small_face_score, 0.3, 5000)
         finally:
             cv2.utils.logging.setLogLevel(level)
 
