@@ -3,6 +3,9 @@ from allauth.account.models import EmailAddress
 
 from accounts.models import User
 
+#: every factory-made person's password
+PASSWORD = "correct horse battery staple"
+
 
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
@@ -12,7 +15,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.org")
-    password = factory.django.Password("correct horse battery staple")
+    password = factory.django.Password(PASSWORD)
     role = User.Role.RUNNER
 
     @factory.post_generation

@@ -11,10 +11,10 @@ from accounts.models import User
 from accounts.tests.factories import UserFactory
 from events.tests.factories import EventFactory, RaceFactory, StartListEntryFactory
 from photos.tests.images import image_bytes
+from tests.browser.signing import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 PHONE, LAPTOP = {"width": 390, "height": 844}, {"width": 1366, "height": 768}
 
 
@@ -23,14 +23,6 @@ def _own_cache(settings):
     # Sign-in attempts are counted in the cache: start from zero.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": "browser-looks"}}
-
-
-def sign_in(page, live_server, user, language="fr"):
-    page.goto(f"{live_server.url}/{language}/accounts/login/")
-    page.fill("#id_login", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_url(re.compile(rf"/{language}/accounts/profile/$"))
 
 
 def scroll_width(page) -> int:

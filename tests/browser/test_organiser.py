@@ -4,7 +4,6 @@ the grid. Screenshots go to /work/notes/shots/ (SCREENSHOT_DIR) when it is set o
 
 import io
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,10 @@ from events.models import StartListEntry
 from events.tests.factories import EventFactory, RaceFactory
 from photos.derivatives import _watermark_font_path, make_derivatives
 from photos.models import BibTag, Photo, RejectedReading, TagChange
+from tests.browser.signing import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 LAPTOP = {"width": 1366, "height": 900}
 SHOTS = os.environ.get("SCREENSHOT_DIR", "")
 
@@ -45,14 +44,6 @@ def shot(page, name):
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SHOTS) / f"organiser-{name}.png"), full_page=True)
-
-
-def sign_in(page, live_server, user):
-    page.goto(f"{live_server.url}/fr/accounts/login/")
-    page.fill("#id_login", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/fr/accounts/profile/$"))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ Screenshots go to SCREENSHOT_DIR (/work/notes/shots/ in the team's runs) when it
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,10 @@ from playwright.sync_api import expect
 
 from accounts.models import User
 from accounts.tests.factories import UserFactory
+from tests.browser.signing import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 PHONE, LAPTOP = {"width": 390, "height": 844}, {"width": 1366, "height": 900}
 SHOTS = os.environ.get("SCREENSHOT_DIR", "")
 
@@ -26,14 +25,6 @@ def _own_cache(settings):
     # Sign-in attempts are counted in the cache: start from zero.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
                                    "LOCATION": "browser-stripe-admin"}}
-
-
-def sign_in(page, live_server, user):
-    page.goto(f"{live_server.url}/fr/accounts/login/")
-    page.fill("#id_login", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/fr/accounts/profile/$"))
 
 
 def shot(page, name):

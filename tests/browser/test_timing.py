@@ -20,10 +20,10 @@ from events.models import StartListEntry, TimingResult
 from events.tests.factories import EventFactory
 from photos.derivatives import make_derivatives
 from photos.models import BibTag, Face, Photo, RejectedReading
+from tests.browser.signing import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 SHOTS = os.environ.get("SCREENSHOT_DIR", "")
@@ -46,14 +46,6 @@ def shot(page, name):
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SHOTS) / f"timing-{name}.png"), full_page=True)
-
-
-def sign_in(page, live_server, user):
-    page.goto(f"{live_server.url}/fr/accounts/login/")
-    page.fill("#id_login", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.locator("main form button[type=submit]").click()
-    page.wait_for_url(re.compile(r"/fr/accounts/profile/$"))
 
 
 @pytest.fixture
