@@ -46,6 +46,17 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
+def write_labels(dataset: Path, photos: dict[str, str]) -> None:
+    """rbnr-dev's label files for drawn runner photos (one bib each, under the drawn face):
+    labels.csv, meta.csv (one set) and boxes.csv."""
+    write_csv(dataset / "labels.csv", ["image", "bibs"], [[n, b] for n, b in photos.items()])
+    write_csv(dataset / "meta.csv", ["image", "set"], [[n, "race"] for n in photos])
+    write_csv(dataset / "boxes.csv",
+              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
+               "face_x1", "face_y1", "face_x2", "face_y2"],
+              [[name, bib, *BIB, *FACE] for name, bib in photos.items()])
+
+
 @pytest.fixture
 def torch_threads_restored():
     before = torch.get_num_threads()
@@ -82,12 +93,7 @@ def test_bench_crowd_explains_each_missed_bib(tmp_path, capsys, torch_threads_re
     ImageDraw.Draw(blank).rectangle(BIB, fill=(110, 100, 90))
     blank.save(tmp_path / "images" / "race_2.jpg", quality=92)
     photos = {"race_1.jpg": "4721", "race_2.jpg": "999"}
-    write_csv(tmp_path / "labels.csv", ["image", "bibs"], [[n, b] for n, b in photos.items()])
-    write_csv(tmp_path / "meta.csv", ["image", "set"], [[n, "race"] for n in photos])
-    write_csv(tmp_path / "boxes.csv",
-              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
-               "face_x1", "face_y1", "face_x2", "face_y2"],
-              [[name, bib, *BIB, *FACE] for name, bib in photos.items()])
+    write_labels(tmp_path, photos)
 
     assert bench("crowd").main([str(tmp_path), "--frames", "1", "--size", "1600x1200",
                                 "--runners", "3", "--faces", "60-70", "--no-legible",
@@ -106,13 +112,7 @@ def _close_up_and_group(tmp_path: Path) -> Path:
     (tmp_path / "images").mkdir(parents=True)
     runner_photo("4721").save(tmp_path / "images" / "group.jpg", quality=92)
     runner_photo("4721", size=(1600, 2080)).save(tmp_path / "images" / "close-up.jpg", quality=92)
-    names = ["close-up.jpg", "group.jpg"]
-    write_csv(tmp_path / "labels.csv", ["image", "bibs"], [[name, "4721"] for name in names])
-    write_csv(tmp_path / "meta.csv", ["image", "set"], [[name, "race"] for name in names])
-    write_csv(tmp_path / "boxes.csv",
-              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
-               "face_x1", "face_y1", "face_x2", "face_y2"],
-              [[name, "4721", *BIB, *FACE] for name in names])
+    write_labels(tmp_path, {"close-up.jpg": "4721", "group.jpg": "4721"})
     return tmp_path
 
 
@@ -265,12 +265,7 @@ def test_bench_event_takes_a_dropped_event_through_the_running_stack(tmp_path):
     photos = {"race_1.jpg": "4721", "race_2.jpg": "318"}
     for name, number in photos.items():
         runner_photo(number).save(dataset / "images" / name, quality=92)
-    write_csv(dataset / "labels.csv", ["image", "bibs"], [[n, b] for n, b in photos.items()])
-    write_csv(dataset / "meta.csv", ["image", "set"], [[n, "race"] for n in photos])
-    write_csv(dataset / "boxes.csv",
-              ["image", "bib", "bib_x1", "bib_y1", "bib_x2", "bib_y2",
-               "face_x1", "face_y1", "face_x2", "face_y2"],
-              [[name, bib, *BIB, *FACE] for name, bib in photos.items()])
+    write_labels(dataset, photos)
     env = {key: value for key, value in os.environ.items()
            if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
 
