@@ -8,6 +8,7 @@ class PhotosConfig(AppConfig):
     verbose_name = _("Photos")
 
     def ready(self):
+        from photos import recovery  # noqa: F401  (connect its Celery signal handlers)
         from racephoto.storage import delete_files_on_delete
 
         # A deleted photo (or a deleted event's photos) leaves no original, web copy,

@@ -45,14 +45,14 @@ _state = {"channel": None, "worker": None, "run": None}
 _stop = threading.Event()
 
 
-def _broker_channel():
+def broker_channel():
     """This process's kombu channel on the broker, if it is Redis/Valkey (the only
     transport whose unacknowledged messages live in a hash that this module reads)."""
     channel = _state["channel"]
     return channel if channel is not None and hasattr(channel, "unacked_index_key") else None
 
 
-def _plain_client(channel):
+def plain_client(channel):
     """A client on the broker's own connections that names keys as given: kombu's client
     adds the channel's ``global_keyprefix`` to some commands and not others (not to
     ZSCORE or HGETALL), so this module adds it itself, to all of them."""
@@ -70,7 +70,7 @@ def start(sender=None, **kwargs):
     connection = sender.app.connection_for_write()
     _state.update(channel=connection.default_channel, worker=sender.hostname,
                   run=uuid.uuid4().hex)
-    if _broker_channel() is None:
+    if broker_channel() is None:
         return
     try:
         put_back_orphans()  # before this run takes a message: a restart after a crash
@@ -87,13 +87,13 @@ def stop(**kwargs):
 
 @task_received.connect(dispatch_uid="racephoto.redelivery.note_holder")
 def note_holder(request=None, **kwargs):
-    channel = _broker_channel()
+    channel = broker_channel()
     tag = getattr(request.message, "delivery_tag", None) if request is not None else None
     if channel is None or tag is None:
         return
     index_key, holders_key = _keys(channel)
     try:
-        client = _plain_client(channel)
+        client = plain_client(channel)
         delivered = client.zscore(index_key, tag)
         if delivered is not None:  # None: acknowledged on receipt, nothing to recover
             client.hset(holders_key, tag, json.dumps(
@@ -105,11 +105,11 @@ def note_holder(request=None, **kwargs):
 def put_back_orphans() -> int:
     """Put back every message noted as held by a dead worker, forget the notes of
     messages acknowledged since; how many were put back."""
-    channel = _broker_channel()
+    channel = broker_channel()
     if channel is None:
         return 0
     index_key, holders_key = _keys(channel)
-    client, heartbeats = _plain_client(channel), get_redis()
+    client, heartbeats = plain_client(channel), get_redis()
     put_back = {}
     for tag, raw in client.hgetall(holders_key).items():
         note = json.loads(raw)

@@ -212,6 +212,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_WORKER_HEARTBEAT_SECONDS = env_int("CELERY_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+# A photo not finished, untouched this long, and with no message in any queue or worker
+# is queued again (photos.recovery): kombu can lose a message its worker was killed taking.
+LOST_PHOTO_GRACE_SECONDS = env_int("LOST_PHOTO_GRACE_SECONDS", 60, minimum=1)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # /healthz answers only its status to the public; with this bearer token (or, when it is
 # empty, METRICS_TOKEN), or to a signed-in platform admin, it shows every check's details.

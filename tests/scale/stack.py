@@ -60,6 +60,7 @@ class Worker:
             "S3_SECRET_ACCESS_KEY": SECRET_KEY,
             "ML_PIPELINE": "0",  # derivatives only: sharing the work is under test, not models
             "CELERY_WORKER_HEARTBEAT_SECONDS": "1",
+            "LOST_PHOTO_GRACE_SECONDS": "3",  # photos.recovery looks every 3 s, not every minute
             **(environment or {}),
         })
         self.command = [str(Path(sys.executable).parent / "celery"), "-A", "racephoto", "worker",
@@ -79,6 +80,14 @@ class Worker:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"worker {self.hostname} did not start:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.2)
+
+    def pause(self):
+        """SIGSTOP to its main process, the one that takes messages from the broker: a
+        message it has asked for is taken off the queue and left unread on the wire."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.process.pid, signal.SIGCONT)
 
     def kill(self):
         """SIGKILL to its whole process group, as when its machine is lost: nothing of it

@@ -140,3 +140,55 @@ def test_a_worker_killed_with_500_photos_queued_loses_none_and_runs_none_twice(
               f"(their attempts {[attempts[pk] for pk in orphan_ids]}); restarted, those were "
               f"ready {orphans_back:.1f} s later; all {PHOTOS} ready in {elapsed:.1f} s "
               f"(load average {os.getloadavg()[0]:.1f})")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_taken_off_the_queue_as_the_worker_dies_is_not_lost(
+        settings, tmp_path, monkeypatch, s3_endpoint, bucket, s3_storage):
+    """kombu takes a message off the queue (BRPOP) before it notes it as held: a worker
+    killed in between leaves it nowhere, neither queued nor held (the one loss that
+    racephoto.redelivery and the visibility timeout cannot see). Here the worker's main
+    process is stopped while it waits for a message, so the broker hands the photo's
+    message to it and it never reads it; then it is killed. Restarted, it finds the photo
+    without a message anywhere (photos.recovery) and processes it, once."""
+    queue = f"scale-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(services, "enqueue_processing", lambda photo_id: None)
+    event = EventFactory()
+    worker = Worker("delta", queue, tmp_path, s3_endpoint, bucket, settings)
+    deadline = time.monotonic() + 240
+    try:
+        worker.wait_until_up(deadline)
+        for attempt in range(5):
+            data = encoded(picture((160, 120), seed=attempt), comment=f"lost {attempt}".encode())
+            photo = services.ingest_file(event, io.BytesIO(data), name=f"IMG_{attempt}.JPG").photo
+            time.sleep(1.5)  # its main process waiting on BRPOP (re-sent every second)
+            worker.pause()
+            process_photo.apply_async((photo.pk,), queue=queue)
+            time.sleep(0.5)
+            if queued(queue) == 0:
+                break
+            # The wait had timed out just then, and the message stayed queued: again.
+            worker.resume()
+            while ready([photo.pk]) == 0:
+                assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+                time.sleep(0.1)
+        else:
+            pytest.fail("the worker never took a message while stopped")
+        assert photo.pk not in [args[0] for args in held_tasks(queue).values()]
+        worker.kill()
+        assert (queued(queue), held_tasks(queue)) == (0, {})  # the message is gone
+
+        worker.start()
+        worker.wait_until_up(deadline)
+        while ready([photo.pk]) == 0:
+            assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    log = worker.log.read_text()
+    assert f"queued 1 photo(s) again whose processing message was lost: [{photo.pk}]" in log
+    step = PhotoStep.objects.get(photo=photo)
+    assert (step.status, step.attempts) == (PhotoStep.Status.DONE, 1)
+    results = TaskResult.objects.filter(task_name="photos.process_photo", status="SUCCESS")
+    assert results.count() == attempt + 1  # one per photo: the lost one's and any before it
+    assert Counter(results.values_list("task_args", flat=True)).most_common(1)[0][1] == 1
