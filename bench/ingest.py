@@ -242,14 +242,25 @@ def _process_in_workers(photo_ids: list[int], processes: int) -> tuple[float, di
     # Before the first photo: the models and the processes, what the worker costs idle.
     idle = [_memory_kib(pid) for pid in [os.getpid()] + [process.pid for process in workers]]
     started = time.perf_counter()
-    peaks, after_each = zip(*(results.get() for _ in workers), strict=True)
+    peaks, after_each, step_cpu = zip(*(results.get() for _ in workers), strict=True)
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
     for process in workers:
         process.join()
     return seconds, {"rss": peaks, "pss": peak["pss"] / 1024**2, "at_peak": peak["processes"],
-                     "idle": idle, "after_each": after_each}
+                     "idle": idle, "after_each": after_each,
+                     "step_cpu": _summed(step_cpu)}
+
+
+def _summed(per_process: tuple[dict, ...]) -> dict[str, tuple[float, int]]:
+    """Each step's CPU seconds and runs, added up over the worker processes."""
+    total: dict[str, tuple[float, int]] = {}
+    for steps in per_process:
+        for name, (seconds, runs) in steps.items():
+            before = total.get(name, (0.0, 0))
+            total[name] = (before[0] + seconds, before[1] + runs)
+    return total
 
 
 MEMORY_FIELDS = ("Pss", "Private_Clean", "Private_Dirty", "Shared_Clean", "Shared_Dirty")
@@ -277,6 +288,20 @@ def _worker(queue, results, ready) -> None:
     from photos import pipeline
 
     worker.preload()  # as worker_process_init: this thread's model threads; models are loaded
+    # CPU seconds of this process per step: on a shared machine the figure to compare,
+    # where wall time depends on what else runs.
+    step_cpu: dict[str, tuple[float, int]] = {}
+    run_step = pipeline.run_step
+
+    def timed_step(photo_id, step_name):
+        started = time.process_time()
+        try:
+            return run_step(photo_id, step_name)
+        finally:
+            seconds, runs = step_cpu.get(step_name, (0.0, 0))
+            step_cpu[step_name] = (seconds + time.process_time() - started, runs + 1)
+
+    pipeline.run_step = timed_step
     ready.wait()
     after_each = []
     while (photo_id := queue.get()) is not None:
@@ -284,7 +309,8 @@ def _worker(queue, results, ready) -> None:
         worker.release_memory()  # what the worker does after each task (task_postrun)
         after_each.append(_memory_kib(os.getpid()))
     # ru_maxrss is in KiB on Linux: the whole process, the shared weights included.
-    results.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, after_each))
+    results.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, after_each,
+                 step_cpu))
 
 
 def _full_pipeline_figures(event, memory: dict) -> None:
@@ -293,7 +319,7 @@ def _full_pipeline_figures(event, memory: dict) -> None:
     from mlpipeline import event_linking, indexes
     from photos.models import BibTag, Face, PhotoStep
 
-    print("per step (mean s/photo over photos that ran it):")
+    print("per step (mean s/photo over photos that ran it: wall, and CPU of its process):")
     for name in dict.fromkeys(PhotoStep.objects.filter(photo__event=event)
                               .values_list("step", flat=True)):
         spans = [(done - begun).total_seconds() for begun, done in PhotoStep.objects.filter(
@@ -302,7 +328,9 @@ def _full_pipeline_figures(event, memory: dict) -> None:
         unavailable = PhotoStep.objects.filter(photo__event=event, step=name,
                                                status=PhotoStep.Status.UNAVAILABLE).count()
         mean = sum(spans) / len(spans) if spans else 0.0
-        print(f"  {name:12} {mean:6.3f} s  ({len(spans)} done, {unavailable} model unavailable)")
+        cpu, runs = memory["step_cpu"].get(name, (0.0, 0))
+        print(f"  {name:12} {mean:6.3f} s  CPU {cpu / runs if runs else 0.0:6.3f} s  "
+              f"({len(spans)} done, {unavailable} model unavailable)")
     started = time.perf_counter()
     linked = event_linking.link_event(event.pk)
     link_seconds = time.perf_counter() - started

@@ -256,6 +256,24 @@ def test_bench_ingest_processes_photos_on_a_throwaway_database(tmp_path):
     assert "derivatives:" in done.stdout and "photos/s" in done.stdout
 
 
+def test_bench_ingest_full_times_every_step_in_forked_worker_processes(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    runner_photo("4721").save(photos / "race.jpg", quality=92)
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
+
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "ingest.py"), str(photos),
+                           "--full", "--processes", "1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    assert done.returncode == 0, done.stderr
+    assert "photo states after: ready 1" in done.stdout, done.stdout
+    steps = dict(re.findall(r"^  (\w+) +[\d.]+ s  CPU +([\d.]+) s  \(1 done", done.stdout, re.M))
+    assert {"derivatives", "faces", "ocr"} <= steps.keys(), done.stdout
+    assert float(steps["ocr"]) > 0, done.stdout  # the reader ran in the worker process
+
+
 def test_bench_event_takes_a_dropped_event_through_the_running_stack(tmp_path):
     # The real stack, not an in-process stand-in: `manage.py run` (embedded PostgreSQL and
     # Valkey, gunicorn, the Celery worker with its models) and `manage.py import_photos
