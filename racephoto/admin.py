@@ -11,11 +11,12 @@ modules (INSTALLED_APPS order), so what they register can be taken off here.
   (what to look at when an order stays unpaid, before `manage.py reconcile_payments`).
   Both are dj-stripe's admins in the back office's words: dj-stripe's labels and help
   texts are its English field names and docstrings, its notices and actions English text.
-  The received webhooks' list gets columns and filters with translated titles and names
-  the Stripe event each one carried; a webhook's own page, translated labels. The webhook
+  The received webhooks' list gets columns and filters with translated titles; a webhook's
+  own page, translated labels; each webhook is named by the Stripe event it carried. The webhook
   endpoints' pages keep what dj-stripe's do (an endpoint added, changed or deleted here is
   so at Stripe too; syncing from Stripe) through dj-stripe's forms, subclassed here for
-  their labels, help texts and choices; their notices are templates of ours
+  their labels, help texts and choices, and for the metadata typed, which dj-stripe's "add"
+  form would not send; their notices are templates of ours
   (templates/admin/djstripe/).
 - django-celery-results' task rows are a developer's view (ids, raw arguments,
   tracebacks); what an operator acts on is recorded by the product itself (a photo's
