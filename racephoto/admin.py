@@ -262,9 +262,9 @@ def validate_reachable_address(value):
 
 
 # The metadata key dj-stripe keeps on the endpoints it creates: the endpoint's UUID, which is
-# in the address Stripe calls. Stripe's value is copied onto the endpoint's row at each save or
-# sync, so one edited here would make the endpoint refuse Stripe's calls: it is kept out of the
-# Metadata box and sent back as it was.
+# in the address Stripe calls. dj-stripe copies Stripe's value onto the row's UUID at each save
+# or sync, so a value edited here would no longer match that address and Stripe's calls would
+# find no endpoint: the key is kept out of the Metadata box and sent back as it was.
 DJSTRIPE_METADATA_KEY = "djstripe_uuid"
 # What Stripe accepts as metadata (https://docs.stripe.com/api/metadata).
 STRIPE_METADATA_KEYS = 50
