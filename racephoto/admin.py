@@ -11,11 +11,12 @@ modules (INSTALLED_APPS order), so what they register can be taken off here.
   (what to look at when an order stays unpaid, before `manage.py reconcile_payments`).
   Both are dj-stripe's admins in the back office's words: dj-stripe's labels and help
   texts are its English field names and docstrings, its notices and actions English text.
-  The received webhooks' list gets columns and filters with translated titles and names
-  the Stripe event each one carried; a webhook's own page, translated labels. The webhook
+  The received webhooks' list gets columns and filters with translated titles; a webhook's
+  own page, translated labels; each webhook is named by the Stripe event it carried. The webhook
   endpoints' pages keep what dj-stripe's do (an endpoint added, changed or deleted here is
   so at Stripe too; syncing from Stripe) through dj-stripe's forms, subclassed here for
-  their labels, help texts and choices; their notices are templates of ours
+  their labels, help texts and choices, and for the metadata typed, which dj-stripe's "add"
+  form would not send; their notices are templates of ours
   (templates/admin/djstripe/).
 - django-celery-results' task rows are a developer's view (ids, raw arguments,
   tracebacks); what an operator acts on is recorded by the product itself (a photo's
@@ -32,7 +33,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import path
 from django.utils.html import format_html
-from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 from djstripe.admin.admin import WebhookEndpointAdmin, WebhookEventTriggerAdmin
 from djstripe.admin.forms import (
@@ -64,6 +65,20 @@ def _hide_unused_library_models(site) -> None:
                 site.unregister(model)
 
 
+def stripe_event_of(trigger) -> dict:
+    """The Stripe event a received webhook carried ({} when its body is not one)."""
+    event = trigger.json_body
+    return event if isinstance(event, dict) else {}
+
+
+def received_webhook_name(trigger) -> str:
+    """A received webhook by the Stripe event it carried, else by its number."""
+    event = stripe_event_of(trigger)
+    if event.get("type"):
+        return f"{event['type']} {event.get('id', '')}".strip()
+    return gettext("Received webhook %(number)s") % {"number": trigger.pk}
+
+
 def _name_kept_stripe_models() -> None:
     stripe = apps.get_app_config(STRIPE_APP)
     stripe.verbose_name = _("Stripe payments")  # instead of "Djstripe"
@@ -73,6 +88,10 @@ def _name_kept_stripe_models() -> None:
             # (``_meta.original_attrs``), so no migration sees this.
             model._meta.verbose_name, model._meta.verbose_name_plural = (
                 KEPT_STRIPE_MODELS[model.__name__])
+    # dj-stripe's str() of a received webhook is "id=1, valid=True, processed=True": the admin
+    # names an object by its str() in page titles, breadcrumbs, the deletion question and list,
+    # its notices and its log, so it is replaced rather than each of those pages.
+    WebhookEventTrigger.__str__ = received_webhook_name
 
 
 def _titled(filter_class, title):
@@ -154,7 +173,7 @@ class ReceivedWebhookAdmin(WebhookEventTriggerAdmin):
     # list fits a laptop beside the navigation and the filters.
     @admin.display(description=_("Stripe event"))
     def stripe_event(self, trigger):
-        event = trigger.json_body
+        event = stripe_event_of(trigger)
         if not event.get("type"):
             return None
         return format_html("{}<br><small>{}</small>", event["type"], event.get("id", ""))
@@ -179,21 +198,6 @@ class ReceivedWebhookAdmin(WebhookEventTriggerAdmin):
             return said
         return format_html("{}<br><small>{}</small>", said, trigger.exception)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The page's title and last breadcrumb (its change_form.html): dj-stripe's str() of a
-        # trigger is "id=1, valid=True, processed=True".
-        trigger = self.get_object(request, object_id)
-        if trigger is not None:
-            extra_context = {**(extra_context or {}), "subtitle": self.title_of(trigger)}
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    @staticmethod
-    def title_of(trigger) -> str:
-        event = trigger.json_body
-        if event.get("type"):
-            return f"{event['type']} {event.get('id', '')}".strip()
-        return gettext("Received webhook %(number)s") % {"number": trigger.pk}
-
 
 # --- Webhook endpoints ------------------------------------------------------------------
 
@@ -213,7 +217,8 @@ ENDPOINT_FIELDS = {
     "enabled_events": (_("Events sent"), _("The events Stripe sends here: keep * (all of them), "
                                            "or choose at least the payment_intent.* and "
                                            "charge.refund* ones orders follow.")),
-    "metadata": (_("Metadata"), _("Key-value pairs kept with the endpoint at Stripe (JSON).")),
+    "metadata": (_("Metadata"), _('Key-value pairs kept with the endpoint at Stripe: a JSON object '
+                                  'of texts, e.g. {"site": "photos"}. Leave empty for none.')),
     "api_version": (_("API version"), _("The version of Stripe's API the events are sent in.")),
     "djstripe_uuid": (_("Endpoint UUID"), _("Identifies the endpoint in the address Stripe "
                                              "calls.")),
@@ -256,6 +261,70 @@ def validate_reachable_address(value):
                                 "site's public address."), code="not_public") from None
 
 
+# The metadata key dj-stripe keeps on the endpoints it creates: the endpoint's UUID, which is
+# in the address Stripe calls. dj-stripe copies Stripe's value onto the row's UUID at each save
+# or sync, so a value edited here would no longer match that address and Stripe's calls would
+# find no endpoint: the key is kept out of the Metadata box and sent back as it was.
+DJSTRIPE_METADATA_KEY = "djstripe_uuid"
+# What Stripe accepts as metadata (https://docs.stripe.com/api/metadata).
+STRIPE_METADATA_KEYS = 50
+STRIPE_METADATA_KEY_LENGTH = 40
+STRIPE_METADATA_VALUE_LENGTH = 500
+
+
+class StripeMetadataField(forms.JSONField):
+    """Stripe metadata as an operator types it: a JSON object of texts, within Stripe's limits;
+    an empty box for none (Django's JSON box shows "null")."""
+
+    default_error_messages = {
+        "invalid": _('This is not valid JSON: write an object of texts, e.g. {"site": "photos"}.'),
+        "not_object": _('Write the metadata as a JSON object of texts, e.g. {"site": "photos"}.'),
+        "not_text": _("The value of “%(key)s” must be a text, in quotes: Stripe keeps nothing else."),
+        "reserved": _("“%(key)s” is dj-stripe's own key (the address Stripe calls depends on it): "
+                      "leave it out."),
+        "brackets": _("Stripe refuses square brackets in keys: “%(key)s”."),
+        "key_too_long": _("The key “%(key)s” is longer than Stripe's %(limit)d characters."),
+        "value_too_long": _("The value of “%(key)s” is longer than Stripe's %(limit)d characters."),
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # How many keys the operator may add: Stripe's limit, less dj-stripe's own key where the
+        # endpoint carries it (each form sets it).
+        self.key_limit = STRIPE_METADATA_KEYS
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return {} if value is None else value  # an empty box, or "null": no metadata
+
+    def prepare_value(self, value):
+        return "" if value in (None, {}) else super().prepare_value(value)
+
+    def validate(self, value):
+        super().validate(value)
+        if not isinstance(value, dict):
+            raise ValidationError(self.error_messages["not_object"], code="not_object")
+        if len(value) > self.key_limit:
+            raise ValidationError(
+                ngettext("Stripe keeps at most %(limit)d key here.",
+                         "Stripe keeps at most %(limit)d keys here.", self.key_limit),
+                code="too_many_keys", params={"limit": self.key_limit})
+        for key, text in value.items():
+            if key == DJSTRIPE_METADATA_KEY:
+                self.refuse("reserved", key)
+            if "[" in key or "]" in key:
+                self.refuse("brackets", key)
+            if len(key) > STRIPE_METADATA_KEY_LENGTH:
+                self.refuse("key_too_long", key, STRIPE_METADATA_KEY_LENGTH)
+            if not isinstance(text, str):
+                self.refuse("not_text", key)
+            if len(text) > STRIPE_METADATA_VALUE_LENGTH:
+                self.refuse("value_too_long", key, STRIPE_METADATA_VALUE_LENGTH)
+
+    def refuse(self, code, key, limit=None):
+        raise ValidationError(self.error_messages[code], code=code, params={"key": key, "limit": limit})
+
+
 class TranslatedEndpointForm:
     """A dj-stripe endpoint form in the back office's words, sent to Stripe only when valid.
 
@@ -268,6 +337,10 @@ class TranslatedEndpointForm:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # What Stripe holds (the row is a copy of it), dj-stripe's key among it.
+        self.stripe_metadata = dict(self.instance.metadata or {})
+        if self.sends_djstripe_key():
+            self.fields["metadata"].key_limit = STRIPE_METADATA_KEYS - 1
         for name, field in self.fields.items():
             if name in self.field_texts:
                 field.label, field.help_text = self.field_texts[name]
@@ -279,10 +352,24 @@ class TranslatedEndpointForm:
             field.validators = [validate_reachable_address if check is validate_public_url else check
                                 for check in field.validators]
 
+    def get_initial_for_field(self, field, field_name):
+        if field_name == "metadata":
+            return {key: value for key, value in self.stripe_metadata.items()
+                    if key != DJSTRIPE_METADATA_KEY}
+        return super().get_initial_for_field(field, field_name)
+
     def _post_clean(self):
         if self._errors:
             return forms.ModelForm._post_clean(self)  # not dj-stripe's: it calls Stripe
+        self.pass_metadata_to_djstripe(self.cleaned_data["metadata"])
         return super()._post_clean()
+
+    def sends_djstripe_key(self) -> bool:
+        raise NotImplementedError
+
+    def pass_metadata_to_djstripe(self, typed: dict):
+        """Put the metadata typed where dj-stripe's form reads what it sends Stripe."""
+        raise NotImplementedError
 
 
 def _labels(texts):
@@ -299,6 +386,15 @@ class NewEndpointForm(TranslatedEndpointForm, WebhookEndpointAdminCreateForm):
     class Meta(WebhookEndpointAdminCreateForm.Meta):
         labels = _labels(NEW_ENDPOINT_FIELDS)
         help_texts = _help_texts(NEW_ENDPOINT_FIELDS)
+        field_classes = {"metadata": StripeMetadataField}
+
+    def sends_djstripe_key(self) -> bool:
+        return True  # dj-stripe adds it to every endpoint it creates
+
+    def pass_metadata_to_djstripe(self, typed):
+        # dj-stripe creates the endpoint with the instance's metadata (not the form's, which the
+        # instance gets only later), its own key added.
+        self.instance.metadata = dict(typed)
 
 
 class EndpointForm(TranslatedEndpointForm, WebhookEndpointAdminEditForm):
@@ -306,6 +402,20 @@ class EndpointForm(TranslatedEndpointForm, WebhookEndpointAdminEditForm):
     class Meta(WebhookEndpointAdminEditForm.Meta):
         labels = _labels(ENDPOINT_FIELDS)
         help_texts = _help_texts(ENDPOINT_FIELDS)
+        field_classes = {"metadata": StripeMetadataField}
+
+    def sends_djstripe_key(self) -> bool:
+        return DJSTRIPE_METADATA_KEY in self.stripe_metadata
+
+    def pass_metadata_to_djstripe(self, typed):
+        # dj-stripe updates the endpoint with the form's metadata, and Stripe merges what it is
+        # sent into what it has: a key taken out of the box is unset by sending it empty, and
+        # dj-stripe's own key is sent back unchanged.
+        sent = {key: "" for key in self.stripe_metadata if key not in typed}
+        sent.update(typed)
+        if self.sends_djstripe_key():
+            sent[DJSTRIPE_METADATA_KEY] = self.stripe_metadata[DJSTRIPE_METADATA_KEY]
+        self.cleaned_data["metadata"] = sent
 
     def get_initial_for_field(self, field, field_name):
         # dj-stripe ticks "enabled" whatever the endpoint's status: saving a disabled one

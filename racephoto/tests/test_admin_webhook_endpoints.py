@@ -3,6 +3,7 @@ list, an endpoint's page, the "add" form and the deletion page read in French (a
 English), and still do what dj-stripe's do: an endpoint added, changed or deleted here is so
 at Stripe too, and "sync from Stripe" reads endpoints back, for platform admins only."""
 
+import json
 import re
 from html import unescape
 
@@ -171,9 +172,12 @@ def stripe_api(monkeypatch):
 
     def update(self, **kwargs):
         asked["update"].append(kwargs)
+        # Stripe merges the metadata it is sent into what it has; a key sent empty is unset.
+        metadata = {key: value for key, value in {**(self.metadata or {}), **kwargs["metadata"]}.items()
+                    if value != ""}
         return {"id": self.id, "object": "webhook_endpoint", "livemode": self.livemode,
                 "url": kwargs["url"], "enabled_events": kwargs["enabled_events"],
-                "metadata": kwargs["metadata"], "api_version": self.api_version,
+                "metadata": metadata, "api_version": self.api_version,
                 "status": "disabled" if kwargs["disabled"] else "enabled", "application": None}
 
     monkeypatch.setattr(WebhookEndpoint, "_api_create", classmethod(create))
@@ -248,6 +252,98 @@ def test_deleting_an_endpoint_deletes_it_at_stripe(platform_admin, endpoint, str
 
     assert stripe_api["delete"] == ["we_admin"]
     assert not WebhookEndpoint.objects.exists()
+
+
+# --- Metadata ---------------------------------------------------------------------------
+
+def metadata_box(html: str) -> str:
+    return re.search(r'<textarea name="metadata"[^>]*>(.*?)</textarea>', html, re.S).group(1).strip()
+
+
+def test_the_metadata_box_starts_empty(platform_admin):
+    # Django's JSON box shows an endpoint without metadata as "null".
+    assert metadata_box(get(platform_admin, ADD)) == ""
+
+
+def test_an_endpoints_metadata_box_leaves_out_dj_stripes_own_key(platform_admin, endpoint):
+    assert metadata_box(get(platform_admin, page_of(endpoint))) == ""
+
+    endpoint.metadata = {**endpoint.metadata, "site": "photos"}
+    endpoint.save()
+
+    assert metadata_box(get(platform_admin, page_of(endpoint))) == '{"site": "photos"}'
+
+
+def test_metadata_typed_on_the_add_form_reaches_stripe_and_the_endpoint(platform_admin, stripe_api):
+    typed = '{"site": "photos", "race": "Paris 10 km"}'
+
+    response = platform_admin.post(ADD, form_data(metadata=typed))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    [asked] = stripe_api["create"]
+    created = WebhookEndpoint.objects.get(id="we_created")
+    expected = {"site": "photos", "race": "Paris 10 km", "djstripe_uuid": str(created.djstripe_uuid)}
+    assert asked["metadata"] == expected
+    assert created.metadata == expected
+
+
+def test_metadata_typed_on_an_endpoints_page_reaches_stripe_and_the_endpoint(platform_admin, endpoint,
+                                                                            stripe_api):
+    uuid = str(endpoint.djstripe_uuid)
+    endpoint.metadata = {"djstripe_uuid": uuid, "old": "key"}
+    endpoint.save()
+
+    response = platform_admin.post(page_of(endpoint), form_data(enabled="on",
+                                                                metadata='{"site": "photos"}'))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    [asked] = stripe_api["update"]
+    # Stripe merges what it is sent: the key taken out of the box is unset by sending it empty.
+    assert asked["metadata"] == {"old": "", "site": "photos", "djstripe_uuid": uuid}
+    endpoint.refresh_from_db()
+    assert endpoint.metadata == {"djstripe_uuid": uuid, "site": "photos"}
+    assert str(endpoint.djstripe_uuid) == uuid
+
+
+LONG_KEY = "k" * 41  # Stripe takes 40 characters
+BAD_METADATA = [
+    ('{"site": photos}', "Ce n’est pas du JSON valide\u00a0: écrivez un objet de textes, par exemple "
+                         '{"site": "photos"}.'),
+    ('["photos"]', 'Écrivez les métadonnées sous la forme d’un objet JSON de textes, par exemple '
+                   '{"site": "photos"}.'),
+    ('{"places": 3}', "La valeur de «\u00a0places\u00a0» doit être un texte, entre guillemets\u00a0: "
+                      "Stripe ne conserve rien d’autre."),
+    ('{"djstripe_uuid": "0b3c9a4e"}', "«\u00a0djstripe_uuid\u00a0» est la clé propre à dj-stripe "
+                                      "(l’adresse qu’appelle Stripe en dépend)\u00a0: ne l’indiquez pas."),
+    ('{"race[1]": "Paris"}', "Stripe refuse les crochets dans les clés\u00a0: «\u00a0race[1]\u00a0»."),
+    (json.dumps({LONG_KEY: "v"}), f"La clé «\u00a0{LONG_KEY}\u00a0» dépasse les 40 caractères que "
+                                  "permet Stripe."),
+    (json.dumps({"site": "v" * 501}), "La valeur de «\u00a0site\u00a0» dépasse les 500 caractères que "
+                                      "permet Stripe."),
+    # dj-stripe adds its own key: 49 are left of Stripe's 50.
+    (json.dumps({f"key{number}": "v" for number in range(50)}), "Stripe conserve au plus 49 clés ici."),
+]
+
+
+@pytest.mark.parametrize(("typed", "error"), BAD_METADATA)
+def test_bad_metadata_is_refused_in_french_before_asking_stripe(platform_admin, stripe_api, typed,
+                                                                error):
+    response = platform_admin.post(ADD, form_data(metadata=typed), HTTP_ACCEPT_LANGUAGE="fr")
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["metadata"] == [error]
+    assert stripe_api["create"] == [] and not WebhookEndpoint.objects.exists()
+    assert metadata_box(unescape(response.content.decode())) == typed  # kept, to be corrected
+
+
+def test_bad_metadata_on_an_endpoints_page_changes_nothing_at_stripe(platform_admin, endpoint,
+                                                                    stripe_api):
+    response = platform_admin.post(page_of(endpoint), form_data(enabled="on", metadata="{site"),
+                                   HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.context["adminform"].form.errors["metadata"] == [
+        'This is not valid JSON: write an object of texts, e.g. {"site": "photos"}.']
+    assert stripe_api["update"] == []
 
 
 # --- Sync from Stripe ---------------------------------------------------------------------

@@ -141,3 +141,60 @@ def test_a_received_webhook_without_an_event_is_named_by_its_number(platform_adm
     response = platform_admin_client.get(page_of(trigger), HTTP_ACCEPT_LANGUAGE="fr")
 
     assert response.context["subtitle"] == f"Webhook reçu n°\u00a0{trigger.pk}"
+
+
+# --- Its history and deletion pages, and the list's actions ------------------------------
+
+# What dj-stripe's pages say in English: its name of a received webhook (its str(), "id=1,
+# valid=True, processed=True") and its actions.
+DJSTRIPE_ENGLISH = ("valid=True", "valid=False", "processed=True", "processed=False",
+                    "Re-Sync", "Sync All Instances", "Successfully", "Skipped invalid trigger")
+
+
+def action_choices(html: str) -> list[str]:
+    return texts(html, r'<select name="action"[^>]*>(.*?)</select>')
+
+
+def test_the_lists_actions_read_in_french(platform_admin_client, triggers):
+    html = unescape(platform_admin_client.get(LIST, HTTP_ACCEPT_LANGUAGE="fr").content.decode())
+
+    assert action_choices(html) == ["--------- Supprimer les webhooks reçus sélectionnés"]
+    # Each row's tick box is labelled with the webhook's name.
+    assert 'aria-label="Choisir cet objet pour une action - payment_intent.succeeded evt_paid"' in html
+    assert [english for english in DJSTRIPE_ENGLISH if english in html] == []
+
+
+@pytest.mark.parametrize("view", ["history", "delete"])
+def test_a_received_webhooks_history_and_deletion_pages_name_its_event(platform_admin_client,
+                                                                       triggers, view):
+    paid, _forged, _failed = triggers
+    url = reverse(f"admin:djstripe_webhookeventtrigger_{view}", args=[paid.pk])
+
+    html = unescape(platform_admin_client.get(url, HTTP_ACCEPT_LANGUAGE="fr").content.decode())
+
+    # (texts() makes a non-breaking space a space.)
+    heading = {"history": "Historique des changements : payment_intent.succeeded evt_paid",
+               "delete": "Voulez-vous vraiment supprimer l’objet webhook reçu « payment_intent.succeeded "
+                         "evt_paid » ?"}[view]
+    assert heading in " ".join(texts(html, r"<(?:h1|p)>(.*?)</(?:h1|p)>"))
+    assert "\u203a payment_intent.succeeded evt_paid" in " ".join(texts(html, r'<div class="breadcrumbs">'
+                                                                             r"(.*?)</div>"))
+    assert [english for english in DJSTRIPE_ENGLISH if english in html] == []
+
+
+def test_deleting_received_webhooks_names_them_by_their_event(platform_admin_client, triggers):
+    paid, forged, failed = triggers
+    chosen = {"action": "delete_selected", "_selected_action": [paid.pk, forged.pk]}
+
+    question = platform_admin_client.post(LIST, chosen, HTTP_ACCEPT_LANGUAGE="fr")
+    platform_admin_client.post(LIST, {**chosen, "post": "yes"}, HTTP_ACCEPT_LANGUAGE="fr")
+    done = platform_admin_client.post(reverse("admin:djstripe_webhookeventtrigger_delete", args=[failed.pk]),
+                                      {"post": "yes"}, HTTP_ACCEPT_LANGUAGE="fr", follow=True)
+
+    html = unescape(question.content.decode())
+    assert "payment_intent.succeeded evt_paid" in html and "charge.refunded evt_forged" in html
+    assert [english for english in DJSTRIPE_ENGLISH if english in html] == []
+    assert [" ".join(str(message).split()) for message in done.context["messages"]] == [
+        "La suppression de 2 webhooks reçus a réussi.",
+        "L’objet webhook reçu « charge.refund.updated evt_failed » a été supprimé avec succès."]
+    assert not WebhookEventTrigger.objects.exists()

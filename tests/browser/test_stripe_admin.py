@@ -1,5 +1,6 @@
 """The back office's Stripe pages on a phone and a laptop, in French: a received webhook's
-page and the "add webhook endpoint" form fit the screen and read in French (racephoto/admin.py).
+page, its history and deletion pages, and the "add webhook endpoint" form with metadata typed
+fit the screen and read in French (racephoto/admin.py).
 Screenshots go to SCREENSHOT_DIR (/work/notes/shots/ in the team's runs) when it is set."""
 
 import json
@@ -49,18 +50,28 @@ def test_the_stripe_pages_fit_a_phone_and_a_laptop_in_french(live_server, page):
         body=json.dumps(event), exception="PaymentsNotConfigured: webhook evt_3PqZ9tLkdIwHu7ix0",
         traceback="Traceback (most recent call last):\n  File \"commerce/webhooks.py\", line 58\n"
                   "PaymentsNotConfigured: webhook evt_3PqZ9tLkdIwHu7ix0")
+    event_name = "payment_intent.succeeded evt_3PqZ9tLkdIwHu7ix0sAbCdEf"
     sign_in(page, live_server, UserFactory(username="ada", role=User.Role.ADMIN))
 
-    pages = {"webhook": (f"/admin/djstripe/webhookeventtrigger/{trigger.pk}/change/", "Corps"),
-             "add-endpoint": ("/admin/djstripe/webhookendpoint/add/", "Adresse du site")}
+    webhook = f"/admin/djstripe/webhookeventtrigger/{trigger.pk}"
+    # Each page, and what must be seen on it.
+    pages = {"webhook": (f"{webhook}/change/", "label", "Corps"),
+             "webhook-history": (f"{webhook}/history/", "h1", event_name),
+             "webhook-delete": (f"{webhook}/delete/", "p", event_name),
+             "add-endpoint": ("/admin/djstripe/webhookendpoint/add/", "label", "Adresse du site")}
     for viewport, size in ((PHONE, "phone"), (LAPTOP, "laptop")):
         page.set_viewport_size(viewport)
-        for name, (path, label) in pages.items():
+        for name, (path, element, seen) in pages.items():
             page.goto(live_server.url + path)
 
             assert page.locator("html").get_attribute("lang") == "fr"
             if page.locator("summary", has_text="Options avancées").count():
                 page.locator("summary", has_text="Options avancées").click()  # shown in the shot
-            expect(page.locator("label", has_text=label)).to_be_visible()
+            if name == "add-endpoint":
+                metadata = page.locator("textarea[name=metadata]")
+                expect(metadata).to_have_value("")  # not Django's "null"
+                metadata.fill('{"site": "photos", "race": "Paris 10 km"}')
+            expect(page.locator(element, has_text=seen)).to_be_visible()
+            assert "valid=True" not in page.content(), name  # dj-stripe's name of a webhook
             assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], name
             shot(page, f"{name}-{size}")
