@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip reading each placed photo alone (the 'legible' reference)")
     parser.add_argument("--look-pixels", type=int, default=None,
                         help="CRAFT's pixels for a look at a photo's torsos (bib_ocr.LOOK_PIXELS, "
-                             "about 30,000 a runner: a trade-off of recall on crowds against time)")
+                             "about 20,000 a runner: a trade-off of recall on crowds against time)")
     parser.add_argument("--save", type=Path, default=None, help="write the frames here (JPEG)")
     parser.add_argument("--explain", action="store_true",
                         help="say why each missed bib was missed (face found? torso over the bib? "

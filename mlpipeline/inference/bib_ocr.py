@@ -49,8 +49,11 @@ from PIL import Image
 
 from .base import ModelWrapper
 
-#: face height, in pixels, that every torso crop is rescaled to
-FACE_HEIGHT = 60
+#: face height, in pixels, that every torso crop is rescaled to. 48 reads rbnr-dev as 60
+#: did (bench/bibs.py --start-list: 161/177, 14 unlabelled tags; 40 read 158) for 36 %
+#: fewer CRAFT pixels a torso, and more of a crowd, whose torsos fit the pixel budget
+#: 1.56 times over (bench/crowd.py --frames 12: 62 -> 63/81 seed 16, 57 -> 59/76 seed 7)
+FACE_HEIGHT = 48
 #: torso region around a face of width w and height h, from the face's centre and
 #: bottom: covers 98 % of the labelled bibs of the RBNR dev set
 TORSO_HALF_WIDTH = 1.3  # × w either side
@@ -59,10 +62,11 @@ TORSO_TOP, TORSO_BOTTOM = 0.7, 4.9  # × h below the chin
 #: detail) are too far away for their bib to be readable
 MIN_FACE = 12
 #: CRAFT's cost is its pixels (1.45 µs each in bfloat16, 6 in float32): the pixels of
-#: one look at a photo's torsos. Every torso is scaled to FACE_HEIGHT, about 30,000 px,
-#: so this reads the largest ~35 runners of a crowd (the runners in front first) and a
-#: photo of many small runners costs what one of a few large ones does. At 0.8 MP, a
-#: 37-face crowd frame of bench/crowd.py left 6 labelled runners unread.
+#: one look at a photo's torsos. Every torso is scaled to FACE_HEIGHT, about 20,000 px,
+#: so this reads the largest ~55 runners of a crowd (the runners in front first) and a
+#: photo of many small runners costs what one of a few large ones does. At 0.8 MP (and
+#: torsos of 30,000 px), a 37-face crowd frame of bench/crowd.py left 6 labelled runners
+#: unread.
 LOOK_PIXELS = 1_200_000
 #: ... read in canvases of at most this many pixels: CRAFT's memory grows with its input
 #: (0.34 GiB more at the peak of a 0.8 MP canvas, 0.49 GiB at 1.2 MP), and the worker's

