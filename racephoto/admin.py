@@ -456,9 +456,20 @@ class EndpointSyncConfirmation(ConfirmCustomAction):
                 WebhookEndpoint.sync_from_stripe_data(data, api_key=api_key)
                 messages.success(request, gettext("Synced from Stripe: %(endpoint)s")
                                  % {"endpoint": endpoint}, fail_silently=True)
-            except stripe.PermissionError as error:
+            except stripe.InvalidRequestError as error:
+                if error.code != "resource_missing":
+                    raise
+                # Deleted at Stripe (its dashboard, another site): the row here is all that is left.
+                messages.warning(request, gettext(
+                    "Stripe no longer has %(endpoint)s: delete it here, or add it again.")
+                    % {"endpoint": endpoint}, fail_silently=True)
+            except (stripe.PermissionError, stripe.AuthenticationError) as error:
                 messages.warning(request, gettext("Stripe refused: %(error)s") % {"error": error},
                                  fail_silently=True)
+            except stripe.APIConnectionError:
+                messages.warning(request, gettext(
+                    "Stripe could not be reached for %(endpoint)s: nothing was changed, try again "
+                    "later.") % {"endpoint": endpoint}, fail_silently=True)
 
     def _sync_all_instances(self, request, queryset):
         call_command("djstripe_sync_models", WebhookEndpoint.__name__)

@@ -8,6 +8,7 @@ import re
 from html import unescape
 
 import pytest
+import stripe
 from django.urls import reverse
 from djstripe.models import WebhookEndpoint
 
@@ -385,6 +386,40 @@ def test_a_confirmed_sync_reads_the_endpoint_from_stripe(platform_admin, endpoin
     assert synced == ["we_admin"]
     assert [str(message) for message in response.context["messages"]] == [
         f"Synchronisé depuis Stripe\u00a0: {endpoint.url}"]
+
+
+def test_syncing_an_endpoint_stripe_no_longer_has_says_so(platform_admin, endpoint, monkeypatch):
+    def gone(self, **kwargs):
+        raise stripe.InvalidRequestError(f"No such webhook endpoint: '{self.id}'", "id",
+                                         code="resource_missing")
+
+    monkeypatch.setattr(WebhookEndpoint, "api_retrieve", gone)
+
+    response = platform_admin.post(sync_url("_resync_instances"),
+                                   {"_selected_action": [endpoint.pk]}, HTTP_ACCEPT_LANGUAGE="fr",
+                                   follow=True)
+
+    assert response.status_code == 200  # was a server error: dj-stripe let it through
+    assert [str(message) for message in response.context["messages"]] == [
+        f"Stripe n’a plus {endpoint.url}\u00a0: supprimez-le ici, ou ajoutez-le à nouveau."]
+    assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+def test_syncing_while_stripe_is_unreachable_changes_nothing_and_says_so(platform_admin, endpoint,
+                                                                         monkeypatch):
+    def unreachable(self, **kwargs):
+        raise stripe.APIConnectionError("Network error")
+
+    monkeypatch.setattr(WebhookEndpoint, "api_retrieve", unreachable)
+
+    response = platform_admin.post(sync_url("_resync_instances"),
+                                   {"_selected_action": [endpoint.pk]}, HTTP_ACCEPT_LANGUAGE="fr",
+                                   follow=True)
+
+    assert response.status_code == 200
+    assert [str(message) for message in response.context["messages"]] == [
+        f"Stripe n’a pas pu être joint pour {endpoint.url}\u00a0: rien n’a été modifié, "
+        "réessayez plus tard."]
 
 
 @pytest.mark.parametrize("action", ["_resync_instances", "_sync_all_instances"])
