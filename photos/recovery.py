@@ -29,7 +29,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from photos.models import Photo
-from racephoto.redelivery import plain_client
+from racephoto.redelivery import plain_client, redis_channel
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,8 @@ def stop(**kwargs):
 def _broker():
     """This worker's kombu channel and a plain client on the broker, if it is Redis/Valkey
     (the one transport whose queues this module can read); None otherwise."""
-    channel = _state["channel"]
-    if channel is None or not hasattr(channel, "unacked_index_key"):
-        return None
-    return channel, plain_client(channel)
+    channel = redis_channel(_state["channel"])
+    return (channel, plain_client(channel)) if channel is not None else None
 
 
 def _sweep() -> None:

@@ -45,11 +45,15 @@ _state = {"channel": None, "worker": None, "run": None}
 _stop = threading.Event()
 
 
-def broker_channel():
-    """This process's kombu channel on the broker, if it is Redis/Valkey (the only
-    transport whose unacknowledged messages live in a hash that this module reads)."""
-    channel = _state["channel"]
+def redis_channel(channel):
+    """``channel`` if it is kombu's Redis/Valkey one (the only transport whose queues and
+    unacknowledged messages live in keys these modules read), else None."""
     return channel if channel is not None and hasattr(channel, "unacked_index_key") else None
+
+
+def broker_channel():
+    """This process's kombu channel on the broker, if it is Redis/Valkey."""
+    return redis_channel(_state["channel"])
 
 
 def plain_client(channel):

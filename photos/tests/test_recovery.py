@@ -15,6 +15,7 @@ from photos.models import Photo
 from photos.tests.factories import PhotoFactory
 from racephoto.celery import app
 from racephoto.redis import get_redis
+from racephoto.tests.broker_keys import forget
 
 GRACE = 30
 
@@ -46,12 +47,7 @@ def broker(monkeypatch, settings):
         return recovery.requeue_lost_photos()
 
     yield SimpleNamespace(name=name, queue=queue, hold=hold, look=look)
-    redis = get_redis()
-    for message in held:
-        redis.hdel("unacked", message.delivery_tag)
-        redis.zrem("unacked_index", message.delivery_tag)
-    for key in redis.scan_iter(match=f"{name}*"):
-        redis.delete(key)
+    forget(held, name)
     connection.release()
 
 

@@ -12,6 +12,7 @@ from racephoto import redelivery
 from racephoto.celery import app
 from racephoto.observability import worker_key
 from racephoto.redis import get_redis
+from racephoto.tests.broker_keys import forget
 
 
 @pytest.fixture
@@ -41,12 +42,7 @@ def broker(monkeypatch):
         monkeypatch.setitem(redelivery._state, "run", run)
 
     yield SimpleNamespace(take=take, now_running=now_running, name=name)
-    redis = get_redis()
-    for message in taken:
-        redis.hdel("unacked", message.delivery_tag)
-        redis.zrem("unacked_index", message.delivery_tag)
-    for key in redis.scan_iter(match=f"{name}*"):
-        redis.delete(key)
+    forget(taken, name)
     connection.release()
 
 
