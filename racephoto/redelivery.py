@@ -21,13 +21,16 @@ A message is put back only while it is the same delivery (its delivery time unch
 so one that was put back and taken by another worker meanwhile is left to that worker.
 Should a message be put back while its worker in fact lives (its heartbeat stalled for
 three beats), the step records make the second delivery wait, then skip what the first
-did (photos.pipeline.run_step): time, never double work. The visibility timeout stays
-the backstop for a message its worker died holding before it was noted.
+did (photos.pipeline.run_step): time, never double work. A message its worker died
+holding before it was noted (a worker notes one within milliseconds) is put back once it
+has been held unnoted for LOST_PHOTO_GRACE_SECONDS; the visibility timeout stays the
+backstop.
 """
 
 import json
 import logging
 import threading
+import time
 import uuid
 
 import redis
@@ -130,7 +133,24 @@ def put_back_orphans() -> int:
     for worker, count in put_back.items():
         logger.warning("put back %d task(s) that worker %s held when it stopped without "
                        "acknowledging them", count, worker)
-    return sum(put_back.values())
+    return sum(put_back.values()) + _put_back_unnoted(channel, client, index_key, holders_key)
+
+
+def _put_back_unnoted(channel, client, index_key, holders_key) -> int:
+    """Put back the messages taken and never noted: a worker notes a message within
+    milliseconds of taking it, so one still without a note after LOST_PHOTO_GRACE_SECONDS
+    was taken by a worker that died in between, and only the visibility timeout (an hour)
+    would give it back."""
+    noted = set(client.hkeys(holders_key))
+    before = time.time() - settings.LOST_PHOTO_GRACE_SECONDS
+    count = 0
+    for tag in client.zrangebyscore(index_key, "-inf", before):
+        if tag not in noted:
+            channel.qos.restore_by_tag(tag)
+            count += 1
+    if count:
+        logger.warning("put back %d task(s) that a worker took and died before noting", count)
+    return count
 
 
 def _sweep() -> None:

@@ -2,6 +2,7 @@
 a message taken and not acknowledged, as a worker holds one, noted as its holder's, then
 put back or left according to who holds it. tests/scale runs it with real workers."""
 
+import time
 import uuid
 from types import SimpleNamespace
 
@@ -82,10 +83,26 @@ def test_an_acknowledged_or_redelivered_message_is_left_alone(broker):
     acknowledged = broker.take("lost@host", "its-run")
     acknowledged.ack()
     redelivered = broker.take("lost@host", "its-run")
-    # Put back by the broker meanwhile and taken by another worker: a new delivery time.
-    get_redis().zadd("unacked_index", {redelivered.delivery_tag: 1.0})
+    # Put back by the broker meanwhile and taken by another worker a moment ago (its note
+    # is not written yet): a new delivery time.
+    get_redis().zadd("unacked_index", {redelivered.delivery_tag: time.time()})
 
     broker.now_running("other@host", "its-run")
     assert redelivery.put_back_orphans() == 0
     assert unacknowledged(redelivered) and queued(broker.name) == 0
     assert get_redis().hlen(redelivery.HOLDERS_KEY) == 0  # the stale notes are forgotten
+
+
+def test_a_message_taken_and_never_noted_is_put_back_after_the_grace(broker, settings):
+    """Its worker died between taking it and noting it (task_received never ran)."""
+    settings.LOST_PHOTO_GRACE_SECONDS = 30
+    message = broker.take("gamma@host", "its-run")
+    get_redis().hdel(redelivery.HOLDERS_KEY, message.delivery_tag)  # as if never noted
+    broker.now_running("other@host", "its-run")
+
+    assert redelivery.put_back_orphans() == 0  # taken a moment ago: its note may be coming
+    assert (queued(broker.name), unacknowledged(message)) == (0, True)
+
+    get_redis().zadd("unacked_index", {message.delivery_tag: time.time() - 31})
+    assert redelivery.put_back_orphans() == 1
+    assert (queued(broker.name), unacknowledged(message)) == (1, False)
