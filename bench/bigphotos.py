@@ -159,7 +159,7 @@ class Pipeline:
         with clock("faces"):
             image = decoded.image(steps.ANALYSIS_SIZE)
             scale = decoded.size[0] / image.width
-            found = self.detector.predict(image)
+            found = self.detector.photo_faces(image)
             if found:
                 self.embedder.predict(image, found)
         with clock("bibs"):

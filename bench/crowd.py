@@ -212,7 +212,7 @@ class Product:
         decoded = imaging.DecodedPhoto(data)
         image = decoded.image(steps.ANALYSIS_SIZE)
         scale = decoded.size[0] / image.width
-        faces = [face.box for face in self.detector.predict(image)]
+        faces = [face.box for face in self.detector.photo_faces(image)]
         small = steps.small_faces(decoded, image, faces)
         readings = self.reader.predict(image, faces=faces + small, keeps=rules.keeps,
                                        detail=decoded.detail, original_scale=scale)
@@ -239,7 +239,7 @@ def legible(product: Product, dataset: Path, placed: list[Placed], start_list) -
             photo = opened.convert("RGB")
         photo = photo.resize((max(8, round(photo.width * scale)), max(8, round(photo.height * scale))),
                              Image.LANCZOS)
-        faces = [face.box for face in product.detector.predict(photo)]
+        faces = [face.box for face in product.detector.photo_faces(photo)]
         readings = product.reader.predict(photo, faces=faces, keeps=rules.keeps)
         found |= {(source, bib.text, scale) for bib in rules.accept(readings)}
     return found

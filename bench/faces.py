@@ -122,7 +122,8 @@ class CachedDetector:
         self.detector, self.path = detector, path
         self.config = (f"{detector.signature} max_side={detector.max_side} "
                        f"min_face={detector.min_face_size} thresholds={detector.thresholds} "
-                       f"min_score={detector.min_score} max_faces={detector.max_faces}")
+                       f"min_score={detector.min_score} max_faces={detector.max_faces} "
+                       f"proposals={detector.proposal_score} {detector.proposal_sizes}")
         self.entries, self.misses = {}, 0
         if path.is_file():
             saved = json.loads(path.read_text())
@@ -138,11 +139,18 @@ class CachedDetector:
         return hashlib.sha1(f"{image.mode}{image.size}".encode() + image.tobytes()).hexdigest()
 
     def __call__(self, image: Image.Image) -> list[DetectedFace]:
-        key = self.key(image)
+        """A selfie's faces (the whole of MTCNN)."""
+        return self._cached("selfie", image, self.detector)
+
+    def photo_faces(self, image: Image.Image) -> list[DetectedFace]:
+        """A race photo's faces (YuNet's, confirmed by MTCNN), as the faces step finds them."""
+        return self._cached("photo", image, self.detector.photo_faces)
+
+    def _cached(self, kind: str, image: Image.Image, detect) -> list[DetectedFace]:
+        key = f"{kind}:{self.key(image)}"
         if key not in self.entries:
             self.misses += 1
-            self.entries[key] = [[*face.box, face.score, face.landmarks]
-                                 for face in self.detector(image)]
+            self.entries[key] = [[*face.box, face.score, face.landmarks] for face in detect(image)]
         return [DetectedFace(*row[:5], tuple(map(tuple, row[5])) if row[5] else None)
                 for row in self.entries[key]]
 
@@ -175,7 +183,7 @@ def _index_photos(images_dir: Path, detector, embedder):
     for path in photos:
         image = Image.open(path).convert("RGB")
         started = time.perf_counter()
-        faces = detector(image)
+        faces = detector.photo_faces(image)  # as the faces step stores them
         detect_s += time.perf_counter() - started
         started = time.perf_counter()
         embedded = embedder(image, faces)

@@ -74,7 +74,7 @@ def detect_faces(photo: Photo) -> int:
     detector.ensure_loaded()
     embedder.ensure_loaded()  # both or neither: faces without vectors could not be searched
     image, scale = _analysis_image(photo)
-    found = detector.predict(image)
+    found = detector.photo_faces(image)
     vectors = embedder.predict(image, found) if found else np.empty((0, 0), dtype=np.float32)
     photo.faces.all().delete()
     Face.objects.bulk_create([

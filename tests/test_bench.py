@@ -203,7 +203,8 @@ def test_bench_faces_runs_retrieval_and_verification(tmp_path, capsys):
         x1, y1, x2, y2 = CARTOON_FACE.box
         box = [dx + x1 * scale, dy + y1 * scale, dx + x2 * scale, dy + y2 * scale]
         landmarks = [[dx + x * scale, dy + y * scale] for x, y in CARTOON_FACE.landmarks]
-        entries[module.CachedDetector.key(image)] = [[*box, 0.99, landmarks]]
+        kind = "photo" if path.parent == images else "selfie"  # the event's photos, or crops
+        entries[f"{kind}:{module.CachedDetector.key(image)}"] = [[*box, 0.99, landmarks]]
     cache.path.write_text(json.dumps({"config": cache.config, "faces": entries}))
 
     assert module.main([str(faces_dir), "--rbnr-images", str(images), "--embedder", "sface",
