@@ -6,13 +6,16 @@ the task is scheduled once the transaction commits. :func:`schedule` keeps at mo
 pending run per event (and kind) with a short key in Redis: a burst of a thousand photos
 costs one run a couple of seconds later, and a change that lands while a run is going
 sets the key again, so it gets a run of its own. Nothing is lost if a run dies: the work
-is a comparison with the database, done in full by the next run.
+is a comparison with the database, done in full by the next run. A message lost on its
+way to a worker would leave its key for PENDING_TTL_SECONDS, with no run: photos.recovery
+finds such keys (:func:`pending_runs`) and queues the run again (:func:`schedule_again`).
 """
 
 import logging
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from celery import shared_task
 from django.conf import settings
@@ -23,7 +26,8 @@ from racephoto.redis import get_redis
 
 logger = logging.getLogger(__name__)
 
-PENDING_KEY = "racephoto:pending:{name}:{args}"
+PENDING_PREFIX = "racephoto:pending:"
+PENDING_KEY = PENDING_PREFIX + "{name}:{args}"
 # A pending key outlives a worker that died holding it by no more than this.
 PENDING_TTL_SECONDS = 600
 LAST_RUN_KEY = "racephoto:last-run:{name}:{args}"
@@ -122,6 +126,42 @@ def suggest_event(self, event_id: int) -> dict:
         bursts = sequences.recompute(event_id)
         outcome = timing.recompute(event_id)
     return {"sequence": bursts, "timing_tags": outcome.tags, "timing": outcome.suggestions}
+
+
+EVENT_TASKS = {task.name: task for task in (sync_index, link_event, suggest_event)}
+
+
+@dataclass(frozen=True)
+class PendingRun:
+    """A run :func:`schedule` queued that has not started: its key in Redis."""
+
+    key: str
+    task: str  #: the task's name
+    args: tuple[str, ...]  #: as the key spells them
+    age: float  #: seconds since the key was set
+
+
+def pending_runs() -> list[PendingRun]:
+    """Every run queued by :func:`schedule` that has not started yet."""
+    client = get_redis()
+    runs = []
+    for key in client.scan_iter(match=PENDING_PREFIX + "*", count=1000):
+        ttl = client.ttl(key)
+        name, *args = key.removeprefix(PENDING_PREFIX).split(":")
+        if ttl > 0 and name in EVENT_TASKS:  # else gone meanwhile, or not a key of ours
+            runs.append(PendingRun(key, name, tuple(args), PENDING_TTL_SECONDS - ttl))
+    return runs
+
+
+def schedule_again(run: PendingRun) -> bool:
+    """Queue anew a run whose message was lost; whether it was queued (not if a run of it
+    started meanwhile and another was queued since)."""
+    client = get_redis()
+    if client.ttl(run.key) > PENDING_TTL_SECONDS - run.age or client.get(run.key) is None:
+        return False  # its key was set again, or the run started: there is a message
+    client.delete(run.key)
+    return schedule(EVENT_TASKS[run.task], *(int(arg) if arg.isdigit() else arg
+                                             for arg in run.args))
 
 
 # --- Scheduled after the commit ------------------------------------------------------

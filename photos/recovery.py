@@ -15,6 +15,11 @@ one in two looks in a row is queued again: the second look, a grace later, is wh
 a lost message from one that was between the queue and the unacked hash for an instant.
 A second message for a photo whose first was not lost after all costs a run that skips
 what is done (photos.pipeline.run_step), never double work.
+
+Event-wide work (an index sync, linking, suggestions) is lost the same way, and would keep
+its pending key (mlpipeline.tasks.schedule) for ten minutes with no run, or for good when
+no photo came after it: the same look finds pending keys a grace old with no message of
+their task and arguments, at two looks in a row, and schedules their run again.
 """
 
 import base64
@@ -22,12 +27,14 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from django.utils import timezone
 
+from mlpipeline import tasks
 from photos.models import Photo
 from racephoto.redelivery import plain_client, redis_channel
 
@@ -37,6 +44,8 @@ TASK_NAME = "photos.process_photo"
 LOCK_KEY = "racephoto:lost-photos:lock"
 # Photo id -> when a look first found it without a message.
 CANDIDATES_KEY = "racephoto:lost-photos:candidates"
+# Pending key of event-wide work -> when a look first found it without a message.
+EVENT_CANDIDATES_KEY = "racephoto:lost-event-work:candidates"
 FINISHED = (Photo.State.READY, Photo.State.FAILED)
 BATCH = 1000  # messages read from a queue at a time
 
@@ -58,7 +67,7 @@ def start(sender=None, **kwargs):
     _state.update(app=sender.app, channel=sender.app.connection_for_write().default_channel,
                   photo_queue=photo_queue(consumed),
                   queues=tuple(dict.fromkeys([*consumed, *settings.CELERY_TASK_QUEUES])))
-    if _state["photo_queue"] is None or not _broker():
+    if not _broker():
         return
     _stop.clear()
     threading.Thread(target=_sweep, name="racephoto-lost-photos", daemon=True).start()
@@ -79,38 +88,41 @@ def _broker():
 def _sweep() -> None:
     while not _stop.wait(settings.LOST_PHOTO_GRACE_SECONDS):
         try:
-            requeue_lost_photos()
+            requeue_lost_work()
         except Exception:  # broker or database down: the next look tries again
-            logger.warning("could not look for photos whose message was lost", exc_info=True)
+            logger.warning("could not look for work whose message was lost", exc_info=True)
 
 
-def _photo_ids(raw_messages) -> set[int]:
-    """The photos that these raw kombu messages (JSON, as Redis holds them) would process."""
-    ids = set()
+def _messages(raw_messages):
+    """(task name, arguments as strings) of raw kombu messages (JSON, as Redis holds them)."""
     for raw in raw_messages:
         try:
             message = json.loads(raw)
             if isinstance(message, list):  # the unacked hash: [message, exchange, routing key]
                 message = message[0]
-            if message.get("headers", {}).get("task") != TASK_NAME:
-                continue
+            task = message["headers"]["task"]
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
                 body = base64.b64decode(body)
             args = json.loads(body)[0]  # protocol 2: [args, kwargs, embed]
-            ids.add(int(args[0]))
-        except (ValueError, KeyError, IndexError, TypeError):
-            continue  # not one of ours, or another protocol: it names no photo we can see
-    return ids
+            yield str(task), tuple(map(str, args))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            continue  # not one of ours, or another protocol: it names no work we can see
 
 
-def photos_with_a_message(channel, client, queues) -> set[int]:
-    """Every photo that a message waiting in ``queues`` or held by any worker would process.
+def _photo_ids(messages) -> set[int]:
+    """The photos that these (task name, arguments) would process."""
+    return {int(args[0]) for task, args in messages
+            if task == TASK_NAME and args and args[0].isdigit()}
+
+
+def messages_waiting_or_held(channel, client, queues) -> set[tuple[str, tuple[str, ...]]]:
+    """(task name, arguments) of every message waiting in ``queues`` or held by any worker.
 
     The queues are read before the held messages: one taken meanwhile is then seen held.
     One put back meanwhile can be missed in both, which the second look makes up for."""
     prefix = channel.global_keyprefix
-    ids = set()
+    found = set()
     for queue in queues:
         for priority in channel.priority_steps:
             key = prefix + channel._q_for_pri(queue, priority)
@@ -118,40 +130,71 @@ def photos_with_a_message(channel, client, queues) -> set[int]:
             # only read a message twice, never miss one still waiting.
             start = 0
             while batch := client.lrange(key, start, start + BATCH - 1):
-                ids |= _photo_ids(batch)
+                found.update(_messages(batch))
                 start += BATCH
-    ids |= _photo_ids(client.hvals(prefix + channel.unacked_key))
-    return ids
+    found.update(_messages(client.hvals(prefix + channel.unacked_key)))
+    return found
 
 
-def requeue_lost_photos(now=None) -> list[int]:
-    """Look once; queue again the photos found without a message at this look and the one
-    before; their ids. Without effect where another worker looked within the grace."""
+@dataclass(frozen=True)
+class Requeued:
+    """What one look queued again."""
+
+    photos: list[int] = field(default_factory=list)
+    #: pending keys of event-wide work whose run was scheduled again
+    event_work: list[str] = field(default_factory=list)
+
+
+def requeue_lost_work(now=None) -> Requeued:
+    """Look once; queue again the photos, and schedule again the event-wide work, found
+    without a message at this look and the one before. Without effect where another
+    worker looked within the grace."""
     broker = _broker()
-    if broker is None or _state["photo_queue"] is None:
-        return []
+    if broker is None:
+        return Requeued()
     channel, client = broker
     grace = settings.LOST_PHOTO_GRACE_SECONDS
     now = time.time() if now is None else now
     prefix = channel.global_keyprefix
     if not client.set(prefix + LOCK_KEY, "1", nx=True, ex=max(1, grace - 1)):
-        return []
-    candidates_key = prefix + CANDIDATES_KEY
-    untouched = set(Photo.objects.exclude(state__in=FINISHED)
-                    .filter(updated_at__lt=timezone.now() - timedelta(seconds=grace))
-                    .values_list("pk", flat=True))
-    missing = untouched - photos_with_a_message(channel, client, _state["queues"]) if untouched else set()
-    seen_before = {int(pk) for pk in client.hkeys(candidates_key)}
-    lost = sorted(missing & seen_before)
-    for pk in lost:
+        return Requeued()
+    untouched = set()
+    if _state["photo_queue"] is not None:  # a worker of event-wide work only: not photos
+        untouched = set(Photo.objects.exclude(state__in=FINISHED)
+                        .filter(updated_at__lt=timezone.now() - timedelta(seconds=grace))
+                        .values_list("pk", flat=True))
+    # A run is scheduled a grace or more after its key is set only when the event's last
+    # run was long (EVENT_WORK_SPACING): its message is then waiting or held all along.
+    stale_runs = [run for run in tasks.pending_runs() if run.age >= grace]
+    messages = (messages_waiting_or_held(channel, client, _state["queues"])
+                if untouched or stale_runs else set())
+    lost_photos = _lost(client, prefix + CANDIDATES_KEY,
+                        untouched - _photo_ids(messages), now)
+    for pk in lost_photos:
         # send_task, not apply_async: it always goes through the broker.
         _state["app"].send_task(TASK_NAME, args=(pk,), queue=_state["photo_queue"])
+    runs = {run.key: run for run in stale_runs if (run.task, run.args) not in messages}
+    lost_runs = [key for key in _lost(client, prefix + EVENT_CANDIDATES_KEY, set(runs), now)
+                 if tasks.schedule_again(runs[key])]
+    if lost_photos:
+        logger.warning("queued %d photo(s) again whose processing message was lost: %s",
+                       len(lost_photos), lost_photos[:20])
+    if lost_runs:
+        logger.warning("scheduled again %d event-wide run(s) whose message was lost: %s",
+                       len(lost_runs), lost_runs[:20])
+    return Requeued(lost_photos, lost_runs)
+
+
+def _lost(client, candidates_key: str, missing: set, now: float) -> list:
+    """Of ``missing`` (without a message at this look), those also missing at the look
+    before (noted in the hash ``candidates_key``), sorted; the others are noted for the next."""
+    seen_before = {key.decode() if isinstance(key, bytes) else key
+                   for key in client.hkeys(candidates_key)}
+    as_keys = {str(item): item for item in missing}
+    lost = sorted(item for key, item in as_keys.items() if key in seen_before)
     pipe = client.pipeline()
     pipe.delete(candidates_key)
-    if waiting := missing - seen_before:
-        pipe.hset(candidates_key, mapping={pk: now for pk in waiting})
+    if waiting := [key for key in as_keys if key not in seen_before]:
+        pipe.hset(candidates_key, mapping=dict.fromkeys(waiting, now))
     pipe.execute()
-    if lost:
-        logger.warning("queued %d photo(s) again whose processing message was lost: %s",
-                       len(lost), lost[:20])
     return lost
