@@ -257,6 +257,28 @@ def test_bench_ingest_processes_photos_on_a_throwaway_database(tmp_path):
     assert "derivatives:" in done.stdout and "photos/s" in done.stdout
 
 
+def test_bench_eventwork_times_the_runs_after_a_burst_as_the_event_grows():
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DJANGO_SETTINGS_MODULE", "RACEPHOTO_VAR_DIR")}
+
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "eventwork.py"),
+                           "--photos", "150", "300", "--burst", "50"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    rows = re.findall(r"^(150|300) \| ([\d,]+) \| ", done.stdout, re.MULTILINE)
+    assert [photos for photos, _faces in rows] == ["150", "300"], done.stdout
+    moved = re.search(r"re-clustered by the incremental link: ([\d,]+) of ([\d,]+), "
+                      r"([\d,]+) of ([\d,]+)", done.stdout)
+    # Incremental: the burst's faces and those whose runner changed, not the whole event.
+    moved_at_300, faces_at_300 = (int(moved[group].replace(",", "")) for group in (3, 4))
+    assert 0 < moved_at_300 < faces_at_300, done.stdout
+    tags = re.search(r"face-link tags: ([\d,]+), ([\d,]+)", done.stdout)
+    assert 0 < int(tags[1]) < int(tags[2].replace(",", "")), done.stdout
+    assert "cost of one round of event-wide runs, 150 -> 300 photos" in done.stdout
+    assert "| opt-out | face search off | face search on |" in done.stdout
+
+
 def test_bench_ingest_full_times_every_step_in_forked_worker_processes(tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()

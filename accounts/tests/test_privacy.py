@@ -145,6 +145,35 @@ def test_it_applies_a_changed_event_setting_to_every_face():
     assert searchable(*faces) == [True, True]
 
 
+def test_a_changed_event_setting_rewrites_the_faces_without_touching_their_indexes():
+    """Each face's new version stays on its page (a HOT update): no index entry is written,
+    so the event model's HNSW graph is not searched again for every face (photos
+    migration 0011). On full pages a big event's setting took minutes to change."""
+    from mlpipeline.inference.sface import SFaceEmbedder
+
+    event = EventFactory(face_search=ON)
+    photo = PhotoFactory(event=event)
+    vector = [1.0] + [0.0] * 127
+    faces = Face.objects.bulk_create([
+        Face(photo=photo, event=event, box=[0, 0, 10, 10], score=0.99, embedding=vector,
+             model=SFaceEmbedder.signature)
+        for _ in range(200)])  # about twenty pages of faces with a 128-d vector
+
+    def hot_updates() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_get_xact_tuples_updated('photos_face'::regclass), "
+                           "pg_stat_get_xact_tuples_hot_updated('photos_face'::regclass)")
+            return cursor.fetchone()
+
+    updated, hot = hot_updates()
+    event.face_search = OFF
+    event.save()
+
+    assert searchable(faces[0], faces[-1]) == [False, False]
+    updated_now, hot_now = hot_updates()
+    assert (updated_now - updated, hot_now - hot) == (len(faces), len(faces))
+
+
 def test_it_refuses_selfie_search_on_an_event_with_face_search_off():
     privacy.check_face_search(EventFactory(face_search=ON))
     with pytest.raises(privacy.FaceSearchOff):
