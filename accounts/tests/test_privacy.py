@@ -174,6 +174,34 @@ def test_a_changed_event_setting_rewrites_the_faces_without_touching_their_index
     assert (updated_now - updated, hot_now - hot) == (len(faces), len(faces))
 
 
+def test_a_changed_event_setting_decides_the_faces_once_not_once_more_each():
+    """racephoto_refresh_faces decides every face of the event in one query; the row guard
+    lets its writes through instead of asking the rule again for each face (accounts
+    migration 0004): that second opinion was most of the time at a big event."""
+    event = EventFactory(face_search=OFF)
+    privacy.claim_bib(UserFactory(), event, "7", face_search=CONSENTED)  # the rule's full path
+    faces = [add_face(event, bib="42"), add_face(event), add_face(event, bib="7")]
+
+    def rule_runs() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL track_functions = 'pl'")
+            cursor.execute("SELECT coalesce(pg_stat_get_xact_function_calls("
+                           "'racephoto_faces_blocked(bigint, bigint[], text[], integer[])'"
+                           "::regprocedure), 0)")
+            return cursor.fetchone()[0]
+
+    before = rule_runs()
+    event.face_search = ON
+    event.save()
+
+    assert searchable(*faces) == [True, True, True]
+    assert rule_runs() == before + 1  # the whole event at once, and not once more a face
+    # A face written by anyone else is still guarded on its own.
+    Face.objects.filter(pk=faces[1].pk).update(searchable=False)
+    Face.objects.filter(pk=faces[1].pk).update(searchable=True)
+    assert rule_runs() == before + 2
+
+
 def test_it_refuses_selfie_search_on_an_event_with_face_search_off():
     privacy.check_face_search(EventFactory(face_search=ON))
     with pytest.raises(privacy.FaceSearchOff):
